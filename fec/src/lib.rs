@@ -1,0 +1,1 @@
+//! Forward error correction for dms (work in progress).

@@ -1,0 +1,4 @@
+//! The DMS origin server: the object repository (redb catalog and a
+//! content-addressed blob store), the management API that DM servers use,
+//! download descriptors (OMA DD, FDT), signed manifests, and broadcast
+//! sessions (the paced UDP transmitter that drives the FLUTE sender).

@@ -1,0 +1,3 @@
+//! The UE agent: multicast reception, per-block gap tracking, repair from
+//! peers (libp2p) and then from the repair service, verification against the
+//! signed manifest, and atomic delivery of the finished object.

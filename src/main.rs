@@ -1,0 +1,2 @@
+//! The `dms` command line.
+fn main() {}
