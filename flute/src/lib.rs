@@ -10,6 +10,7 @@
 //! ```text
 //!   datagram ──AlcPacket::decode──> AlcPacket { LctHeader, PayloadId, &symbols }
 //!   AlcPacket ──encode(&mut buf)──> length written
+//!   FDT XML  ──FdtInstance::parse──> FdtInstance { files, FEC OTI defaults }
 //! ```
 //!
 //! ```
@@ -28,9 +29,11 @@
 #![deny(missing_docs)]
 
 pub mod alc;
+pub mod fdt;
 pub mod lct;
 
 pub use alc::{AlcError, AlcPacket, FecEncodingId, PayloadId};
+pub use fdt::{FdtError, FdtFile, FdtInstance};
 pub use lct::{Extension, Extensions, LctError, LctHeader};
 
 /// Any error of this crate.
@@ -43,4 +46,7 @@ pub enum Error {
     /// An ALC packet error.
     #[error(transparent)]
     Alc(#[from] AlcError),
+    /// An FDT-Instance error.
+    #[error(transparent)]
+    Fdt(#[from] FdtError),
 }
