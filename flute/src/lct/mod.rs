@@ -23,13 +23,22 @@
 //! 16-bit TSI with a 16-bit TOI fits in one word.
 
 mod ext;
+mod extensions;
+mod fti;
 
 pub use ext::{
-    CODEPOINT_NO_CODE, CODEPOINT_RAPTORQ, ContentEncoding, ExtFdt, ExtTime, Extension,
-    ExtensionIter, Extensions, FluteVersion, Fti, HET_EXT_CENC, HET_EXT_FDT, HET_EXT_FTI,
-    HET_EXT_TIME, MAX_NO_CODE_TRANSFER_LENGTH, MAX_RAPTORQ_TRANSFER_LENGTH, NoCodeFti,
-    NtpTimestamp, RaptorQFti, UnknownExtension,
+    ContentEncoding, ExtFdt, ExtTime, Extension, FluteVersion, HET_EXT_CENC, HET_EXT_FDT,
+    HET_EXT_FTI, HET_EXT_TIME, NtpTimestamp, UnknownExtension,
 };
+pub use extensions::{ExtensionIter, Extensions};
+pub use fti::{
+    Fti, MAX_NO_CODE_TRANSFER_LENGTH, MAX_RAPTORQ_TRANSFER_LENGTH, NoCodeFti, RaptorQFti,
+};
+
+/// Codepoint (FEC Encoding ID) of Compact No-Code FEC (RFC 5445).
+pub const CODEPOINT_NO_CODE: u8 = 0;
+/// Codepoint (FEC Encoding ID) of RaptorQ FEC (RFC 6330).
+pub const CODEPOINT_RAPTORQ: u8 = 6;
 
 /// Errors of LCT header parsing and writing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
