@@ -2,3 +2,51 @@
 //! (RFC 5775), FDT-Instance XML (RFC 6726 and RFC 3926), and sans-IO sender
 //! and receiver state machines that turn objects into packets and packets
 //! into events. No sockets and no clocks: the caller passes the time in.
+//!
+//! The wire layer parses without allocating: an [`AlcPacket`] borrows its
+//! header extensions and symbols from the datagram, and writing goes into a
+//! buffer the caller owns.
+//!
+//! ```text
+//!   datagram ──AlcPacket::decode──> AlcPacket { LctHeader, PayloadId, &symbols }
+//!   AlcPacket ──encode(&mut buf)──> length written
+//!   FDT XML  ──FdtInstance::parse──> FdtInstance { files, FEC OTI defaults }
+//! ```
+//!
+//! ```
+//! use dms_flute::{AlcPacket, LctHeader, PayloadId};
+//!
+//! let packet = AlcPacket {
+//!     header: LctHeader::new(7, 1, 6),
+//!     payload_id: PayloadId::RaptorQ { sbn: 0, esi: 42 },
+//!     symbols: b"symbol bytes",
+//! };
+//! let mut buf = [0u8; 1500];
+//! let n = packet.encode(&mut buf)?;
+//! assert_eq!(AlcPacket::decode(&buf[..n])?, packet);
+//! # Ok::<(), dms_flute::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod alc;
+pub mod fdt;
+pub mod lct;
+
+pub use alc::{AlcError, AlcPacket, FecEncodingId, PayloadId};
+pub use fdt::{FdtError, FdtFile, FdtInstance};
+pub use lct::{Extension, Extensions, LctError, LctHeader};
+
+/// Any error of this crate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An LCT header error.
+    #[error(transparent)]
+    Lct(#[from] LctError),
+    /// An ALC packet error.
+    #[error(transparent)]
+    Alc(#[from] AlcError),
+    /// An FDT-Instance error.
+    #[error(transparent)]
+    Fdt(#[from] FdtError),
+}
