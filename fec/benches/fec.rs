@@ -11,7 +11,9 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use dms_fec::{BlockEncoder, BlockSize, FecScheme, Layout, ObjectDecoder, Oti, PayloadId, PlanCache};
+use dms_fec::{
+    BlockEncoder, BlockSize, FecScheme, Layout, ObjectDecoder, Oti, PayloadId, PlanCache,
+};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -35,7 +37,13 @@ struct Fixture {
 fn fixture() -> Fixture {
     let mut object = vec![0u8; OBJECT_LEN];
     StdRng::seed_from_u64(1).fill(&mut object[..]);
-    let oti = Oti::for_object(FecScheme::RaptorQ, OBJECT_LEN as u64, T, BlockSize::default()).unwrap();
+    let oti = Oti::for_object(
+        FecScheme::RaptorQ,
+        OBJECT_LEN as u64,
+        T,
+        BlockSize::default(),
+    )
+    .unwrap();
     let layout = oti.layout();
     let symbols = (0..layout.block_count())
         .map(|sbn| {
@@ -115,7 +123,8 @@ fn encode(c: &mut Criterion) {
         b.iter(|| {
             let mut bytes = 0;
             for sbn in 0..f.layout.block_count() {
-                let enc = BlockEncoder::new(&f.layout, sbn, block(&f.object, &f.layout, sbn)).unwrap();
+                let enc =
+                    BlockEncoder::new(&f.layout, sbn, block(&f.object, &f.layout, sbn)).unwrap();
                 let k = enc.source_symbols();
                 for esi in 0..k {
                     bytes += enc.source_symbol(esi).unwrap().len();
@@ -143,8 +152,12 @@ fn encode(c: &mut Criterion) {
                     v.into()
                 };
                 let plan = plans.plan(k as u16);
-                let enc =
-                    SourceBlockEncoder::with_encoding_plan(sbn as u8, &raptorq_config(&f, sbn), &data, &plan);
+                let enc = SourceBlockEncoder::with_encoding_plan(
+                    sbn as u8,
+                    &raptorq_config(&f, sbn),
+                    &data,
+                    &plan,
+                );
                 for p in enc.source_packets() {
                     bytes += p.data().len();
                 }
@@ -166,7 +179,10 @@ fn decode(c: &mut Criterion) {
         .throughput(Throughput::Bytes(OBJECT_LEN as u64));
     for loss in [0u32, 5, 50] {
         let input = received(&f, loss);
-        eprintln!("loss {loss}: solves per block {:?}", solves_per_block(&f, &input));
+        eprintln!(
+            "loss {loss}: solves per block {:?}",
+            solves_per_block(&f, &input)
+        );
         group.bench_with_input(BenchmarkId::new("ours", loss), &input, |b, input| {
             b.iter(|| {
                 let mut decoder = ObjectDecoder::new(&f.oti);

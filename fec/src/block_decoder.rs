@@ -184,7 +184,8 @@ impl BlockDecoder {
     /// data failed verification and must be fetched again.
     pub fn reset(&mut self) {
         self.source.clear();
-        self.source.resize_with(self.source_symbols as usize, || None);
+        self.source
+            .resize_with(self.source_symbols as usize, || None);
         self.have_source.fill(false);
         self.source_count = 0;
         self.repair_esis.clear();

@@ -123,7 +123,11 @@ impl<'a> BlockEncoder<'a> {
 
     /// Repair symbols with ESIs `first_esi .. first_esi + count` (each ≥ K),
     /// as `(esi, symbol)` pairs of T bytes each.
-    pub fn repair_symbols(&self, first_esi: u32, count: u32) -> Result<Vec<(u32, Vec<u8>)>, SymbolError> {
+    pub fn repair_symbols(
+        &self,
+        first_esi: u32,
+        count: u32,
+    ) -> Result<Vec<(u32, Vec<u8>)>, SymbolError> {
         let encoder = self.repair_encoder(first_esi, count)?;
         Ok(encoder
             .repair_packets(first_esi - self.source_symbols, count)
@@ -162,7 +166,11 @@ impl<'a> BlockEncoder<'a> {
         Ok(needed)
     }
 
-    fn repair_encoder(&self, first_esi: u32, count: u32) -> Result<&SourceBlockEncoder, SymbolError> {
+    fn repair_encoder(
+        &self,
+        first_esi: u32,
+        count: u32,
+    ) -> Result<&SourceBlockEncoder, SymbolError> {
         let Some(encoder) = &self.raptorq else {
             return Err(SymbolError::NoRepairSymbols(FecScheme::NoCode));
         };

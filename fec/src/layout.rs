@@ -41,7 +41,12 @@ pub(crate) fn partition(i: u64, j: u64) -> (u64, u64, u64, u64) {
 impl Layout {
     /// Builds the layout for `blocks` blocks; the caller has validated that
     /// `1 <= blocks <= ceil(F / T)` and that the block sizes fit the scheme.
-    pub(crate) fn new(scheme: FecScheme, transfer_length: u64, symbol_size: u16, blocks: u32) -> Self {
+    pub(crate) fn new(
+        scheme: FecScheme,
+        transfer_length: u64,
+        symbol_size: u16,
+        blocks: u32,
+    ) -> Self {
         let total_symbols = transfer_length.div_ceil(u64::from(symbol_size));
         let (large, small, large_blocks, _) = partition(total_symbols, u64::from(blocks));
         // The validated bounds make these fit: K <= 2^16, Z <= 2^16.
@@ -105,7 +110,11 @@ impl Layout {
         let t = u64::from(self.symbol_size);
         let large = u64::from(sbn.min(self.large_blocks));
         let small = u64::from(sbn.saturating_sub(self.large_blocks));
-        Some((large * u64::from(self.large_block_symbols) + small * u64::from(self.small_block_symbols)) * t)
+        Some(
+            (large * u64::from(self.large_block_symbols)
+                + small * u64::from(self.small_block_symbols))
+                * t,
+        )
     }
 
     /// Bytes of object data in block `sbn` (the last block may end with a

@@ -63,7 +63,8 @@ pub use error::{FecError, OtiError, SymbolError};
 pub use layout::Layout;
 pub use object_decoder::{DecodedBlock, ObjectDecoder};
 pub use oti::{
-    BlockSize, DEFAULT_ALIGNMENT, DEFAULT_BLOCK_BYTES, NO_CODE_OTI_LEN, Oti, OtiBytes, RAPTORQ_OTI_LEN,
+    BlockSize, DEFAULT_ALIGNMENT, DEFAULT_BLOCK_BYTES, NO_CODE_OTI_LEN, Oti, OtiBytes,
+    RAPTORQ_OTI_LEN,
 };
 pub use payload::{PAYLOAD_ID_LEN, PayloadId};
 pub use plan_cache::PlanCache;

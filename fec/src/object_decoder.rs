@@ -62,7 +62,11 @@ impl ObjectDecoder {
 
     /// Adds one symbol. Bad SBNs, ESIs and lengths are errors that change
     /// nothing.
-    pub fn add_symbol(&mut self, id: PayloadId, symbol: &[u8]) -> Result<SymbolOutcome, SymbolError> {
+    pub fn add_symbol(
+        &mut self,
+        id: PayloadId,
+        symbol: &[u8],
+    ) -> Result<SymbolOutcome, SymbolError> {
         let sbn = id.sbn;
         let index = sbn as usize;
         if index >= self.blocks.len() {
@@ -86,7 +90,10 @@ impl ObjectDecoder {
         let outcome = block.add_symbol(id.esi, symbol)?;
         if outcome == SymbolOutcome::Decoded {
             // A few spares suffice: blocks are mostly received one after another.
-            if let Some(spare) = block.take_spare_buffer().filter(|_| self.spare_buffers.len() < 4) {
+            if let Some(spare) = block
+                .take_spare_buffer()
+                .filter(|_| self.spare_buffers.len() < 4)
+            {
                 self.spare_buffers.push(spare);
             }
             self.decoded.set(index, true);

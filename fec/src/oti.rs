@@ -90,7 +90,11 @@ impl std::ops::Deref for OtiBytes {
     }
 }
 
-fn check_common(scheme: FecScheme, transfer_length: u64, symbol_size: u16) -> Result<u64, OtiError> {
+fn check_common(
+    scheme: FecScheme,
+    transfer_length: u64,
+    symbol_size: u16,
+) -> Result<u64, OtiError> {
     if transfer_length == 0 {
         return Err(OtiError::EmptyObject);
     }
@@ -208,7 +212,13 @@ impl Oti {
                 let blocks = total_symbols
                     .div_ceil(max_k)
                     .min(u64::from(scheme.max_source_blocks()));
-                Oti::raptorq(transfer_length, symbol_size, blocks as u32, 1, DEFAULT_ALIGNMENT)
+                Oti::raptorq(
+                    transfer_length,
+                    symbol_size,
+                    blocks as u32,
+                    1,
+                    DEFAULT_ALIGNMENT,
+                )
             }
             FecScheme::NoCode => {
                 // Balance the blocks as RaptorQ does: B = ceil(Kt / Z).
@@ -275,7 +285,10 @@ impl Oti {
                 NO_CODE_OTI_LEN
             }
         };
-        OtiBytes { buf, len: len as u8 }
+        OtiBytes {
+            buf,
+            len: len as u8,
+        }
     }
 
     /// The FEC scheme.
@@ -349,7 +362,12 @@ impl Oti {
                 total.div_ceil(u64::from(max_source_block_length)) as u32
             }
         };
-        Layout::new(self.scheme(), self.transfer_length, self.symbol_size, blocks)
+        Layout::new(
+            self.scheme(),
+            self.transfer_length,
+            self.symbol_size,
+            blocks,
+        )
     }
 }
 
@@ -362,7 +380,10 @@ mod tests {
     #[test]
     fn raptorq_bytes_match_rfc_layout() {
         let oti = Oti::raptorq(0x00_0010_0405, 1280, 17, 1, 4).unwrap();
-        assert_eq!(&*oti.encode(), &[0, 0, 0x10, 4, 5, 0, 0x05, 0x00, 17, 0, 1, 4]);
+        assert_eq!(
+            &*oti.encode(),
+            &[0, 0, 0x10, 4, 5, 0, 0x05, 0x00, 17, 0, 1, 4]
+        );
         assert_eq!(Oti::decode(FecScheme::RaptorQ, &oti.encode()).unwrap(), oti);
         assert_eq!(oti.scheme_specific_info(), Some([17, 0, 1, 4]));
     }
@@ -402,7 +423,10 @@ mod tests {
             Oti::raptorq(1 << 30, 1280, 256, 1, 4),
             Err(SourceBlocks { .. })
         ));
-        assert!(matches!(Oti::raptorq(100, 4, 26, 1, 4), Err(EmptyBlock { .. })));
+        assert!(matches!(
+            Oti::raptorq(100, 4, 26, 1, 4),
+            Err(EmptyBlock { .. })
+        ));
         assert!(matches!(
             Oti::raptorq(56_404 * 4, 4, 1, 1, 4),
             Err(BlockTooLarge { .. })
@@ -426,7 +450,8 @@ mod tests {
 
     #[test]
     fn planning_targets_one_mebibyte_blocks() {
-        let oti = Oti::for_object(FecScheme::RaptorQ, 16 << 20, 1280, BlockSize::default()).unwrap();
+        let oti =
+            Oti::for_object(FecScheme::RaptorQ, 16 << 20, 1280, BlockSize::default()).unwrap();
         let layout = oti.layout();
         assert_eq!(layout.block_count(), 17); // 13108 symbols / 819 per block
         assert!(layout.max_block_symbols() <= 819);

@@ -63,7 +63,12 @@ impl OverheadExperiment {
             .filter_map(|esi| encoder.source_symbol(esi))
             .map(<[u8]>::to_vec)
             .collect();
-        symbols.extend(encoder.repair_symbols(k, k + 16)?.into_iter().map(|(_, s)| s));
+        symbols.extend(
+            encoder
+                .repair_symbols(k, k + 16)?
+                .into_iter()
+                .map(|(_, s)| s),
+        );
         Ok(OverheadExperiment {
             layout,
             block,
@@ -83,7 +88,11 @@ impl OverheadExperiment {
         order.shuffle(&mut rng);
         let mut decoder = BlockDecoder::new(&self.layout, 0)?;
         let k = self.k();
-        for (received, &esi) in order.iter().enumerate().take((k + MAX_EXTRA_SYMBOLS) as usize) {
+        for (received, &esi) in order
+            .iter()
+            .enumerate()
+            .take((k + MAX_EXTRA_SYMBOLS) as usize)
+        {
             if decoder.add_symbol(esi, &self.symbols[esi as usize])? == SymbolOutcome::Decoded {
                 if decoder.data() != Some(&self.block[..]) {
                     return Ok(TrialOutcome::NotDecoded);

@@ -33,7 +33,9 @@ impl PayloadId {
             .and_then(|b| b.try_into().ok())
             .ok_or(SymbolError::PayloadIdLength(bytes.len()))?;
         Ok(match scheme {
-            FecScheme::RaptorQ => PayloadId::new(u32::from(b[0]), u32::from_be_bytes([0, b[1], b[2], b[3]])),
+            FecScheme::RaptorQ => {
+                PayloadId::new(u32::from(b[0]), u32::from_be_bytes([0, b[1], b[2], b[3]]))
+            }
             FecScheme::NoCode => PayloadId::new(
                 u32::from(u16::from_be_bytes([b[0], b[1]])),
                 u32::from(u16::from_be_bytes([b[2], b[3]])),
@@ -86,12 +88,26 @@ mod tests {
     #[test]
     fn byte_layouts() {
         let id = PayloadId::new(0x12, 0x03_4567);
-        assert_eq!(id.encode(FecScheme::RaptorQ).unwrap(), [0x12, 0x03, 0x45, 0x67]);
+        assert_eq!(
+            id.encode(FecScheme::RaptorQ).unwrap(),
+            [0x12, 0x03, 0x45, 0x67]
+        );
         let id = PayloadId::new(0x1234, 0x5678);
-        assert_eq!(id.encode(FecScheme::NoCode).unwrap(), [0x12, 0x34, 0x56, 0x78]);
+        assert_eq!(
+            id.encode(FecScheme::NoCode).unwrap(),
+            [0x12, 0x34, 0x56, 0x78]
+        );
         assert!(PayloadId::new(256, 0).encode(FecScheme::RaptorQ).is_err());
-        assert!(PayloadId::new(0, 1 << 24).encode(FecScheme::RaptorQ).is_err());
-        assert!(PayloadId::new(0, 1 << 16).encode(FecScheme::NoCode).is_err());
+        assert!(
+            PayloadId::new(0, 1 << 24)
+                .encode(FecScheme::RaptorQ)
+                .is_err()
+        );
+        assert!(
+            PayloadId::new(0, 1 << 16)
+                .encode(FecScheme::NoCode)
+                .is_err()
+        );
         assert_eq!(
             PayloadId::decode(FecScheme::NoCode, &[1, 2, 3]),
             Err(SymbolError::PayloadIdLength(3))

@@ -106,10 +106,16 @@ mod tests {
     #[test]
     fn encoding_ids_round_trip() {
         for scheme in [FecScheme::NoCode, FecScheme::RaptorQ] {
-            assert_eq!(FecScheme::from_encoding_id(scheme.encoding_id()), Ok(scheme));
+            assert_eq!(
+                FecScheme::from_encoding_id(scheme.encoding_id()),
+                Ok(scheme)
+            );
             assert_eq!(scheme.to_string().parse::<FecScheme>(), Ok(scheme));
         }
-        assert_eq!(FecScheme::from_encoding_id(1), Err(OtiError::UnknownScheme(1)));
+        assert_eq!(
+            FecScheme::from_encoding_id(1),
+            Err(OtiError::UnknownScheme(1))
+        );
         assert!("reed-solomon".parse::<FecScheme>().is_err());
     }
 }

@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
 use dms_fec::{
-    BlockDecoder, BlockEncoder, BlockReader, BlockSize, FecScheme, Layout, ObjectDecoder, Oti, PayloadId,
-    SymbolOutcome, read_block,
+    BlockDecoder, BlockEncoder, BlockReader, BlockSize, FecScheme, Layout, ObjectDecoder, Oti,
+    PayloadId, SymbolOutcome, read_block,
 };
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
@@ -201,7 +201,13 @@ fn boundary_symbols_are_rejected_cleanly() {
 #[test]
 fn all_source_symbols_need_no_solve() {
     let data = object(1 << 20, 3);
-    let oti = Oti::for_object(FecScheme::RaptorQ, data.len() as u64, 1280, BlockSize::default()).unwrap();
+    let oti = Oti::for_object(
+        FecScheme::RaptorQ,
+        data.len() as u64,
+        1280,
+        BlockSize::default(),
+    )
+    .unwrap();
     let layout = oti.layout();
     let encoder = BlockEncoder::new(&layout, 0, block_of(&layout, &data, 0)).unwrap();
     let mut decoder = BlockDecoder::new(&layout, 0).unwrap();
@@ -221,7 +227,9 @@ fn reset_block_forgets_bad_data() {
     let mut decoder = ObjectDecoder::new(&oti);
     // A malicious peer's garbage for block 1 decodes to the wrong bytes.
     for esi in 0..20 {
-        decoder.add_symbol(PayloadId::new(1, esi), &[0xEE; 100]).unwrap();
+        decoder
+            .add_symbol(PayloadId::new(1, esi), &[0xEE; 100])
+            .unwrap();
     }
     assert!(decoder.is_block_decoded(1));
     assert!(decoder.reset_block(1));
@@ -239,7 +247,13 @@ fn reset_block_forgets_bad_data() {
 #[test]
 fn blocks_read_from_a_reader_match_the_object() {
     let data = object(3 * 1000 + 17, 5);
-    let oti = Oti::for_object(FecScheme::RaptorQ, data.len() as u64, 40, BlockSize::Bytes(1000)).unwrap();
+    let oti = Oti::for_object(
+        FecScheme::RaptorQ,
+        data.len() as u64,
+        40,
+        BlockSize::Bytes(1000),
+    )
+    .unwrap();
     let layout = oti.layout();
     let mut reader = BlockReader::new(std::io::Cursor::new(&data), layout);
     let mut n = 0;
@@ -261,7 +275,13 @@ fn blocks_read_from_a_reader_match_the_object() {
 #[test]
 fn repair_symbols_into_caller_buffers_match_owned_ones() {
     let data = object(64 * 50, 11);
-    let oti = Oti::for_object(FecScheme::RaptorQ, data.len() as u64, 64, BlockSize::Symbols(50)).unwrap();
+    let oti = Oti::for_object(
+        FecScheme::RaptorQ,
+        data.len() as u64,
+        64,
+        BlockSize::Symbols(50),
+    )
+    .unwrap();
     let layout = oti.layout();
     let encoder = BlockEncoder::new(&layout, 0, &data).unwrap();
     let owned = encoder.repair_symbols(60, 5).unwrap();
