@@ -31,10 +31,12 @@
 pub mod alc;
 pub mod fdt;
 pub mod lct;
+pub mod sender;
 
 pub use alc::{AlcError, AlcPacket, FecEncodingId, PayloadId};
 pub use fdt::{FdtError, FdtFile, FdtInstance};
 pub use lct::{Extension, Extensions, LctError, LctHeader};
+pub use sender::{ObjectSpec, Sender, SenderConfig, SenderError, Toi, Transmit, TransmitKind};
 
 /// Any error of this crate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
