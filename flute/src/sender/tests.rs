@@ -80,6 +80,20 @@ fn oti_of(fti: Fti) -> Oti {
     }
 }
 
+fn add_symbol(dec: &mut ObjectDecoder, pkt: &AlcPacket<'_>) {
+    let id = dms_fec::PayloadId::new(pkt.payload_id.sbn(), pkt.payload_id.esi());
+    dec.add_symbol(id, pkt.symbols).unwrap();
+}
+
+/// The decoded object's bytes.
+fn drain(dec: &mut ObjectDecoder) -> Vec<u8> {
+    let mut data = Vec::new();
+    while let Some(block) = dec.pop_block() {
+        data.extend_from_slice(&block.data);
+    }
+    data
+}
+
 /// Decodes the FDT Instance with the highest Instance ID among `packets`.
 fn decode_fdt<'a>(packets: impl Iterator<Item = &'a [u8]>) -> FdtInstance {
     let mut decoders: HashMap<u32, ObjectDecoder> = HashMap::new();
@@ -95,17 +109,9 @@ fn decode_fdt<'a>(packets: impl Iterator<Item = &'a [u8]>) -> FdtInstance {
         let dec = decoders
             .entry(id)
             .or_insert_with(|| ObjectDecoder::new(&oti_of(fti)));
-        dec.add_symbol(
-            dms_fec::PayloadId::new(pkt.payload_id.sbn(), pkt.payload_id.esi()),
-            pkt.symbols,
-        )
-        .unwrap();
+        add_symbol(dec, &pkt);
         if dec.is_complete() && best.as_ref().is_none_or(|(b, _)| *b < id) {
-            let mut xml = Vec::new();
-            while let Some(block) = dec.pop_block() {
-                xml.extend_from_slice(&block.data);
-            }
-            best = Some((id, FdtInstance::parse(&xml).unwrap()));
+            best = Some((id, FdtInstance::parse(&drain(dec)).unwrap()));
         }
     }
     best.expect("a complete FDT").1
@@ -132,22 +138,12 @@ fn receive<'a>(packets: impl Iterator<Item = &'a [u8]> + Clone) -> HashMap<u128,
         let dec = decoders
             .entry(toi)
             .or_insert_with(|| ObjectDecoder::new(&oti_of(fti)));
-        dec.add_symbol(
-            dms_fec::PayloadId::new(pkt.payload_id.sbn(), pkt.payload_id.esi()),
-            pkt.symbols,
-        )
-        .unwrap();
+        add_symbol(dec, &pkt);
     }
     decoders
         .into_iter()
         .filter(|(_, d)| d.is_complete())
-        .map(|(toi, mut d)| {
-            let mut data = Vec::new();
-            while let Some(block) = d.pop_block() {
-                data.extend_from_slice(&block.data);
-            }
-            (toi, data)
-        })
+        .map(|(toi, mut d)| (toi, drain(&mut d)))
         .collect()
 }
 
