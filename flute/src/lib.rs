@@ -11,6 +11,7 @@
 //!   datagram ──AlcPacket::decode──> AlcPacket { LctHeader, PayloadId, &symbols }
 //!   AlcPacket ──encode(&mut buf)──> length written
 //!   FDT XML  ──FdtInstance::parse──> FdtInstance { files, FEC OTI defaults }
+//!   objects  ──Sender::poll_transmit──> FDT and data datagrams (see [`sender`])
 //! ```
 //!
 //! ```

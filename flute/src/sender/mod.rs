@@ -12,6 +12,26 @@
 //! as its pacing allows, sends each datagram, and arms a timer for
 //! [`Sender::poll_timeout`]. Time only goes forward.
 //!
+//! ```
+//! use std::io::Cursor;
+//! use std::time::Instant;
+//! use dms_flute::{ObjectSpec, Sender, SenderConfig, TransmitKind};
+//!
+//! // TSI 1; the FDT expires at this NTP second (the driver owns the clock).
+//! let mut sender = Sender::new(SenderConfig::new(1, 3_913_056_000))?;
+//! sender.add_object(ObjectSpec::new("fw/app.bin", Cursor::new(vec![7u8; 10_000])))?;
+//! let mut buf = [0u8; 1472];
+//! let now = Instant::now();
+//! let mut kinds = Vec::new();
+//! while let Some(t) = sender.poll_transmit(now, &mut buf)? {
+//!     // The driver paces and sends &buf[..t.size] here.
+//!     kinds.push(t.kind);
+//! }
+//! assert_eq!(kinds[0], TransmitKind::Fdt);
+//! assert!(sender.is_finished());
+//! # Ok::<(), dms_flute::SenderError>(())
+//! ```
+//!
 //! # What is sent, in which order
 //!
 //! 1. The FDT Instance (TOI 0, EXT_FDT with the configured FLUTE version,
