@@ -11,6 +11,7 @@
 //!   datagram ──AlcPacket::decode──> AlcPacket { LctHeader, PayloadId, &symbols }
 //!   AlcPacket ──encode(&mut buf)──> length written
 //!   FDT XML  ──FdtInstance::parse──> FdtInstance { files, FEC OTI defaults }
+//!   objects  ──Sender::poll_transmit──> FDT and data datagrams (see [`sender`])
 //! ```
 //!
 //! ```
@@ -31,10 +32,12 @@
 pub mod alc;
 pub mod fdt;
 pub mod lct;
+pub mod sender;
 
 pub use alc::{AlcError, AlcPacket, FecEncodingId, PayloadId};
 pub use fdt::{FdtError, FdtFile, FdtInstance};
 pub use lct::{Extension, Extensions, LctError, LctHeader};
+pub use sender::{ObjectSpec, Sender, SenderConfig, SenderError, Toi, Transmit, TransmitKind};
 
 /// Any error of this crate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
