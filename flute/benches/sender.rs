@@ -36,7 +36,9 @@ fn session(data: &Arc<[u8]>) -> (u64, u64, usize) {
 }
 
 fn bench(c: &mut Criterion) {
-    let data: Arc<[u8]> = (0..OBJECT_BYTES).map(|i| (i as u8) ^ (i >> 11) as u8).collect();
+    let data: Arc<[u8]> = (0..OBJECT_BYTES)
+        .map(|i| (i as u8) ^ (i >> 11) as u8)
+        .collect();
     let (packets, bytes, largest) = session(&data);
     eprintln!(
         "one session: {packets} datagrams, {bytes} bytes, largest datagram {largest} bytes \

@@ -283,7 +283,10 @@ mod tests {
     #[test]
     fn rejects_unknown_codepoint_and_short_payload_id() {
         let bytes = [0x10, 0, 2, 1, 0, 0, 0, 0, 1, 2, 3, 4];
-        assert_eq!(AlcPacket::decode(&bytes), Err(AlcError::UnknownCodepoint(1)));
+        assert_eq!(
+            AlcPacket::decode(&bytes),
+            Err(AlcError::UnknownCodepoint(1))
+        );
         let bytes = [0x10, 0, 2, 6, 0, 0, 0, 0, 1, 2, 3];
         assert_eq!(AlcPacket::decode(&bytes), Err(AlcError::TruncatedPayloadId));
     }
@@ -300,7 +303,10 @@ mod tests {
             pkt.encode(&mut buf),
             Err(AlcError::PayloadIdMismatch { codepoint: 6 })
         );
-        pkt.payload_id = PayloadId::RaptorQ { sbn: 0, esi: 1 << 24 };
+        pkt.payload_id = PayloadId::RaptorQ {
+            sbn: 0,
+            esi: 1 << 24,
+        };
         assert_eq!(pkt.encode(&mut buf), Err(AlcError::EsiOutOfRange(1 << 24)));
         pkt.payload_id = PayloadId::RaptorQ { sbn: 0, esi: 0 };
         assert!(matches!(

@@ -38,7 +38,9 @@ pub enum SenderError {
     },
     /// Keeping the object's repair symbols across carousel rounds would
     /// exceed `repair_cache_bytes`.
-    #[error("repair symbols need {needed} bytes across rounds; {available} of the cache budget left")]
+    #[error(
+        "repair symbols need {needed} bytes across rounds; {available} of the cache budget left"
+    )]
     RepairCacheBudget {
         /// Bytes of repair symbols of the object.
         needed: u64,

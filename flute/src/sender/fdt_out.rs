@@ -9,7 +9,9 @@ use dms_fec::{BlockSize, FecScheme, Layout, Oti};
 use super::error::SenderError;
 use crate::alc::{AlcPacket, PayloadId};
 use crate::fdt::{FdtFile, FdtInstance};
-use crate::lct::{CODEPOINT_NO_CODE, ExtFdt, Extension, Extensions, FluteVersion, Fti, LctHeader, NoCodeFti};
+use crate::lct::{
+    CODEPOINT_NO_CODE, ExtFdt, Extension, Extensions, FluteVersion, Fti, LctHeader, NoCodeFti,
+};
 
 /// The FDT's transmission state.
 #[derive(Debug)]
@@ -47,7 +49,11 @@ fn fdt_header<'a>(tsi: u64, exts: &'a [Extension<'a>]) -> LctHeader<'a> {
 
 impl FdtOut {
     /// FDT state for a session whose datagrams are at most `max_datagram`.
-    pub(super) fn new(tsi: u64, version: FluteVersion, max_datagram: usize) -> Result<Self, SenderError> {
+    pub(super) fn new(
+        tsi: u64,
+        version: FluteVersion,
+        max_datagram: usize,
+    ) -> Result<Self, SenderError> {
         // The header length does not depend on the FTI's values.
         let exts = [
             Extension::Fdt(ExtFdt::new(version, 0)?),

@@ -198,7 +198,10 @@ impl Sender {
         }
         if rounds > 1 {
             let needed = object.repair_bytes();
-            let available = self.config.repair_cache_bytes.saturating_sub(self.cache_used);
+            let available = self
+                .config
+                .repair_cache_bytes
+                .saturating_sub(self.cache_used);
             if needed > available {
                 return Err(SenderError::RepairCacheBudget { needed, available });
             }
@@ -224,7 +227,11 @@ impl Sender {
     /// [`Sender::handle_timeout`] had been called with `now`. On
     /// [`SenderError::Read`] the object is abandoned and the next call goes
     /// on; on a too-small buffer nothing is consumed.
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Result<Option<Transmit>, SenderError> {
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Result<Option<Transmit>, SenderError> {
         self.handle_timeout(now);
         if self.fdt.in_progress() || (self.fdt.due && self.data_remaining()) {
             if !self.fdt.in_progress() {
@@ -232,7 +239,10 @@ impl Sender {
                     now,
                     self.config.fdt_interval,
                     self.config.fdt_expires,
-                    self.objects.iter().filter(|o| !o.failed).map(|o| &o.fdt_file),
+                    self.objects
+                        .iter()
+                        .filter(|o| !o.failed)
+                        .map(|o| &o.fdt_file),
                 )?;
             }
             let packet = self.fdt.write(self.config.tsi, buf)?;
@@ -422,7 +432,9 @@ impl Sender {
 
     /// Writes the current block's next symbol into `buf`.
     fn write_data(&mut self, buf: &mut [u8]) -> Result<Transmit, SenderError> {
-        let unit = self.current.ok_or(SenderError::Internal("no block being sent"))?;
+        let unit = self
+            .current
+            .ok_or(SenderError::Internal("no block being sent"))?;
         let o = self
             .objects
             .get(unit.obj)
@@ -442,7 +454,8 @@ impl Sender {
 
         let last_in_unit = esi + 1 >= unit.k + unit.repair;
         let close_object = self.config.close_object && last_in_unit && unit.last_of_object;
-        let close_session = self.config.close_session && last_in_unit && !self.more_blocks_after_current();
+        let close_session =
+            self.config.close_session && last_in_unit && !self.more_blocks_after_current();
 
         let (list, n) = data_extensions(self.config.inband_fti, o.fti, o.cenc);
         let mut header = LctHeader::new(self.config.tsi, o.toi, o.fti.codepoint());
@@ -458,7 +471,8 @@ impl Sender {
             FecScheme::NoCode => PayloadId::NoCode {
                 sbn: u16::try_from(unit.sbn)
                     .map_err(|_| SenderError::Internal("no-code SBN above 16 bits"))?,
-                esi: u16::try_from(esi).map_err(|_| SenderError::Internal("no-code ESI above 16 bits"))?,
+                esi: u16::try_from(esi)
+                    .map_err(|_| SenderError::Internal("no-code ESI above 16 bits"))?,
             },
         };
         let size = AlcPacket {

@@ -55,9 +55,15 @@ fn fti_of(oti: &Oti) -> Result<Fti, SenderError> {
             let z = u8::try_from(oti.source_blocks())
                 .map_err(|_| SenderError::Internal("RaptorQ Z above 255"))?;
             let al = oti.alignment().unwrap_or(dms_fec::DEFAULT_ALIGNMENT);
-            RaptorQFti::new(oti.transfer_length(), oti.symbol_size(), z, oti.sub_blocks(), al)
-                .map(Fti::RaptorQ)
-                .map_err(bad)
+            RaptorQFti::new(
+                oti.transfer_length(),
+                oti.symbol_size(),
+                z,
+                oti.sub_blocks(),
+                al,
+            )
+            .map(Fti::RaptorQ)
+            .map_err(bad)
         }
         FecScheme::NoCode => NoCodeFti::new(
             oti.transfer_length(),
@@ -98,19 +104,21 @@ impl ObjectState {
             source.seek(SeekFrom::Start(0))?;
             Ok(len)
         };
-        let transfer_length = measure(&mut spec.source).map_err(|source| SenderError::SourceLength {
-            content_location: spec.content_location.clone(),
-            source,
-        })?;
-        let oti = Oti::for_object(spec.fec, transfer_length, spec.symbol_size, spec.block_size).map_err(
-            |source| SenderError::Oti {
+        let transfer_length =
+            measure(&mut spec.source).map_err(|source| SenderError::SourceLength {
                 content_location: spec.content_location.clone(),
                 source,
-            },
-        )?;
+            })?;
+        let oti = Oti::for_object(spec.fec, transfer_length, spec.symbol_size, spec.block_size)
+            .map_err(|source| SenderError::Oti {
+                content_location: spec.content_location.clone(),
+                source,
+            })?;
         let layout = oti.layout();
         let fti = fti_of(&oti)?;
-        let cenc = spec.content_encoding.filter(|c| *c != ContentEncoding::Null);
+        let cenc = spec
+            .content_encoding
+            .filter(|c| *c != ContentEncoding::Null);
 
         let mut file = FdtFile::new(spec.content_location, toi);
         file.set_fti(&fti);

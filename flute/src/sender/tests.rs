@@ -203,7 +203,10 @@ fn few_mib_object_decodes() {
         .add_object(ObjectSpec::new("fw/big.bin", Cursor::new(data.clone())))
         .unwrap();
     let sent = run(&mut sender, Instant::now(), Duration::from_micros(1));
-    assert!(sent.iter().all(|s| s.bytes.len() <= DEFAULT_MAX_DATAGRAM_SIZE));
+    assert!(
+        sent.iter()
+            .all(|s| s.bytes.len() <= DEFAULT_MAX_DATAGRAM_SIZE)
+    );
     let got = receive(bytes_of(&sent));
     assert_eq!(got.get(&toi), Some(&data));
     let stats = sender.stats().object(toi).unwrap();
@@ -250,12 +253,19 @@ fn fdt_first_and_repeated_at_the_interval() {
     let mut spec = object("o", pattern(200_000, 1), FecScheme::NoCode, 1000);
     spec.block_size = BlockSize::Symbols(50);
     sender.add_object(spec).unwrap();
-    assert_eq!(sender.poll_timeout(), None, "no timer before the first packet");
+    assert_eq!(
+        sender.poll_timeout(),
+        None,
+        "no timer before the first packet"
+    );
     let start = Instant::now();
     let mut buf = vec![0u8; DEFAULT_MAX_DATAGRAM_SIZE];
     let first = sender.poll_transmit(start, &mut buf).unwrap().unwrap();
     assert_eq!(first.kind, TransmitKind::Fdt);
-    assert_eq!(sender.poll_timeout(), Some(start + Duration::from_millis(100)));
+    assert_eq!(
+        sender.poll_timeout(),
+        Some(start + Duration::from_millis(100))
+    );
 
     let mut sender = Sender::new({
         let mut c = config();
@@ -311,7 +321,10 @@ fn handle_timeout_fires_the_fdt_repeat() {
     );
     let t = sender.poll_transmit(deadline, &mut buf).unwrap().unwrap();
     assert_eq!(t.kind, TransmitKind::Fdt);
-    assert_eq!(sender.poll_timeout(), Some(deadline + Duration::from_secs(1)));
+    assert_eq!(
+        sender.poll_timeout(),
+        Some(deadline + Duration::from_secs(1))
+    );
 }
 
 /// (TOI, SBN) of each data packet, consecutive repeats collapsed.
@@ -402,7 +415,10 @@ fn carousel_repeats_every_symbol_but_encodes_each_block_once() {
     let per_round = seq.len() / ROUNDS as usize;
     assert_eq!(seq[..per_round], seq[per_round..2 * per_round]);
     assert_eq!(receive(bytes_of(&sent)), expected);
-    assert_eq!(sender.cache_used, 0, "the cache is freed after the last round");
+    assert_eq!(
+        sender.cache_used, 0,
+        "the cache is freed after the last round"
+    );
 }
 
 #[test]
@@ -463,7 +479,10 @@ fn close_flags_where_specified() {
         assert!(f.iter().filter(|p| p.0 == 0).all(|p| !p.1 && !p.2));
         if on {
             let spec = object("late", vec![1], FecScheme::NoCode, 100);
-            assert!(matches!(sender.add_object(spec), Err(SenderError::SessionClosed)));
+            assert!(matches!(
+                sender.add_object(spec),
+                Err(SenderError::SessionClosed)
+            ));
         }
     }
 }
@@ -532,7 +551,11 @@ fn failing_source_is_an_error_and_the_session_goes_on() {
     }
     assert_eq!(errors, 1);
     assert!(sender.stats().object(bad_toi).unwrap().failed);
-    assert_eq!(sender.fdt_instance_id(), 1, "the FDT without it has a new ID");
+    assert_eq!(
+        sender.fdt_instance_id(),
+        1,
+        "the FDT without it has a new ID"
+    );
     let got = receive(bytes_of(&sent));
     assert_eq!(got.get(&good_toi), Some(&good_data));
     assert!(!got.contains_key(&bad_toi));
@@ -559,7 +582,10 @@ fn content_encoding_and_fdt_attributes() {
     assert_eq!(file.content_encoding.as_deref(), Some("gzip"));
     assert_eq!(file.content_length, Some(12_345));
     assert_eq!(file.transfer_length, Some(5000));
-    assert_eq!(file.content_type.as_deref(), Some("application/octet-stream"));
+    assert_eq!(
+        file.content_type.as_deref(),
+        Some("application/octet-stream")
+    );
     assert_eq!(file.sha256, Some([7; 32]));
     assert_eq!(file.manifest.as_deref(), Some("https://dms.example/m/1"));
     assert_eq!(file.content_md5, Some([9; 16]));
@@ -598,7 +624,10 @@ fn multi_packet_fdt_and_instance_id_on_change() {
             bytes: buf[..t.size].to_vec(),
         });
     }
-    assert!(sender.stats().fdt_packets > 1, "the FDT spans several packets");
+    assert!(
+        sender.stats().fdt_packets > 1,
+        "the FDT spans several packets"
+    );
     assert_eq!(sender.fdt_instance_id(), 0);
     let late = pattern(700, 99);
     expected.insert(
@@ -616,13 +645,22 @@ fn multi_packet_fdt_and_instance_id_on_change() {
 fn invalid_inputs_are_errors() {
     let mut cfg = config();
     cfg.tsi = 1 << 48;
-    assert!(matches!(Sender::new(cfg), Err(SenderError::InvalidConfig(_))));
+    assert!(matches!(
+        Sender::new(cfg),
+        Err(SenderError::InvalidConfig(_))
+    ));
     let mut cfg = config();
     cfg.max_datagram_size = 20;
-    assert!(matches!(Sender::new(cfg), Err(SenderError::InvalidConfig(_))));
+    assert!(matches!(
+        Sender::new(cfg),
+        Err(SenderError::InvalidConfig(_))
+    ));
     let mut cfg = config();
     cfg.carousel_rounds = 0;
-    assert!(matches!(Sender::new(cfg), Err(SenderError::InvalidConfig(_))));
+    assert!(matches!(
+        Sender::new(cfg),
+        Err(SenderError::InvalidConfig(_))
+    ));
 
     let mut sender = Sender::new(config()).unwrap();
     assert!(matches!(
@@ -639,7 +677,12 @@ fn invalid_inputs_are_errors() {
     ));
     // Nothing added: nothing to send, and a small buffer is an error.
     let mut buf = [0u8; 8];
-    assert!(sender.poll_transmit(Instant::now(), &mut buf).unwrap().is_none());
+    assert!(
+        sender
+            .poll_transmit(Instant::now(), &mut buf)
+            .unwrap()
+            .is_none()
+    );
     assert!(sender.is_finished());
     sender
         .add_object(object("x", vec![1; 10], FecScheme::RaptorQ, 64))
