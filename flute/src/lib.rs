@@ -8,7 +8,7 @@
 //! buffer the caller owns.
 //!
 //! ```text
-//!   datagram ──AlcPacket::decode──> AlcPacket { LctHeader, PayloadId, &symbols }
+//!   datagram ──AlcPacket::decode──> AlcPacket { LctHeader, Option<PayloadId>, &symbols }
 //!   AlcPacket ──encode(&mut buf)──> length written
 //!   FDT XML  ──FdtInstance::parse──> FdtInstance { files, FEC OTI defaults }
 //! ```
@@ -18,7 +18,7 @@
 //!
 //! let packet = AlcPacket {
 //!     header: LctHeader::new(7, 1, 6),
-//!     payload_id: PayloadId::RaptorQ { sbn: 0, esi: 42 },
+//!     payload_id: Some(PayloadId::RaptorQ { sbn: 0, esi: 42 }),
 //!     symbols: b"symbol bytes",
 //! };
 //! let mut buf = [0u8; 1500];

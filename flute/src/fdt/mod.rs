@@ -145,9 +145,7 @@ impl FecOti {
             maximum_source_block_length: self
                 .maximum_source_block_length
                 .or(defaults.maximum_source_block_length),
-            encoding_symbol_length: self
-                .encoding_symbol_length
-                .or(defaults.encoding_symbol_length),
+            encoding_symbol_length: self.encoding_symbol_length.or(defaults.encoding_symbol_length),
             max_number_of_encoding_symbols: self
                 .max_number_of_encoding_symbols
                 .or(defaults.max_number_of_encoding_symbols),
@@ -171,9 +169,7 @@ impl FecOti {
                 let largest = symbols.div_ceil(u64::from(f.source_blocks()));
                 FecOti {
                     fec_encoding_id: Some(fti.codepoint()),
-                    maximum_source_block_length: Some(
-                        u32::try_from(largest.max(1)).unwrap_or(u32::MAX),
-                    ),
+                    maximum_source_block_length: Some(u32::try_from(largest.max(1)).unwrap_or(u32::MAX)),
                     encoding_symbol_length: Some(f.symbol_size()),
                     scheme_specific_info: Some(
                         RaptorQSchemeInfo {
@@ -375,9 +371,7 @@ impl FdtInstance {
 
     /// The content type of `file`, or the instance's default.
     pub fn file_content_type<'s>(&'s self, file: &'s FdtFile) -> Option<&'s str> {
-        file.content_type
-            .as_deref()
-            .or(self.content_type.as_deref())
+        file.content_type.as_deref().or(self.content_type.as_deref())
     }
 
     /// The content encoding of `file`, or the instance's default.

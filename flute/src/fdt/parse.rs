@@ -162,11 +162,7 @@ fn boolean(element: &'static str, attribute: &'static str, value: &str) -> Resul
     }
 }
 
-fn base64(
-    element: &'static str,
-    attribute: &'static str,
-    value: &str,
-) -> Result<Vec<u8>, FdtError> {
+fn base64(element: &'static str, attribute: &'static str, value: &str) -> Result<Vec<u8>, FdtError> {
     // xs:base64Binary allows whitespace inside.
     let compact: String = value.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     STANDARD
@@ -174,11 +170,7 @@ fn base64(
         .map_err(|_| invalid(element, attribute, value))
 }
 
-fn hex32(
-    element: &'static str,
-    attribute: &'static str,
-    value: &str,
-) -> Result<[u8; 32], FdtError> {
+fn hex32(element: &'static str, attribute: &'static str, value: &str) -> Result<[u8; 32], FdtError> {
     let v = value.trim().as_bytes();
     let mut out = [0u8; 32];
     if v.len() != 64 {
@@ -210,22 +202,15 @@ fn fec_oti_attribute(
             oti.fec_instance_id = Some(number(element, "FEC-OTI-FEC-Instance-ID", value)?)
         }
         "FEC-OTI-Maximum-Source-Block-Length" => {
-            oti.maximum_source_block_length = Some(number(
-                element,
-                "FEC-OTI-Maximum-Source-Block-Length",
-                value,
-            )?)
+            oti.maximum_source_block_length =
+                Some(number(element, "FEC-OTI-Maximum-Source-Block-Length", value)?)
         }
         "FEC-OTI-Encoding-Symbol-Length" => {
-            oti.encoding_symbol_length =
-                Some(number(element, "FEC-OTI-Encoding-Symbol-Length", value)?)
+            oti.encoding_symbol_length = Some(number(element, "FEC-OTI-Encoding-Symbol-Length", value)?)
         }
         "FEC-OTI-Max-Number-of-Encoding-Symbols" => {
-            oti.max_number_of_encoding_symbols = Some(number(
-                element,
-                "FEC-OTI-Max-Number-of-Encoding-Symbols",
-                value,
-            )?)
+            oti.max_number_of_encoding_symbols =
+                Some(number(element, "FEC-OTI-Max-Number-of-Encoding-Symbols", value)?)
         }
         "FEC-OTI-Scheme-Specific-Info" => {
             oti.scheme_specific_info = Some(base64(element, "FEC-OTI-Scheme-Specific-Info", value)?)
@@ -284,17 +269,12 @@ fn read_file(reader: &NsReader<&[u8]>, e: &BytesStart<'_>) -> Result<FdtFile, Fd
                 toi = Some(t);
             }
             "Content-Length" => file.content_length = Some(number(FILE, "Content-Length", &value)?),
-            "Transfer-Length" => {
-                file.transfer_length = Some(number(FILE, "Transfer-Length", &value)?)
-            }
+            "Transfer-Length" => file.transfer_length = Some(number(FILE, "Transfer-Length", &value)?),
             "Content-Type" => file.content_type = Some(value),
             "Content-Encoding" => file.content_encoding = Some(value),
             "Content-MD5" => {
                 let md5 = base64(FILE, "Content-MD5", &value)?;
-                file.content_md5 = Some(
-                    md5.try_into()
-                        .map_err(|_| invalid(FILE, "Content-MD5", &value))?,
-                );
+                file.content_md5 = Some(md5.try_into().map_err(|_| invalid(FILE, "Content-MD5", &value))?);
             }
             _ => {}
         }

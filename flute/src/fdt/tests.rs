@@ -55,10 +55,7 @@ fn parses_a_3gpp_fdt() {
     assert_eq!(fdt.files.len(), 3);
 
     let fw = fdt.file(1).unwrap();
-    assert_eq!(
-        fw.content_location,
-        "http://bmsc.example/fw/modem-2.4.1.bin"
-    );
+    assert_eq!(fw.content_location, "http://bmsc.example/fw/modem-2.4.1.bin");
     assert_eq!(fw.content_md5.unwrap()[0], 0xd4); // MD5 of ""
     assert_eq!(fw.sha256.unwrap()[..2], [0xe3, 0xb0]);
     assert_eq!(
@@ -69,9 +66,7 @@ fn parses_a_3gpp_fdt() {
     // Instance-level FEC OTI defaults apply.
     assert_eq!(
         fdt.fti(fw).unwrap(),
-        Some(Fti::RaptorQ(
-            RaptorQFti::new(1_048_576, 1280, 1, 1, 4).unwrap()
-        ))
+        Some(Fti::RaptorQ(RaptorQFti::new(1_048_576, 1280, 1, 1, 4).unwrap()))
     );
 
     // File-level values override the defaults.
@@ -234,20 +229,11 @@ fn fec_oti_interpretation_errors() {
     f.fec_oti.encoding_symbol_length = Some(16);
     fdt.files.push(f);
     // RaptorQ without Scheme-Specific-Info.
-    assert!(matches!(
-        fdt.fti(&fdt.files[0]),
-        Err(FdtError::InvalidFecOti(_))
-    ));
+    assert!(matches!(fdt.fti(&fdt.files[0]), Err(FdtError::InvalidFecOti(_))));
     fdt.fec_oti.scheme_specific_info = Some(vec![1, 0, 1, 0]); // Al = 0
-    assert!(matches!(
-        fdt.fti(&fdt.files[0]),
-        Err(FdtError::InvalidFecOti(_))
-    ));
+    assert!(matches!(fdt.fti(&fdt.files[0]), Err(FdtError::InvalidFecOti(_))));
     fdt.files[0].fec_oti.fec_encoding_id = Some(1);
-    assert_eq!(
-        fdt.fti(&fdt.files[0]),
-        Err(FdtError::UnsupportedFecEncodingId(1))
-    );
+    assert_eq!(fdt.fti(&fdt.files[0]), Err(FdtError::UnsupportedFecEncodingId(1)));
 }
 
 /// Strings without XML-forbidden control characters.
@@ -291,20 +277,18 @@ fn arb_file() -> impl Strategy<Value = FdtFile> {
             proptest::option::of(xml_string()),
         ),
     )
-        .prop_map(
-            |((loc, toi, cl, tl, ct, ce), (md5, oti, sha, man))| FdtFile {
-                content_location: loc,
-                toi,
-                content_length: cl,
-                transfer_length: tl,
-                content_type: ct,
-                content_encoding: ce,
-                content_md5: md5,
-                fec_oti: oti,
-                sha256: sha,
-                manifest: man,
-            },
-        )
+        .prop_map(|((loc, toi, cl, tl, ct, ce), (md5, oti, sha, man))| FdtFile {
+            content_location: loc,
+            toi,
+            content_length: cl,
+            transfer_length: tl,
+            content_type: ct,
+            content_encoding: ce,
+            content_md5: md5,
+            fec_oti: oti,
+            sha256: sha,
+            manifest: man,
+        })
 }
 
 proptest! {

@@ -40,11 +40,7 @@ fn fec_oti_attrs(out: &mut String, oti: &FecOti) {
         "FEC-OTI-Maximum-Source-Block-Length",
         oti.maximum_source_block_length,
     );
-    opt_attr(
-        out,
-        "FEC-OTI-Encoding-Symbol-Length",
-        oti.encoding_symbol_length,
-    );
+    opt_attr(out, "FEC-OTI-Encoding-Symbol-Length", oti.encoding_symbol_length);
     opt_attr(
         out,
         "FEC-OTI-Max-Number-of-Encoding-Symbols",
@@ -53,9 +49,7 @@ fn fec_oti_attrs(out: &mut String, oti: &FecOti) {
     opt_attr(
         out,
         "FEC-OTI-Scheme-Specific-Info",
-        oti.scheme_specific_info
-            .as_ref()
-            .map(|b| STANDARD.encode(b)),
+        oti.scheme_specific_info.as_ref().map(|b| STANDARD.encode(b)),
     );
 }
 
@@ -74,11 +68,7 @@ fn file(out: &mut String, f: &FdtFile) {
     opt_attr(out, "Transfer-Length", f.transfer_length);
     opt_attr(out, "Content-Type", f.content_type.as_ref());
     opt_attr(out, "Content-Encoding", f.content_encoding.as_ref());
-    opt_attr(
-        out,
-        "Content-MD5",
-        f.content_md5.map(|m| STANDARD.encode(m)),
-    );
+    opt_attr(out, "Content-MD5", f.content_md5.map(|m| STANDARD.encode(m)));
     fec_oti_attrs(out, &f.fec_oti);
     opt_attr(out, "dms:SHA-256", f.sha256.map(|h| hex(&h)));
     opt_attr(out, "dms:Manifest", f.manifest.as_ref());

@@ -82,10 +82,7 @@ impl ExtFdt {
                 field: "FDT Instance ID",
             });
         }
-        Ok(ExtFdt {
-            version,
-            instance_id,
-        })
+        Ok(ExtFdt { version, instance_id })
     }
 
     /// The FLUTE version.
@@ -417,8 +414,8 @@ impl Extension<'_> {
         let parsed = match het {
             HET_EXT_FDT => {
                 let version = ext[1] >> 4;
-                let version = FluteVersion::from_number(version)
-                    .ok_or(LctError::UnsupportedFluteVersion(version))?;
+                let version =
+                    FluteVersion::from_number(version).ok_or(LctError::UnsupportedFluteVersion(version))?;
                 let id = u32::from_be_bytes([0, ext[1] & 0x0f, ext[2], ext[3]]);
                 Extension::Fdt(ExtFdt {
                     version,
@@ -426,32 +423,21 @@ impl Extension<'_> {
                 })
             }
             HET_EXT_CENC => Extension::Cenc(
-                ContentEncoding::from_code(ext[1])
-                    .ok_or(LctError::UnknownContentEncoding(ext[1]))?,
+                ContentEncoding::from_code(ext[1]).ok_or(LctError::UnknownContentEncoding(ext[1]))?,
             ),
             HET_EXT_TIME => Extension::Time(ExtTime::new(&ext[2..])?),
             HET_EXT_FTI if fti_layout_known(codepoint) => {
-                let body: &[u8; 14] =
-                    ext[2..]
-                        .try_into()
-                        .map_err(|_| LctError::InvalidExtensionLength {
-                            het,
-                            len: ext.len(),
-                        })?;
+                let body: &[u8; 14] = ext[2..]
+                    .try_into()
+                    .map_err(|_| LctError::InvalidExtensionLength { het, len: ext.len() })?;
                 Extension::Fti(if codepoint == CODEPOINT_RAPTORQ {
                     Fti::RaptorQ(RaptorQFti::decode(body)?)
                 } else {
                     Fti::NoCode(NoCodeFti::decode(body)?)
                 })
             }
-            _ if het >= 128 => Extension::Unknown(UnknownExtension {
-                het,
-                body: &ext[1..],
-            }),
-            _ => Extension::Unknown(UnknownExtension {
-                het,
-                body: &ext[2..],
-            }),
+            _ if het >= 128 => Extension::Unknown(UnknownExtension { het, body: &ext[1..] }),
+            _ => Extension::Unknown(UnknownExtension { het, body: &ext[2..] }),
         };
         Ok((parsed, len))
     }

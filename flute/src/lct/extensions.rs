@@ -99,9 +99,7 @@ impl<'a> Extensions<'a> {
 
     /// How many extensions are of a type this crate does not interpret.
     pub fn unknown_count(&self) -> usize {
-        self.iter()
-            .filter(|e| matches!(e, Extension::Unknown(_)))
-            .count()
+        self.iter().filter(|e| matches!(e, Extension::Unknown(_))).count()
     }
 
     /// Length on the wire in bytes.

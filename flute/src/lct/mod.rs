@@ -27,13 +27,11 @@ mod extensions;
 mod fti;
 
 pub use ext::{
-    ContentEncoding, ExtFdt, ExtTime, Extension, FluteVersion, HET_EXT_CENC, HET_EXT_FDT,
-    HET_EXT_FTI, HET_EXT_TIME, NtpTimestamp, UnknownExtension,
+    ContentEncoding, ExtFdt, ExtTime, Extension, FluteVersion, HET_EXT_CENC, HET_EXT_FDT, HET_EXT_FTI,
+    HET_EXT_TIME, NtpTimestamp, UnknownExtension,
 };
 pub use extensions::{ExtensionIter, Extensions};
-pub use fti::{
-    Fti, MAX_NO_CODE_TRANSFER_LENGTH, MAX_RAPTORQ_TRANSFER_LENGTH, NoCodeFti, RaptorQFti,
-};
+pub use fti::{Fti, MAX_NO_CODE_TRANSFER_LENGTH, MAX_RAPTORQ_TRANSFER_LENGTH, NoCodeFti, RaptorQFti};
 
 /// Codepoint (FEC Encoding ID) of Compact No-Code FEC (RFC 5445).
 pub const CODEPOINT_NO_CODE: u8 = 0;
@@ -221,9 +219,7 @@ impl IdLayout {
 }
 
 fn read_be(bytes: &[u8]) -> u128 {
-    bytes
-        .iter()
-        .fold(0u128, |acc, b| (acc << 8) | u128::from(*b))
+    bytes.iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b))
 }
 
 fn write_be(value: u128, out: &mut [u8]) {

@@ -39,8 +39,7 @@ fn field_sizes_are_shortest() {
             LctHeader::MAX_TOI,
             0x70,
             &[
-                0, 5, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                0xff,
+                0, 5, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
             ],
         ),
     ];
@@ -138,9 +137,7 @@ fn fti_no_code_bytes() {
     let bytes = encode(&h);
     assert_eq!(
         &bytes[8..],
-        [
-            64, 4, 1, 2, 3, 4, 5, 6, 0, 0, 0x05, 0x78, 0x0a, 0x0b, 0x0c, 0x0d
-        ]
+        [64, 4, 1, 2, 3, 4, 5, 6, 0, 0, 0x05, 0x78, 0x0a, 0x0b, 0x0c, 0x0d]
     );
     assert_eq!(LctHeader::decode(&bytes).unwrap().0, h);
     // The same bytes under codepoint 6 are read as RaptorQ and fail
@@ -183,9 +180,7 @@ fn fti_raptorq_validation() {
 
 #[test]
 fn fti_layout_must_match_codepoint() {
-    let list = [Extension::Fti(Fti::NoCode(
-        NoCodeFti::new(1, 1, 1).unwrap(),
-    ))];
+    let list = [Extension::Fti(Fti::NoCode(NoCodeFti::new(1, 1, 1).unwrap()))];
     let mut h = LctHeader::new(0, 0, 6);
     h.extensions = Extensions::from_list(&list);
     let mut out = [0u8; 64];
@@ -207,9 +202,7 @@ fn unknown_extensions_are_skipped_and_kept() {
     assert_eq!(
         exts,
         [
-            Extension::Unknown(
-                UnknownExtension::new(1, &[0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]).unwrap()
-            ),
+            Extension::Unknown(UnknownExtension::new(1, &[0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]).unwrap()),
             Extension::Unknown(UnknownExtension::new(200, &[1, 2, 3]).unwrap()),
             Extension::Cenc(ContentEncoding::Null),
         ]
