@@ -31,10 +31,12 @@
 pub mod alc;
 pub mod fdt;
 pub mod lct;
+pub mod receiver;
 
 pub use alc::{AlcError, AlcPacket, FecEncodingId, PayloadId};
 pub use fdt::{FdtError, FdtFile, FdtInstance};
 pub use lct::{Extension, Extensions, LctError, LctHeader};
+pub use receiver::{Event, Receiver, ReceiverConfig};
 
 /// Any error of this crate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
