@@ -50,7 +50,10 @@ impl ObjectInfo {
     /// Whether the transported bytes are the content itself (no content
     /// encoding, or `identity`).
     pub fn is_identity_encoded(&self) -> bool {
-        matches!(self.content_encoding.as_deref(), None | Some("") | Some("identity"))
+        matches!(
+            self.content_encoding.as_deref(),
+            None | Some("") | Some("identity")
+        )
     }
 }
 

@@ -224,10 +224,7 @@ impl Receiver {
             }
             self.sessions.insert(tsi, Session::new(now));
         }
-        let session = self
-            .sessions
-            .get_mut(&tsi)
-            .ok_or(PacketError::SessionLimit)?;
+        let session = self.sessions.get_mut(&tsi).ok_or(PacketError::SessionLimit)?;
         let cx = Ctx {
             config: &self.config,
             stats: &mut self.stats,

@@ -75,11 +75,7 @@ impl Session {
     }
 
     /// Handles one parsed packet of this session.
-    pub fn handle_packet(
-        &mut self,
-        cx: &mut Ctx<'_>,
-        packet: &AlcPacket<'_>,
-    ) -> Result<(), PacketError> {
+    pub fn handle_packet(&mut self, cx: &mut Ctx<'_>, packet: &AlcPacket<'_>) -> Result<(), PacketError> {
         self.last_activity = cx.now;
         self.idle = false;
         let toi = packet.header.toi;
@@ -107,11 +103,7 @@ impl Session {
         }
     }
 
-    fn handle_object_packet(
-        &mut self,
-        cx: &mut Ctx<'_>,
-        packet: &AlcPacket<'_>,
-    ) -> Result<(), PacketError> {
+    fn handle_object_packet(&mut self, cx: &mut Ctx<'_>, packet: &AlcPacket<'_>) -> Result<(), PacketError> {
         let header = &packet.header;
         let toi = header.toi;
         if let Some(fti) = header.extensions.fti() {
@@ -202,12 +194,7 @@ impl Session {
     }
 
     /// The object's OTI is known: start decoding it and replay what waited.
-    fn activate(
-        &mut self,
-        cx: &mut Ctx<'_>,
-        toi: u128,
-        oti: dms_fec::Oti,
-    ) -> Result<(), PacketError> {
+    fn activate(&mut self, cx: &mut Ctx<'_>, toi: u128, oti: dms_fec::Oti) -> Result<(), PacketError> {
         if !self.objects.contains_key(&toi) {
             if self.objects.len() >= cx.config.max_objects_per_session {
                 return Err(PacketError::ObjectLimit);
@@ -245,11 +232,7 @@ impl Session {
         Ok(())
     }
 
-    fn handle_fdt_packet(
-        &mut self,
-        cx: &mut Ctx<'_>,
-        packet: &AlcPacket<'_>,
-    ) -> Result<(), PacketError> {
+    fn handle_fdt_packet(&mut self, cx: &mut Ctx<'_>, packet: &AlcPacket<'_>) -> Result<(), PacketError> {
         let header = &packet.header;
         let ext = header.extensions.fdt().ok_or(PacketError::MissingExtFdt)?;
         let instance_id = ext.instance_id();
@@ -433,10 +416,7 @@ impl Session {
             ObjectState::Active(active) => Some(match &active.decoder {
                 Some(decoder) => decoder
                     .symbols_needed()
-                    .map(|(sbn, symbols_needed)| super::Gap {
-                        sbn,
-                        symbols_needed,
-                    })
+                    .map(|(sbn, symbols_needed)| super::Gap { sbn, symbols_needed })
                     .collect(),
                 None => {
                     let layout = active.layout();
