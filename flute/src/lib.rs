@@ -7,6 +7,10 @@
 //! header extensions and symbols from the datagram, and writing goes into a
 //! buffer the caller owns.
 //!
+//! The [`receiver`] turns datagrams into events (objects learned, blocks
+//! decoded in order, objects verified or failed, sessions closed) for an
+//! I/O layer to act on; see its module documentation for the contract.
+//!
 //! ```text
 //!   datagram ──AlcPacket::decode──> AlcPacket { LctHeader, Option<PayloadId>, &symbols }
 //!   AlcPacket ──encode(&mut buf)──> length written

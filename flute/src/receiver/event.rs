@@ -10,12 +10,48 @@ use crate::lct::ContentEncoding;
 /// What the receiver knows about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
-    /// `Content-Location` from the FDT; `None` while the object is known
-    /// only from EXT_FTI.
-    pub content_location: Option<String>,
     /// Bytes transported (the FEC transfer length).
     pub transfer_length: u64,
-    /// `Content-Length`: bytes after content decoding, if the FDT says.
+    /// The FEC scheme.
+    pub fec: FecScheme,
+    /// The FDT's description; `None` while the object is known only from
+    /// EXT_FTI.
+    pub file: Option<FileDescription>,
+}
+
+impl ObjectInfo {
+    pub(super) fn new(file: Option<&FileDescription>, oti: &Oti) -> Self {
+        ObjectInfo {
+            transfer_length: oti.transfer_length(),
+            fec: oti.scheme(),
+            file: file.cloned(),
+        }
+    }
+
+    /// The `Content-Location`, once the FDT has described the object.
+    pub fn content_location(&self) -> Option<&str> {
+        Some(self.file.as_ref()?.content_location.as_str())
+    }
+
+    /// The `Content-Encoding`, if the FDT gives one.
+    pub fn content_encoding(&self) -> Option<&str> {
+        self.file.as_ref()?.content_encoding.as_deref()
+    }
+
+    /// Whether the transported bytes are the content itself (no content
+    /// encoding, or `identity`).
+    pub fn is_identity_encoded(&self) -> bool {
+        matches!(self.content_encoding(), None | Some("") | Some("identity"))
+    }
+}
+
+/// An object as an FDT `File` element describes it (instance defaults
+/// applied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDescription {
+    /// `Content-Location`.
+    pub content_location: String,
+    /// `Content-Length`: bytes after content decoding.
     pub content_length: Option<u64>,
     /// `Content-Type`.
     pub content_type: Option<String>,
@@ -27,52 +63,12 @@ pub struct ObjectInfo {
     pub sha256: Option<[u8; 32]>,
     /// `dms:Manifest`: URI of the object's signed manifest.
     pub manifest: Option<String>,
-    /// The FEC scheme.
-    pub fec: FecScheme,
 }
 
-impl ObjectInfo {
-    pub(super) fn new(meta: Option<&FileMeta>, oti: &Oti) -> Self {
-        let meta = meta.cloned().unwrap_or_default();
-        ObjectInfo {
-            content_location: meta.content_location,
-            transfer_length: oti.transfer_length(),
-            content_length: meta.content_length,
-            content_type: meta.content_type,
-            content_encoding: meta.content_encoding,
-            content_md5: meta.content_md5,
-            sha256: meta.sha256,
-            manifest: meta.manifest,
-            fec: oti.scheme(),
-        }
-    }
-
-    /// Whether the transported bytes are the content itself (no content
-    /// encoding, or `identity`).
-    pub fn is_identity_encoded(&self) -> bool {
-        matches!(
-            self.content_encoding.as_deref(),
-            None | Some("") | Some("identity")
-        )
-    }
-}
-
-/// An object's description from an FDT `File` element.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct FileMeta {
-    pub content_location: Option<String>,
-    pub content_length: Option<u64>,
-    pub content_type: Option<String>,
-    pub content_encoding: Option<String>,
-    pub content_md5: Option<[u8; 16]>,
-    pub sha256: Option<[u8; 32]>,
-    pub manifest: Option<String>,
-}
-
-impl FileMeta {
+impl FileDescription {
     pub(super) fn from_fdt(fdt: &FdtInstance, file: &FdtFile) -> Self {
-        FileMeta {
-            content_location: Some(file.content_location.clone()),
+        FileDescription {
+            content_location: file.content_location.clone(),
             content_length: file.content_length,
             content_type: fdt.file_content_type(file).map(str::to_owned),
             content_encoding: fdt.file_content_encoding(file).map(str::to_owned),
@@ -92,7 +88,7 @@ pub enum Verification {
     NotGiven,
     /// The digest applies to the content after decoding its
     /// Content-Encoding, which the I/O layer does: it must check it
-    /// against [`ObjectInfo::sha256`].
+    /// against the object's [`FileDescription::sha256`].
     AfterContentDecoding,
 }
 

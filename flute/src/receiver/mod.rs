@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 use crate::alc::AlcPacket;
 use crate::fdt::FdtInstance;
 
-pub use event::{Event, FailureReason, Gap, ObjectInfo, PacketError, Stats, Verification};
+pub use event::{Event, FailureReason, FileDescription, Gap, ObjectInfo, PacketError, Stats, Verification};
 use session::{Ctx, Session};
 
 /// Limits and policy of a [`Receiver`].

@@ -7,7 +7,7 @@ use dms_fec::{Layout, ObjectDecoder, Oti, OtiError, PayloadId, SymbolOutcome};
 use md5::{Digest, Md5};
 use sha2::Sha256;
 
-use super::event::{Event, FailureReason, FileMeta, ObjectInfo, PacketError, Stats, Verification};
+use super::event::{Event, FailureReason, FileDescription, ObjectInfo, PacketError, Stats, Verification};
 use crate::lct::Fti;
 
 /// Bytes charged to the pending budget per kept packet, beyond its symbols
@@ -122,7 +122,7 @@ pub(super) struct Object {
     /// ObjectClosed has been reported.
     pub closed: bool,
     /// From the FDT, once it describes the object.
-    pub meta: Option<FileMeta>,
+    pub meta: Option<FileDescription>,
     pub state: ObjectState,
 }
 
@@ -172,7 +172,7 @@ impl Active {
 
     /// Hands decoded blocks out in order; once the last one is out,
     /// reports completion or failure and returns `true`.
-    pub fn drain(&mut self, out: &mut Output<'_>, meta: Option<&FileMeta>) -> bool {
+    pub fn drain(&mut self, out: &mut Output<'_>, meta: Option<&FileDescription>) -> bool {
         let Some(decoder) = self.decoder.as_mut() else {
             return false;
         };
@@ -195,12 +195,16 @@ impl Active {
         true
     }
 
-    fn finish(&mut self, out: &mut Output<'_>, meta: Option<&FileMeta>) {
+    fn finish(&mut self, out: &mut Output<'_>, meta: Option<&FileDescription>) {
         let info = ObjectInfo::new(meta, &self.oti);
         let md5: [u8; 16] = std::mem::take(&mut self.md5).finalize().into();
         let sha256: [u8; 32] = std::mem::take(&mut self.sha256).finalize().into();
         let (tsi, toi) = (out.tsi, out.toi);
-        let md5_check = match info.content_md5 {
+        let (expected_md5, expected_sha256) = info
+            .file
+            .as_ref()
+            .map_or((None, None), |f| (f.content_md5, f.sha256));
+        let md5_check = match expected_md5 {
             Some(expected) if expected != md5 => Err(FailureReason::Md5Mismatch {
                 expected,
                 actual: md5,
@@ -208,7 +212,7 @@ impl Active {
             Some(_) => Ok(Verification::Verified),
             None => Ok(Verification::NotGiven),
         };
-        let sha_check = match info.sha256 {
+        let sha_check = match expected_sha256 {
             None => Ok(Verification::NotGiven),
             Some(_) if !info.is_identity_encoded() => Ok(Verification::AfterContentDecoding),
             Some(expected) if expected != sha256 => Err(FailureReason::Sha256Mismatch {

@@ -1,12 +1,13 @@
 //! One FLUTE session (one TSI): its FDT Instances and its objects.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use dms_fec::{ObjectDecoder, PayloadId};
 
 use super::ReceiverConfig;
-use super::event::{Event, FileMeta, ObjectInfo, PacketError, Stats};
+use super::event::{Event, FileDescription, ObjectInfo, PacketError, Stats};
 use super::object::{
     Active, Object, ObjectState, Output, PendingPacket, add_symbols, check_codepoint, oti_from_fti,
 };
@@ -136,15 +137,7 @@ impl Session {
         if symbols.is_empty() {
             return Err(PacketError::EmptyPayload);
         }
-        if !self.objects.contains_key(&toi) {
-            if self.objects.len() >= cx.config.max_objects_per_session {
-                return Err(PacketError::ObjectLimit);
-            }
-            self.objects.insert(toi, Object::waiting());
-        }
-        let Some(object) = self.objects.get_mut(&toi) else {
-            return Ok(());
-        };
+        let object = Self::object_entry(&mut self.objects, cx.config, toi)?;
         match &mut object.state {
             ObjectState::Finished => {
                 cx.stats.after_decoded += 1;
@@ -190,6 +183,20 @@ impl Session {
                 }
                 result
             }
+        }
+    }
+
+    /// Object `toi`, created (waiting for its OTI) if the limit allows.
+    fn object_entry<'o>(
+        objects: &'o mut HashMap<u128, Object>,
+        config: &ReceiverConfig,
+        toi: u128,
+    ) -> Result<&'o mut Object, PacketError> {
+        let len = objects.len();
+        match objects.entry(toi) {
+            Entry::Occupied(entry) => Ok(entry.into_mut()),
+            Entry::Vacant(_) if len >= config.max_objects_per_session => Err(PacketError::ObjectLimit),
+            Entry::Vacant(entry) => Ok(entry.insert(Object::waiting())),
         }
     }
 
@@ -344,18 +351,15 @@ impl Session {
                     continue;
                 }
             };
-            if !self.objects.contains_key(&file.toi) {
-                if self.objects.len() >= cx.config.max_objects_per_session {
-                    cx.stats.record(&PacketError::ObjectLimit);
+            let object = match Self::object_entry(&mut self.objects, cx.config, file.toi) {
+                Ok(object) => object,
+                Err(e) => {
+                    cx.stats.record(&e);
                     continue;
                 }
-                self.objects.insert(file.toi, Object::waiting());
-            }
-            let Some(object) = self.objects.get_mut(&file.toi) else {
-                continue;
             };
             if object.meta.is_none() {
-                let meta = FileMeta::from_fdt(fdt, file);
+                let meta = FileDescription::from_fdt(fdt, file);
                 if let ObjectState::Active(active) = &object.state {
                     cx.events.push_back(Event::ObjectDescribed {
                         tsi: cx.tsi,

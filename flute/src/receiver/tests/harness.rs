@@ -76,6 +76,14 @@ impl Send {
             with_fti: false,
         }
     }
+
+    /// With EXT_FTI on every packet.
+    pub fn in_band(tsi: u64, toi: u128) -> Self {
+        Send {
+            with_fti: true,
+            ..Send::new(tsi, toi)
+        }
+    }
 }
 
 fn encode(header: LctHeader<'_>, sbn: u32, esi: u32, symbol: &[u8], scheme: FecScheme) -> Vec<u8> {

@@ -19,10 +19,7 @@ fn datagrams() -> impl Strategy<Value = Vec<Vec<u8>>> {
     };
     let mut seeds = object_packets(send, &oti, &data);
     seeds.extend(object_packets(
-        Send {
-            with_fti: true,
-            ..Send::new(2, 5)
-        },
+        Send::in_band(2, 5),
         &no_code(300, 32, 4),
         &object(300, 2),
     ));

@@ -43,7 +43,7 @@ fn fdt_first_then_data_both_schemes() {
         let started = h
             .events
             .iter()
-            .filter(|e| matches!(e, Event::ObjectStarted { info, .. } if info.content_location.is_some()))
+            .filter(|e| matches!(e, Event::ObjectStarted { info, .. } if info.content_location().is_some()))
             .count();
         assert_eq!(started, sizes.len());
         assert_eq!(h.receiver.pending_bytes(), 0);
@@ -65,7 +65,7 @@ fn data_before_fdt_is_kept_and_replayed() {
     assert_eq!(h.receiver.pending_bytes(), 0);
     assert!(h.receiver.stats().pending_replayed > 0);
     let ObjectInfoOf(info) = started(&h, 3);
-    assert_eq!(info.content_location.as_deref(), Some("late-fdt.bin"));
+    assert_eq!(info.content_location(), Some("late-fdt.bin"));
 }
 
 struct ObjectInfoOf(crate::receiver::ObjectInfo);
@@ -86,17 +86,14 @@ fn in_band_fti_without_any_fdt() {
         let data = object(3000, 2);
         let oti = oti_of(data.len(), 100, 4);
         let mut h = Harness::new();
-        let send = Send {
-            with_fti: true,
-            ..Send::new(TSI, 9)
-        };
+        let send = Send::in_band(TSI, 9);
         h.feed(object_packets(send, &oti, &data));
         assert!(h.complete(TSI, 9));
         assert_eq!(h.written[&(TSI, 9)], data);
         assert!(h.events.iter().any(|e| matches!(
             e,
             Event::ObjectComplete { md5: Verification::NotGiven, sha256: Verification::NotGiven, info, .. }
-                if info.content_location.is_none() && info.transfer_length == 3000
+                if info.content_location().is_none() && info.transfer_length == 3000
         )));
     }
 }
@@ -106,10 +103,7 @@ fn fdt_after_fti_start_describes_the_object() {
     let data = object(4000, 3);
     let oti = raptorq(data.len(), 100, 1);
     let mut h = Harness::new();
-    let send = Send {
-        with_fti: true,
-        ..Send::new(TSI, 4)
-    };
+    let send = Send::in_band(TSI, 4);
     let packets = object_packets(send, &oti, &data);
     h.feed(&packets[..10]);
     h.feed(fdt(TSI, 1, vec![file(4, "described.bin", &oti, &data)]));
@@ -219,7 +213,7 @@ fn file_content_encoding_is_reported_and_sha256_deferred() {
     assert!(h.events.iter().any(|e| matches!(
         e,
         Event::ObjectComplete { md5: Verification::Verified, sha256: Verification::AfterContentDecoding, info, .. }
-            if info.content_encoding.as_deref() == Some("gzip")
+            if info.content_encoding() == Some("gzip")
     )));
 }
 
@@ -255,10 +249,7 @@ fn tsi_filter_drops_other_sessions() {
     let data = object(100, 9);
     let oti = no_code(data.len(), 64, 4);
     let mut h = Harness::with_config(ReceiverConfig::for_tsi(1));
-    let send = Send {
-        with_fti: true,
-        ..Send::new(2, 1)
-    };
+    let send = Send::in_band(2, 1);
     let packets = object_packets(send, &oti, &data);
     h.feed(&packets);
     assert!(h.events.is_empty());
@@ -294,38 +285,38 @@ fn raptorq_repairs_five_percent_loss_with_reordering_and_duplicates() {
 }
 
 #[test]
-fn md5_mismatch_fails_the_object() {
-    let data = object(1000, 12);
-    let oti = raptorq(data.len(), 64, 1);
-    let mut f = file(1, "bad.bin", &oti, &data);
-    f.content_md5 = Some([0; 16]);
-    let mut h = Harness::new();
-    h.feed(fdt(TSI, 1, vec![f]));
-    h.feed(object_packets(Send::new(TSI, 1), &oti, &data));
-    assert!(!h.complete(TSI, 1));
-    assert!(h.events.iter().any(|e| matches!(
-        e,
-        Event::ObjectFailed { reason: FailureReason::Md5Mismatch { expected, .. }, .. } if *expected == [0; 16]
-    )));
-    assert_eq!(h.receiver.stats().objects_failed, 1);
-}
-
-#[test]
-fn sha256_mismatch_fails_the_object() {
-    let data = object(1000, 13);
-    let oti = no_code(data.len(), 64, 4);
-    let mut f = file(1, "bad.bin", &oti, &data);
-    f.sha256 = Some([0; 32]);
-    let mut h = Harness::new();
-    h.feed(fdt(TSI, 1, vec![f]));
-    h.feed(object_packets(Send::new(TSI, 1), &oti, &data));
-    assert!(h.events.iter().any(|e| matches!(
-        e,
-        Event::ObjectFailed {
-            reason: FailureReason::Sha256Mismatch { .. },
-            ..
+fn digest_mismatch_fails_the_object() {
+    for (md5_wrong, oti_of) in [
+        (true, raptorq as fn(usize, u16, u32) -> dms_fec::Oti),
+        (false, no_code),
+    ] {
+        let data = object(1000, 12);
+        let oti = oti_of(data.len(), 64, 4);
+        let mut f = file(1, "bad.bin", &oti, &data);
+        if md5_wrong {
+            f.content_md5 = Some([0; 16]);
+        } else {
+            f.sha256 = Some([0; 32]);
         }
-    )));
+        let mut h = Harness::new();
+        h.feed(fdt(TSI, 1, vec![f]));
+        h.feed(object_packets(Send::new(TSI, 1), &oti, &data));
+        assert!(!h.complete(TSI, 1));
+        let reason = h.events.iter().find_map(|e| match e {
+            Event::ObjectFailed { reason, .. } => Some(reason.clone()),
+            _ => None,
+        });
+        match reason {
+            Some(FailureReason::Md5Mismatch { expected, .. }) => {
+                assert!(md5_wrong && expected == [0; 16])
+            }
+            Some(FailureReason::Sha256Mismatch { expected, .. }) => {
+                assert!(!md5_wrong && expected == [0; 32])
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(h.receiver.stats().objects_failed, 1);
+    }
 }
 
 #[test]
@@ -393,10 +384,7 @@ fn close_session_flag_and_header_only_packets() {
     let data = object(200, 15);
     let oti = no_code(data.len(), 64, 4);
     let mut h = Harness::new();
-    let send = Send {
-        with_fti: true,
-        ..Send::new(TSI, 1)
-    };
+    let send = Send::in_band(TSI, 1);
     let packets = object_packets(send, &oti, &data);
     h.feed(&packets[..1]);
     // Header-only close of the object, then of the session.
