@@ -40,7 +40,7 @@ pub mod receiver;
 pub use alc::{AlcError, AlcPacket, FecEncodingId, PayloadId};
 pub use fdt::{FdtError, FdtFile, FdtInstance};
 pub use lct::{Extension, Extensions, LctError, LctHeader};
-pub use receiver::{Event, Receiver, ReceiverConfig};
+pub use receiver::{Receiver, ReceiverConfig};
 
 /// Any error of this crate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -252,6 +252,10 @@ pub enum PacketError {
     /// The FEC OTI (EXT_FTI or FDT) is not one we can decode.
     #[error("invalid FEC OTI: {0}")]
     BadOti(#[from] OtiError),
+    /// The OTI describes more source blocks than
+    /// [`ReceiverConfig::max_source_blocks`](super::ReceiverConfig::max_source_blocks).
+    #[error("{0} source blocks exceed the limit")]
+    TooManyBlocks(u32),
     /// The packet's codepoint is not the object's FEC scheme.
     #[error("codepoint {codepoint} does not match the object's FEC Encoding ID {expected}")]
     CodepointMismatch {
@@ -303,7 +307,7 @@ pub struct Stats {
     pub tsi_filtered: u64,
     /// Packets dropped because of a session, object or decoder limit.
     pub limits: u64,
-    /// Invalid FEC OTIs.
+    /// Invalid FEC OTIs (or over the block limit).
     pub bad_oti: u64,
     /// Packets whose codepoint is not their object's scheme.
     pub codepoint_mismatch: u64,
@@ -355,7 +359,7 @@ impl Stats {
             PacketError::SessionLimit | PacketError::ObjectLimit | PacketError::DecoderLimit => {
                 &mut self.limits
             }
-            PacketError::BadOti(_) => &mut self.bad_oti,
+            PacketError::BadOti(_) | PacketError::TooManyBlocks(_) => &mut self.bad_oti,
             PacketError::CodepointMismatch { .. } => &mut self.codepoint_mismatch,
             PacketError::Symbol(_) | PacketError::UnknownObject => &mut self.bad_symbols,
             PacketError::EmptyPayload => &mut self.empty_payload,

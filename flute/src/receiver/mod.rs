@@ -69,6 +69,10 @@ pub struct ReceiverConfig {
     pub max_objects_per_session: usize,
     /// Objects holding a decoder at once, per session.
     pub max_decoding_objects: usize,
+    /// Source blocks an object (or FDT Instance) may have. A decoder costs
+    /// a few hundred bytes per block before any symbol arrives, and a
+    /// no-code OTI may claim 65 536 blocks; RaptorQ has at most 255.
+    pub max_source_blocks: u32,
     /// Bytes of packets kept, over all sessions, while their objects' OTI
     /// is unknown.
     pub max_pending_bytes: usize,
@@ -94,7 +98,8 @@ impl Default for ReceiverConfig {
             tsi: None,
             max_sessions: 16,
             max_objects_per_session: 4096,
-            max_decoding_objects: 64,
+            max_decoding_objects: 16,
+            max_source_blocks: 16_384,
             max_pending_bytes: 16 << 20,
             max_pending_per_object: 4 << 20,
             max_fdt_size: crate::fdt::DEFAULT_MAX_FDT_SIZE,

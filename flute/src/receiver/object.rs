@@ -14,8 +14,18 @@ use crate::lct::Fti;
 /// (the record and its share of the object's map entry).
 pub(super) const PENDING_OVERHEAD: usize = 96;
 
-/// The FEC OTI an EXT_FTI describes.
-pub(super) fn oti_from_fti(fti: &Fti) -> Result<Oti, OtiError> {
+/// The FEC OTI an EXT_FTI describes, if valid and of at most
+/// `max_blocks` source blocks (a decoder costs memory per block).
+pub(super) fn oti_from_fti(fti: &Fti, max_blocks: u32) -> Result<Oti, PacketError> {
+    let oti = oti_from_fti_unchecked(fti)?;
+    let blocks = oti.layout().block_count();
+    if blocks > max_blocks {
+        return Err(PacketError::TooManyBlocks(blocks));
+    }
+    Ok(oti)
+}
+
+fn oti_from_fti_unchecked(fti: &Fti) -> Result<Oti, OtiError> {
     match fti {
         Fti::RaptorQ(f) => Oti::raptorq(
             f.transfer_length(),

@@ -113,7 +113,7 @@ impl Session {
                 .get(&toi)
                 .is_some_and(|o| !matches!(o.state, ObjectState::Waiting { .. }));
             if !known {
-                let oti = oti_from_fti(&fti)?;
+                let oti = oti_from_fti(&fti, cx.config.max_source_blocks)?;
                 check_codepoint(header.codepoint, &oti)?;
                 self.activate(cx, toi, oti)?;
             }
@@ -252,7 +252,7 @@ impl Session {
         }
         if !self.fdt_decoding.contains_key(&instance_id) {
             let fti = header.extensions.fti().ok_or(PacketError::MissingFti)?;
-            let oti = oti_from_fti(&fti)?;
+            let oti = oti_from_fti(&fti, cx.config.max_source_blocks)?;
             check_codepoint(header.codepoint, &oti)?;
             let len = oti.transfer_length();
             if len > cx.config.max_fdt_size as u64 {
@@ -337,7 +337,7 @@ impl Session {
         });
         for file in fdt.files.iter().filter(|f| f.toi != 0) {
             let oti = match fdt.fti(file) {
-                Ok(Some(fti)) => oti_from_fti(&fti).map(Some),
+                Ok(Some(fti)) => oti_from_fti(&fti, cx.config.max_source_blocks).map(Some),
                 Ok(None) => Ok(None),
                 Err(_) => {
                     cx.stats.fdt_bad_files += 1;
@@ -347,7 +347,7 @@ impl Session {
             let oti = match oti {
                 Ok(oti) => oti,
                 Err(e) => {
-                    cx.stats.record(&PacketError::BadOti(e));
+                    cx.stats.record(&e);
                     continue;
                 }
             };

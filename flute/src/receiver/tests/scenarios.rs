@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::harness::*;
 use crate::lct::{ContentEncoding, FluteVersion};
-use crate::receiver::{Event, FailureReason, Gap, ReceiverConfig, Verification};
+use crate::receiver::{Event, FailureReason, Gap, PacketError, ReceiverConfig, Verification};
 
 const TSI: u64 = 7;
 
@@ -477,4 +477,50 @@ fn fdt_expiry_lets_an_instance_be_read_again() {
         .filter(|e| matches!(e, Event::ObjectStarted { .. }))
         .count();
     assert_eq!(started, 1);
+}
+
+#[test]
+fn oti_with_too_many_blocks_is_refused() {
+    // No-code, T = 1, one symbol per block: 20 000 blocks.
+    let data = object(20_000, 19);
+    let oti = no_code(data.len(), 1, 1);
+    let mut h = Harness::new();
+    let packets = object_packets(Send::in_band(TSI, 1), &oti, &data);
+    let err = h.receiver.handle_datagram(h.now, &packets[0]);
+    assert_eq!(err, Err(PacketError::TooManyBlocks(20_000)));
+    assert_eq!(h.receiver.stats().bad_oti, 1);
+    assert_eq!(h.receiver.gaps(TSI, 1), None);
+}
+
+#[test]
+fn close_session_on_a_data_packet_and_session_limit() {
+    let data = object(100, 20);
+    let oti = no_code(data.len(), 64, 4);
+    let config = ReceiverConfig {
+        max_sessions: 1,
+        ..ReceiverConfig::default()
+    };
+    let mut h = Harness::with_config(config);
+    let first = object_packets(Send::in_band(1, 1), &oti, &data);
+    h.feed(&first[..1]);
+    // A second session does not fit while the first is open.
+    let second = object_packets(Send::in_band(2, 1), &oti, &data);
+    assert_eq!(
+        h.receiver.handle_datagram(h.now, &second[0]),
+        Err(PacketError::SessionLimit)
+    );
+    // The A flag on the last data packet closes the first session ...
+    let mut last = first[1].clone();
+    last[1] |= 0b10; // byte 1: S O O H Res Res A B
+    h.feed([last]);
+    assert!(h.complete(1, 1));
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, Event::SessionClosed { tsi: 1 }))
+    );
+    // ... which then makes room for the second.
+    h.feed(&second);
+    assert!(h.complete(2, 1));
+    assert_eq!(h.receiver.gaps(1, 1), None);
 }
