@@ -19,6 +19,12 @@
 //!
 //! Only the codepoints this crate implements are accepted; any other is
 //! rejected with [`AlcError::UnknownCodepoint`].
+//!
+//! A packet with the A (close session) or B (close object) flag may end
+//! right after its LCT header, with no FEC Payload ID and no symbols
+//! (RFC 5775 §4.2 lets such packets carry no payload; the `flute` crate
+//! sends them). Those parse with `payload_id: None`, whatever their
+//! codepoint, since they carry nothing the codepoint would describe.
 
 use crate::lct::{CODEPOINT_NO_CODE, CODEPOINT_RAPTORQ, LctError, LctHeader};
 
@@ -41,6 +47,10 @@ pub enum AlcError {
         /// The header's codepoint.
         codepoint: u8,
     },
+    /// A packet without a FEC Payload ID that closes neither the session
+    /// nor the object (only close packets may be header-only).
+    #[error("only close packets (A or B flag) may omit the FEC Payload ID")]
+    MissingPayloadId,
     /// The ESI does not fit its wire size.
     #[error("ESI {0} exceeds 24 bits")]
     EsiOutOfRange(u32),
@@ -175,25 +185,40 @@ impl PayloadId {
 pub struct AlcPacket<'a> {
     /// The LCT header.
     pub header: LctHeader<'a>,
-    /// The FEC Payload ID.
-    pub payload_id: PayloadId,
+    /// The FEC Payload ID; `None` only in a header-only close packet
+    /// (A or B flag set, nothing after the LCT header).
+    pub payload_id: Option<PayloadId>,
     /// The encoding symbol bytes (may hold several symbols, or none).
     pub symbols: &'a [u8],
 }
 
 impl<'a> AlcPacket<'a> {
     /// Parses a datagram. Fails on an invalid header, a codepoint other
-    /// than 0 or 6, or a missing FEC Payload ID.
+    /// than 0 or 6, or a missing FEC Payload ID. A close packet (A or B
+    /// flag) that ends with its header parses with no payload id and no
+    /// symbols, and its codepoint is not checked.
     pub fn decode(datagram: &'a [u8]) -> Result<Self, AlcError> {
         let (header, hdr_len) = LctHeader::decode(datagram)?;
-        let fec = FecEncodingId::try_from(header.codepoint)?;
         let rest = datagram.get(hdr_len..).unwrap_or_default();
+        if rest.is_empty() && (header.close_session || header.close_object) {
+            return Ok(AlcPacket {
+                header,
+                payload_id: None,
+                symbols: &[],
+            });
+        }
+        let fec = FecEncodingId::try_from(header.codepoint)?;
         let payload_id = PayloadId::decode(fec, rest)?;
         Ok(AlcPacket {
             header,
-            payload_id,
+            payload_id: Some(payload_id),
             symbols: rest.get(PayloadId::LEN..).unwrap_or_default(),
         })
+    }
+
+    /// Whether this is a header-only close packet (no FEC Payload ID).
+    pub fn is_header_only(&self) -> bool {
+        self.payload_id.is_none()
     }
 
     /// The FEC scheme, from the header's codepoint.
@@ -203,26 +228,46 @@ impl<'a> AlcPacket<'a> {
 
     /// The length in bytes that [`AlcPacket::encode`] writes.
     pub fn encoded_len(&self) -> Result<usize, AlcError> {
-        Ok(self.header.encoded_len()? + PayloadId::LEN + self.symbols.len())
+        let pid = if self.payload_id.is_some() {
+            PayloadId::LEN
+        } else {
+            0
+        };
+        Ok(self.header.encoded_len()? + pid + self.symbols.len())
     }
 
-    /// Writes the packet into `out`; returns its length.
+    /// Writes the packet into `out`; returns its length. A packet without
+    /// a payload id must close the session or the object and carry no
+    /// symbols.
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, AlcError> {
-        let fec = self.fec_encoding_id()?;
-        if fec != self.payload_id.fec_encoding_id() {
-            return Err(AlcError::PayloadIdMismatch {
-                codepoint: self.header.codepoint,
-            });
-        }
-        let pid = self.payload_id.to_bytes()?;
+        let pid = match self.payload_id {
+            Some(payload_id) => {
+                let fec = self.fec_encoding_id()?;
+                if fec != payload_id.fec_encoding_id() {
+                    return Err(AlcError::PayloadIdMismatch {
+                        codepoint: self.header.codepoint,
+                    });
+                }
+                Some(payload_id.to_bytes()?)
+            }
+            None if (self.header.close_session || self.header.close_object)
+                && self.symbols.is_empty() =>
+            {
+                None
+            }
+            None => return Err(AlcError::MissingPayloadId),
+        };
         let needed = self.encoded_len()?;
         let available = out.len();
         let out = out
             .get_mut(..needed)
             .ok_or(AlcError::BufferTooSmall { needed, available })?;
-        let hdr = self.header.encode(out)?;
-        out[hdr..hdr + PayloadId::LEN].copy_from_slice(&pid);
-        out[hdr + PayloadId::LEN..].copy_from_slice(self.symbols);
+        let mut at = self.header.encode(out)?;
+        if let Some(pid) = pid {
+            out[at..at + PayloadId::LEN].copy_from_slice(&pid);
+            at += PayloadId::LEN;
+        }
+        out[at..].copy_from_slice(self.symbols);
         Ok(needed)
     }
 }
@@ -243,10 +288,10 @@ mod tests {
         header.extensions = Extensions::from_list(&fti);
         let pkt = AlcPacket {
             header,
-            payload_id: PayloadId::RaptorQ {
+            payload_id: Some(PayloadId::RaptorQ {
                 sbn: 3,
                 esi: 0x01_0203,
-            },
+            }),
             symbols: b"abcd",
         };
         let mut buf = [0u8; 64];
@@ -268,10 +313,10 @@ mod tests {
     fn no_code_payload_id_bytes() {
         let pkt = AlcPacket {
             header: LctHeader::new(0, 0, 0),
-            payload_id: PayloadId::NoCode {
+            payload_id: Some(PayloadId::NoCode {
                 sbn: 0x0102,
                 esi: 0x0304,
-            },
+            }),
             symbols: &[],
         };
         let mut buf = [0u8; 16];
@@ -295,7 +340,7 @@ mod tests {
     fn encode_checks_payload_id() {
         let mut pkt = AlcPacket {
             header: LctHeader::new(0, 0, 6),
-            payload_id: PayloadId::NoCode { sbn: 0, esi: 0 },
+            payload_id: Some(PayloadId::NoCode { sbn: 0, esi: 0 }),
             symbols: &[],
         };
         let mut buf = [0u8; 16];
@@ -303,16 +348,44 @@ mod tests {
             pkt.encode(&mut buf),
             Err(AlcError::PayloadIdMismatch { codepoint: 6 })
         );
-        pkt.payload_id = PayloadId::RaptorQ {
+        pkt.payload_id = Some(PayloadId::RaptorQ {
             sbn: 0,
             esi: 1 << 24,
-        };
+        });
         assert_eq!(pkt.encode(&mut buf), Err(AlcError::EsiOutOfRange(1 << 24)));
-        pkt.payload_id = PayloadId::RaptorQ { sbn: 0, esi: 0 };
+        pkt.payload_id = Some(PayloadId::RaptorQ { sbn: 0, esi: 0 });
         assert!(matches!(
             pkt.encode(&mut buf[..11]),
             Err(AlcError::BufferTooSmall { needed: 12, .. })
         ));
+        pkt.payload_id = None;
+        assert_eq!(pkt.encode(&mut buf), Err(AlcError::MissingPayloadId));
+        pkt.header.close_object = true;
+        pkt.symbols = b"x";
+        assert_eq!(pkt.encode(&mut buf), Err(AlcError::MissingPayloadId));
+    }
+
+    #[test]
+    fn header_only_close_packets() {
+        for (a, b, cp) in [(true, false, 6), (false, true, 0), (true, true, 1)] {
+            let mut header = LctHeader::new(9, 3, cp);
+            header.close_session = a;
+            header.close_object = b;
+            let pkt = AlcPacket {
+                header,
+                payload_id: None,
+                symbols: &[],
+            };
+            let mut buf = [0u8; 16];
+            let n = pkt.encode(&mut buf).unwrap();
+            assert_eq!(n, 12);
+            let parsed = AlcPacket::decode(&buf[..n]).unwrap();
+            assert!(parsed.is_header_only());
+            assert_eq!(parsed, pkt);
+        }
+        // Without a close flag, a header-only packet is still truncated.
+        let bytes = [0x10, 0, 2, 6, 0, 0, 0, 0];
+        assert_eq!(AlcPacket::decode(&bytes), Err(AlcError::TruncatedPayloadId));
     }
 
     proptest! {
@@ -353,7 +426,7 @@ mod tests {
             };
             let pkt = AlcPacket {
                 header: LctHeader::new(tsi, toi & LctHeader::MAX_TOI, payload_id.fec_encoding_id().id()),
-                payload_id,
+                payload_id: Some(payload_id),
                 symbols: &symbols,
             };
             let mut out = vec![0u8; pkt.encoded_len().unwrap()];

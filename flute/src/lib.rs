@@ -7,8 +7,12 @@
 //! header extensions and symbols from the datagram, and writing goes into a
 //! buffer the caller owns.
 //!
+//! The [`receiver`] turns datagrams into events (objects learned, blocks
+//! decoded in order, objects verified or failed, sessions closed) for an
+//! I/O layer to act on; see its module documentation for the contract.
+//!
 //! ```text
-//!   datagram ──AlcPacket::decode──> AlcPacket { LctHeader, PayloadId, &symbols }
+//!   datagram ──AlcPacket::decode──> AlcPacket { LctHeader, Option<PayloadId>, &symbols }
 //!   AlcPacket ──encode(&mut buf)──> length written
 //!   FDT XML  ──FdtInstance::parse──> FdtInstance { files, FEC OTI defaults }
 //!   objects  ──Sender::poll_transmit──> FDT and data datagrams (see [`sender`])
@@ -19,7 +23,7 @@
 //!
 //! let packet = AlcPacket {
 //!     header: LctHeader::new(7, 1, 6),
-//!     payload_id: PayloadId::RaptorQ { sbn: 0, esi: 42 },
+//!     payload_id: Some(PayloadId::RaptorQ { sbn: 0, esi: 42 }),
 //!     symbols: b"symbol bytes",
 //! };
 //! let mut buf = [0u8; 1500];
@@ -32,11 +36,13 @@
 pub mod alc;
 pub mod fdt;
 pub mod lct;
+pub mod receiver;
 pub mod sender;
 
 pub use alc::{AlcError, AlcPacket, FecEncodingId, PayloadId};
 pub use fdt::{FdtError, FdtFile, FdtInstance};
 pub use lct::{Extension, Extensions, LctError, LctHeader};
+pub use receiver::{Receiver, ReceiverConfig};
 pub use sender::{ObjectSpec, Sender, SenderConfig, SenderError, Toi, Transmit, TransmitKind};
 
 /// Any error of this crate.

@@ -166,7 +166,7 @@ impl FdtOut {
         };
         let size = AlcPacket {
             header: fdt_header(tsi, &exts),
-            payload_id,
+            payload_id: Some(payload_id),
             symbols: symbol,
         }
         .encode(buf)?;

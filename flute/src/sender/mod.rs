@@ -477,7 +477,7 @@ impl Sender {
         };
         let size = AlcPacket {
             header,
-            payload_id,
+            payload_id: Some(payload_id),
             symbols: symbol,
         }
         .encode(buf)?;

@@ -81,7 +81,7 @@ fn oti_of(fti: Fti) -> Oti {
 }
 
 fn add_symbol(dec: &mut ObjectDecoder, pkt: &AlcPacket<'_>) {
-    let id = dms_fec::PayloadId::new(pkt.payload_id.sbn(), pkt.payload_id.esi());
+    let id = dms_fec::PayloadId::new(pkt.payload_id.unwrap().sbn(), pkt.payload_id.unwrap().esi());
     dec.add_symbol(id, pkt.symbols).unwrap();
 }
 
@@ -332,7 +332,7 @@ fn block_sequence(sent: &[Sent]) -> Vec<(u128, u32)> {
     let mut seq: Vec<(u128, u32)> = Vec::new();
     for s in sent.iter().filter(|s| s.kind == TransmitKind::Data) {
         let pkt = AlcPacket::decode(&s.bytes).unwrap();
-        let key = (pkt.header.toi, pkt.payload_id.sbn());
+        let key = (pkt.header.toi, pkt.payload_id.unwrap().sbn());
         if seq.last() != Some(&key) {
             seq.push(key);
         }
@@ -373,7 +373,8 @@ fn priority_order_and_round_robin() {
         .iter()
         .filter_map(|s| {
             let p = AlcPacket::decode(&s.bytes).unwrap();
-            (p.header.toi == high && p.payload_id.sbn() == 0).then_some(p.payload_id.esi())
+            (p.header.toi == high && p.payload_id.unwrap().sbn() == 0)
+                .then_some(p.payload_id.unwrap().esi())
         })
         .collect();
     assert_eq!(esis, vec![0, 1, 2, 3, 4], "K = 4, ⌈4·10/100⌉ = 1 repair");
@@ -401,7 +402,11 @@ fn carousel_repeats_every_symbol_but_encodes_each_block_once() {
     let mut seen: HashMap<(u128, u32, u32), (u32, Vec<u8>)> = HashMap::new();
     for s in sent.iter().filter(|s| s.kind == TransmitKind::Data) {
         let p = AlcPacket::decode(&s.bytes).unwrap();
-        let key = (p.header.toi, p.payload_id.sbn(), p.payload_id.esi());
+        let key = (
+            p.header.toi,
+            p.payload_id.unwrap().sbn(),
+            p.payload_id.unwrap().esi(),
+        );
         let entry = seen.entry(key).or_insert((0, p.symbols.to_vec()));
         entry.0 += 1;
         assert_eq!(entry.1, p.symbols, "a symbol differs between rounds");

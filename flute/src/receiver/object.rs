@@ -1,0 +1,262 @@
+//! One object being received: its decoder, its digests computed as blocks
+//! stream out, and the packets kept while its OTI is unknown.
+
+use std::collections::VecDeque;
+
+use dms_fec::{Layout, ObjectDecoder, Oti, OtiError, PayloadId, SymbolOutcome};
+use md5::{Digest, Md5};
+use sha2::Sha256;
+
+use super::event::{
+    Event, FailureReason, FileDescription, ObjectInfo, PacketError, Stats, Verification,
+};
+use crate::lct::Fti;
+
+/// Bytes charged to the pending budget per kept packet, beyond its symbols
+/// (the record and its share of the object's map entry).
+pub(super) const PENDING_OVERHEAD: usize = 96;
+
+/// The FEC OTI an EXT_FTI describes, if valid and of at most
+/// `max_blocks` source blocks (a decoder costs memory per block).
+pub(super) fn oti_from_fti(fti: &Fti, max_blocks: u32) -> Result<Oti, PacketError> {
+    let oti = oti_from_fti_unchecked(fti)?;
+    let blocks = oti.layout().block_count();
+    if blocks > max_blocks {
+        return Err(PacketError::TooManyBlocks(blocks));
+    }
+    Ok(oti)
+}
+
+fn oti_from_fti_unchecked(fti: &Fti) -> Result<Oti, OtiError> {
+    match fti {
+        Fti::RaptorQ(f) => Oti::raptorq(
+            f.transfer_length(),
+            f.symbol_size(),
+            u32::from(f.source_blocks()),
+            f.sub_blocks(),
+            f.alignment(),
+        ),
+        Fti::NoCode(f) => Oti::no_code(
+            f.transfer_length(),
+            f.symbol_length(),
+            f.max_source_block_length(),
+        ),
+    }
+}
+
+/// Checks that a packet's codepoint is the FEC Encoding ID of `oti`.
+pub(super) fn check_codepoint(codepoint: u8, oti: &Oti) -> Result<(), PacketError> {
+    let expected = oti.scheme().encoding_id();
+    if codepoint == expected {
+        Ok(())
+    } else {
+        Err(PacketError::CodepointMismatch {
+            codepoint,
+            expected,
+        })
+    }
+}
+
+/// Feeds the symbols of one packet (one or more consecutive ESIs of T
+/// bytes each, the last possibly shorter) to `decoder`, counting
+/// duplicates and symbols for decoded blocks. Returns the first error.
+pub(super) fn add_symbols(
+    decoder: &mut ObjectDecoder,
+    stats: &mut Stats,
+    id: PayloadId,
+    symbols: &[u8],
+) -> Result<(), PacketError> {
+    if symbols.is_empty() {
+        return Err(PacketError::EmptyPayload);
+    }
+    let t = usize::from(decoder.layout().symbol_size());
+    let mut first_error = None;
+    for (i, symbol) in symbols.chunks(t.max(1)).enumerate() {
+        let esi = u32::try_from(i)
+            .ok()
+            .and_then(|i| id.esi.checked_add(i))
+            .unwrap_or(u32::MAX);
+        match decoder.add_symbol(PayloadId::new(id.sbn, esi), symbol) {
+            Ok(SymbolOutcome::Stored | SymbolOutcome::Decoded) => {}
+            Ok(SymbolOutcome::Duplicate) => stats.duplicates += 1,
+            Ok(SymbolOutcome::AlreadyDecoded) => stats.after_decoded += 1,
+            Err(e) => {
+                first_error.get_or_insert(PacketError::Symbol(e));
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// A packet kept until its object's OTI is known.
+#[derive(Debug)]
+pub(super) struct PendingPacket {
+    pub codepoint: u8,
+    pub id: PayloadId,
+    pub symbols: Box<[u8]>,
+}
+
+impl PendingPacket {
+    /// What it costs in the pending budget.
+    pub fn cost(&self) -> usize {
+        self.symbols.len() + PENDING_OVERHEAD
+    }
+}
+
+/// An object whose OTI is known.
+#[derive(Debug)]
+pub(super) struct Active {
+    pub oti: Oti,
+    /// Created at the first symbol, so objects listed in an FDT cost
+    /// nothing until their packets come.
+    pub decoder: Option<ObjectDecoder>,
+    md5: Md5,
+    sha256: Sha256,
+    blocks_out: u32,
+}
+
+/// Where an object is.
+#[derive(Debug)]
+pub(super) enum ObjectState {
+    /// OTI unknown: packets wait here (bytes charged to the pending budget).
+    Waiting {
+        /// Kept packets.
+        packets: Vec<PendingPacket>,
+        /// Their cost.
+        bytes: usize,
+    },
+    /// Decoding.
+    Active(Box<Active>),
+    /// Complete or failed: further packets are ignored.
+    Finished,
+}
+
+/// One object of a session.
+#[derive(Debug)]
+pub(super) struct Object {
+    /// ObjectClosed has been reported.
+    pub closed: bool,
+    /// From the FDT, once it describes the object.
+    pub meta: Option<FileDescription>,
+    pub state: ObjectState,
+}
+
+impl Object {
+    pub fn waiting() -> Self {
+        Object {
+            closed: false,
+            meta: None,
+            state: ObjectState::Waiting {
+                packets: Vec::new(),
+                bytes: 0,
+            },
+        }
+    }
+
+    /// The pending bytes this object holds.
+    pub fn pending_bytes(&self) -> usize {
+        match self.state {
+            ObjectState::Waiting { bytes, .. } => bytes,
+            _ => 0,
+        }
+    }
+}
+
+/// Where an object's outputs go.
+pub(super) struct Output<'a> {
+    pub tsi: u64,
+    pub toi: u128,
+    pub stats: &'a mut Stats,
+    pub events: &'a mut VecDeque<Event>,
+}
+
+impl Active {
+    pub fn new(oti: Oti) -> Self {
+        Active {
+            oti,
+            decoder: None,
+            md5: Md5::new(),
+            sha256: Sha256::new(),
+            blocks_out: 0,
+        }
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.oti.layout()
+    }
+
+    /// Hands decoded blocks out in order; once the last one is out,
+    /// reports completion or failure and returns `true`.
+    pub fn drain(&mut self, out: &mut Output<'_>, meta: Option<&FileDescription>) -> bool {
+        let Some(decoder) = self.decoder.as_mut() else {
+            return false;
+        };
+        while let Some(block) = decoder.pop_block() {
+            self.md5.update(&block.data);
+            self.sha256.update(&block.data);
+            self.blocks_out += 1;
+            out.events.push_back(Event::BlockDecoded {
+                tsi: out.tsi,
+                toi: out.toi,
+                sbn: block.sbn,
+                offset: block.offset,
+                data: block.data,
+            });
+        }
+        if self.blocks_out < decoder.layout().block_count() {
+            return false;
+        }
+        self.finish(out, meta);
+        true
+    }
+
+    fn finish(&mut self, out: &mut Output<'_>, meta: Option<&FileDescription>) {
+        let info = ObjectInfo::new(meta, &self.oti);
+        let md5: [u8; 16] = std::mem::take(&mut self.md5).finalize().into();
+        let sha256: [u8; 32] = std::mem::take(&mut self.sha256).finalize().into();
+        let (tsi, toi) = (out.tsi, out.toi);
+        let (expected_md5, expected_sha256) = info
+            .file
+            .as_ref()
+            .map_or((None, None), |f| (f.content_md5, f.sha256));
+        let md5_check = match expected_md5 {
+            Some(expected) if expected != md5 => Err(FailureReason::Md5Mismatch {
+                expected,
+                actual: md5,
+            }),
+            Some(_) => Ok(Verification::Verified),
+            None => Ok(Verification::NotGiven),
+        };
+        let sha_check = match expected_sha256 {
+            None => Ok(Verification::NotGiven),
+            Some(_) if !info.is_identity_encoded() => Ok(Verification::AfterContentDecoding),
+            Some(expected) if expected != sha256 => Err(FailureReason::Sha256Mismatch {
+                expected,
+                actual: sha256,
+            }),
+            Some(_) => Ok(Verification::Verified),
+        };
+        let event = match (md5_check, sha_check) {
+            (Ok(md5), Ok(sha256)) => {
+                out.stats.objects_complete += 1;
+                Event::ObjectComplete {
+                    tsi,
+                    toi,
+                    info,
+                    md5,
+                    sha256,
+                }
+            }
+            (Err(reason), _) | (_, Err(reason)) => {
+                out.stats.objects_failed += 1;
+                Event::ObjectFailed {
+                    tsi,
+                    toi,
+                    info,
+                    reason,
+                }
+            }
+        };
+        out.events.push_back(event);
+    }
+}
