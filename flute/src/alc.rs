@@ -272,6 +272,12 @@ impl<'a> AlcPacket<'a> {
     }
 }
 
+impl From<PayloadId> for dms_fec::PayloadId {
+    fn from(id: PayloadId) -> Self {
+        dms_fec::PayloadId::new(id.sbn(), id.esi())
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -223,4 +223,50 @@ impl Fti {
             Fti::NoCode(f) => f.transfer_length(),
         }
     }
+
+    /// The FEC OTI these fields describe, checked against the fec crate's
+    /// limits (which are stricter than the wire format's: K ≤ 56403, N = 1).
+    pub fn to_oti(&self) -> Result<dms_fec::Oti, dms_fec::OtiError> {
+        match self {
+            Fti::RaptorQ(f) => dms_fec::Oti::raptorq(
+                f.transfer_length(),
+                f.symbol_size(),
+                u32::from(f.source_blocks()),
+                f.sub_blocks(),
+                f.alignment(),
+            ),
+            Fti::NoCode(f) => dms_fec::Oti::no_code(
+                f.transfer_length(),
+                f.symbol_length(),
+                f.max_source_block_length(),
+            ),
+        }
+    }
+
+    /// The EXT_FTI fields of an object laid out by `oti`.
+    pub fn from_oti(oti: &dms_fec::Oti) -> Result<Self, LctError> {
+        match oti.scheme() {
+            dms_fec::FecScheme::RaptorQ => {
+                let z =
+                    u8::try_from(oti.source_blocks()).map_err(|_| LctError::FieldOutOfRange {
+                        field: "number of source blocks Z",
+                    })?;
+                let al = oti.alignment().unwrap_or(dms_fec::DEFAULT_ALIGNMENT);
+                RaptorQFti::new(
+                    oti.transfer_length(),
+                    oti.symbol_size(),
+                    z,
+                    oti.sub_blocks(),
+                    al,
+                )
+                .map(Fti::RaptorQ)
+            }
+            dms_fec::FecScheme::NoCode => NoCodeFti::new(
+                oti.transfer_length(),
+                oti.symbol_size(),
+                oti.max_source_block_length(),
+            )
+            .map(Fti::NoCode),
+        }
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use dms_fec::{Layout, ObjectDecoder, Oti, OtiError, PayloadId, SymbolOutcome};
+use dms_fec::{Layout, ObjectDecoder, Oti, PayloadId, SymbolOutcome};
 use md5::{Digest, Md5};
 use sha2::Sha256;
 
@@ -19,29 +19,12 @@ pub(super) const PENDING_OVERHEAD: usize = 96;
 /// The FEC OTI an EXT_FTI describes, if valid and of at most
 /// `max_blocks` source blocks (a decoder costs memory per block).
 pub(super) fn oti_from_fti(fti: &Fti, max_blocks: u32) -> Result<Oti, PacketError> {
-    let oti = oti_from_fti_unchecked(fti)?;
+    let oti = fti.to_oti()?;
     let blocks = oti.layout().block_count();
     if blocks > max_blocks {
         return Err(PacketError::TooManyBlocks(blocks));
     }
     Ok(oti)
-}
-
-fn oti_from_fti_unchecked(fti: &Fti) -> Result<Oti, OtiError> {
-    match fti {
-        Fti::RaptorQ(f) => Oti::raptorq(
-            f.transfer_length(),
-            f.symbol_size(),
-            u32::from(f.source_blocks()),
-            f.sub_blocks(),
-            f.alignment(),
-        ),
-        Fti::NoCode(f) => Oti::no_code(
-            f.transfer_length(),
-            f.symbol_length(),
-            f.max_source_block_length(),
-        ),
-    }
 }
 
 /// Checks that a packet's codepoint is the FEC Encoding ID of `oti`.

@@ -130,7 +130,7 @@ impl Session {
         let Some(id) = packet.payload_id else {
             return Ok(());
         };
-        let id = PayloadId::new(id.sbn(), id.esi());
+        let id: PayloadId = id.into();
         self.receive(cx, toi, header.codepoint, id, packet.symbols)
     }
 
@@ -295,7 +295,7 @@ impl Session {
         let Some(id) = packet.payload_id else {
             return Ok(());
         };
-        let id = PayloadId::new(id.sbn(), id.esi());
+        let id: PayloadId = id.into();
         decoding.expires = expires;
         let result = add_symbols(&mut decoding.decoder, cx.stats, id, packet.symbols);
         while let Some(block) = decoding.decoder.pop_block() {

@@ -8,7 +8,7 @@ use dms_fec::{FecScheme, Layout, Oti};
 use super::config::{ObjectSource, ObjectSpec, content_encoding_token};
 use super::error::SenderError;
 use crate::fdt::FdtFile;
-use crate::lct::{ContentEncoding, Extension, Fti, NoCodeFti, RaptorQFti};
+use crate::lct::{ContentEncoding, Extension, Fti};
 
 /// One object of the session.
 pub(super) struct ObjectState {
@@ -44,34 +44,6 @@ impl std::fmt::Debug for ObjectState {
             .field("units_left", &self.units_left)
             .field("failed", &self.failed)
             .finish_non_exhaustive()
-    }
-}
-
-/// The EXT_FTI of an object laid out by `oti`.
-fn fti_of(oti: &Oti) -> Result<Fti, SenderError> {
-    let bad = |_| SenderError::Internal("a validated OTI makes an invalid FTI");
-    match oti.scheme() {
-        FecScheme::RaptorQ => {
-            let z = u8::try_from(oti.source_blocks())
-                .map_err(|_| SenderError::Internal("RaptorQ Z above 255"))?;
-            let al = oti.alignment().unwrap_or(dms_fec::DEFAULT_ALIGNMENT);
-            RaptorQFti::new(
-                oti.transfer_length(),
-                oti.symbol_size(),
-                z,
-                oti.sub_blocks(),
-                al,
-            )
-            .map(Fti::RaptorQ)
-            .map_err(bad)
-        }
-        FecScheme::NoCode => NoCodeFti::new(
-            oti.transfer_length(),
-            oti.symbol_size(),
-            oti.max_source_block_length(),
-        )
-        .map(Fti::NoCode)
-        .map_err(bad),
     }
 }
 
@@ -115,7 +87,8 @@ impl ObjectState {
                 source,
             })?;
         let layout = oti.layout();
-        let fti = fti_of(&oti)?;
+        let fti = Fti::from_oti(&oti)
+            .map_err(|_| SenderError::Internal("a validated OTI makes an invalid FTI"))?;
         let cenc = spec
             .content_encoding
             .filter(|c| *c != ContentEncoding::Null);

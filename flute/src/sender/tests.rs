@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::time::{Duration, Instant};
 
-use dms_fec::{BlockSize, FecScheme, ObjectDecoder, Oti};
+use dms_fec::{BlockSize, FecScheme, ObjectDecoder};
 
 use super::*;
 use crate::fdt::FdtInstance;
-use crate::lct::{ContentEncoding, FluteVersion, Fti};
+use crate::lct::{ContentEncoding, FluteVersion};
 
 /// One emitted datagram and when.
 struct Sent {
@@ -61,27 +61,8 @@ fn run(sender: &mut Sender, start: Instant, step: Duration) -> Vec<Sent> {
     out
 }
 
-fn oti_of(fti: Fti) -> Oti {
-    match fti {
-        Fti::RaptorQ(f) => Oti::raptorq(
-            f.transfer_length(),
-            f.symbol_size(),
-            u32::from(f.source_blocks()),
-            f.sub_blocks(),
-            f.alignment(),
-        )
-        .unwrap(),
-        Fti::NoCode(f) => Oti::no_code(
-            f.transfer_length(),
-            f.symbol_length(),
-            f.max_source_block_length(),
-        )
-        .unwrap(),
-    }
-}
-
 fn add_symbol(dec: &mut ObjectDecoder, pkt: &AlcPacket<'_>) {
-    let id = dms_fec::PayloadId::new(pkt.payload_id.unwrap().sbn(), pkt.payload_id.unwrap().esi());
+    let id = pkt.payload_id.unwrap().into();
     dec.add_symbol(id, pkt.symbols).unwrap();
 }
 
@@ -108,7 +89,7 @@ fn decode_fdt<'a>(packets: impl Iterator<Item = &'a [u8]>) -> FdtInstance {
         let id = ext.instance_id();
         let dec = decoders
             .entry(id)
-            .or_insert_with(|| ObjectDecoder::new(&oti_of(fti)));
+            .or_insert_with(|| ObjectDecoder::new(&fti.to_oti().unwrap()));
         add_symbol(dec, &pkt);
         if dec.is_complete() && best.as_ref().is_none_or(|(b, _)| *b < id) {
             best = Some((id, FdtInstance::parse(&drain(dec)).unwrap()));
@@ -137,7 +118,7 @@ fn receive<'a>(packets: impl Iterator<Item = &'a [u8]> + Clone) -> HashMap<u128,
         assert_eq!(pkt.header.codepoint, fti.codepoint());
         let dec = decoders
             .entry(toi)
-            .or_insert_with(|| ObjectDecoder::new(&oti_of(fti)));
+            .or_insert_with(|| ObjectDecoder::new(&fti.to_oti().unwrap()));
         add_symbol(dec, &pkt);
     }
     decoders
