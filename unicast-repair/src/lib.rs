@@ -1,4 +1,13 @@
 //! Unicast delivery and repair: HTTP(S) download with Range and resume,
 //! 3GPP TS 26.346 symbol-based file repair, reception reports, and the
-//! client that UEs use. Defines the `ObjectSource` trait that the origin
-//! implements, so a repair server can run alone against a shared blob store.
+//! client that UEs use.
+//!
+//! This crate defines the seam it reads objects through, [`ObjectSource`]:
+//! the origin implements it over its catalog and blob store, so a repair
+//! server can also run alone (`dms repair-serve`) against a shared,
+//! read-only data directory, and a later blob store (an S3-compatible one)
+//! only has to implement [`BlobReader`].
+
+pub mod source;
+
+pub use source::{BlobReader, FileBlob, ObjectInfo, ObjectSource, SourceError};
