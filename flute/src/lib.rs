@@ -36,6 +36,8 @@
 pub mod alc;
 pub mod fdt;
 pub mod lct;
+#[cfg(feature = "net")]
+pub mod net;
 pub mod receiver;
 pub mod sender;
 

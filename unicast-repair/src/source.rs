@@ -119,10 +119,8 @@ pub trait ObjectSource: Send + Sync + 'static {
     fn object(&self, id: &str) -> Result<Option<ObjectInfo>, SourceError>;
 
     /// The object whose broadcast Content-Location is `content_location`.
-    fn object_by_location(
-        &self,
-        content_location: &str,
-    ) -> Result<Option<ObjectInfo>, SourceError>;
+    fn object_by_location(&self, content_location: &str)
+    -> Result<Option<ObjectInfo>, SourceError>;
 
     /// Opens the object's bytes.
     fn open(&self, object: &ObjectInfo) -> Result<Box<dyn BlobReader>, SourceError>;
