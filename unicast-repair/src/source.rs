@@ -12,7 +12,9 @@ use dms_fec::Oti;
 /// What the download and repair service needs to know of one stored object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectInfo {
-    /// The object's id: the last path segment of its unicast `uri`.
+    /// The object's id, as it appears in its unicast `uri`
+    /// (`{base}/dl/{id}/{file_name}`). Ids are never reused, so that URL
+    /// names immutable bytes and caches may keep it for ever.
     pub id: String,
     /// The object's name (as published).
     pub name: String,
