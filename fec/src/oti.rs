@@ -149,7 +149,7 @@ impl Oti {
         if alignment == 0 {
             return Err(OtiError::ZeroAlignment);
         }
-        if symbol_size % u16::from(alignment) != 0 {
+        if !symbol_size.is_multiple_of(u16::from(alignment)) {
             return Err(OtiError::Misaligned {
                 symbol_size,
                 alignment,

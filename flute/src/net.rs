@@ -191,19 +191,17 @@ pub fn receive_buffer_size(socket: &UdpSocket) -> io::Result<usize> {
 
 fn set_receive_buffer(socket: &Socket, bytes: usize) {
     if nix::sys::socket::setsockopt(socket, nix::sys::socket::sockopt::RcvBufForce, &bytes).is_err()
+        && let Err(e) = socket.set_recv_buffer_size(bytes)
     {
-        if let Err(e) = socket.set_recv_buffer_size(bytes) {
-            tracing::debug!("receive buffer of {bytes} bytes refused: {e}");
-        }
+        tracing::debug!("receive buffer of {bytes} bytes refused: {e}");
     }
 }
 
 fn set_send_buffer(socket: &Socket, bytes: usize) {
     if nix::sys::socket::setsockopt(socket, nix::sys::socket::sockopt::SndBufForce, &bytes).is_err()
+        && let Err(e) = socket.set_send_buffer_size(bytes)
     {
-        if let Err(e) = socket.set_send_buffer_size(bytes) {
-            tracing::debug!("send buffer of {bytes} bytes refused: {e}");
-        }
+        tracing::debug!("send buffer of {bytes} bytes refused: {e}");
     }
 }
 

@@ -52,10 +52,10 @@ fn sender_to_receiver_with_loss_duplicates_and_reordering() {
         now += Duration::from_micros(50);
         n += 1;
         let packet = buf[..t.size].to_vec();
-        if t.kind == TransmitKind::Data && t.toi != nocode_toi && n % 17 == 0 {
+        if t.kind == TransmitKind::Data && t.toi != nocode_toi && n.is_multiple_of(17) {
             continue;
         }
-        if n % 13 == 0 {
+        if n.is_multiple_of(13) {
             datagrams.push(packet.clone());
         }
         datagrams.push(packet);

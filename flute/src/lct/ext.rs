@@ -183,7 +183,7 @@ impl<'a> ExtTime<'a> {
     /// hold every field its flags announce.
     pub fn new(payload: &'a [u8]) -> Result<Self, LctError> {
         let total = payload.len() + 2;
-        if total % 4 != 0 || total / 4 > 255 {
+        if !total.is_multiple_of(4) || total / 4 > 255 {
             return Err(LctError::InvalidExtensionLength {
                 het: HET_EXT_TIME,
                 len: total,
@@ -289,7 +289,7 @@ impl<'a> UnknownExtension<'a> {
             body.len() == 3
         } else {
             let total = body.len() + 2;
-            total % 4 == 0 && total / 4 <= 255
+            total.is_multiple_of(4) && total / 4 <= 255
         };
         if !ok {
             return Err(LctError::InvalidExtensionLength {

@@ -63,7 +63,7 @@ impl RaptorQFti {
             Some("number of sub-blocks N is 0")
         } else if alignment == 0 {
             Some("alignment Al is 0")
-        } else if symbol_size % u16::from(alignment) != 0 {
+        } else if !symbol_size.is_multiple_of(u16::from(alignment)) {
             Some("symbol size T is not a multiple of Al")
         } else {
             None

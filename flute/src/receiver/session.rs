@@ -100,12 +100,13 @@ impl Session {
     }
 
     fn close_object(&mut self, cx: &mut Ctx<'_>, toi: u128) {
-        if let Some(object) = self.objects.get_mut(&toi) {
-            if !object.closed && !matches!(object.state, ObjectState::Finished) {
-                object.closed = true;
-                cx.events
-                    .push_back(Event::ObjectClosed { tsi: cx.tsi, toi });
-            }
+        if let Some(object) = self.objects.get_mut(&toi)
+            && !object.closed
+            && !matches!(object.state, ObjectState::Finished)
+        {
+            object.closed = true;
+            cx.events
+                .push_back(Event::ObjectClosed { tsi: cx.tsi, toi });
         }
     }
 
@@ -302,11 +303,11 @@ impl Session {
             decoding.data.extend_from_slice(&block.data);
         }
         let total = decoding.decoder.layout().transfer_length();
-        if decoding.data.len() as u64 == total {
-            if let Some(done) = self.fdt_decoding.remove(&instance_id) {
-                self.remember_fdt(cx, instance_id, expires);
-                self.fdt_received(cx, instance_id, done.cenc, done.data)?;
-            }
+        if decoding.data.len() as u64 == total
+            && let Some(done) = self.fdt_decoding.remove(&instance_id)
+        {
+            self.remember_fdt(cx, instance_id, expires);
+            self.fdt_received(cx, instance_id, done.cenc, done.data)?;
         }
         result
     }
@@ -393,10 +394,10 @@ impl Session {
                 }
                 object.meta = Some(meta);
             }
-            if let Some(oti) = oti {
-                if let Err(e) = self.activate(cx, file.toi, oti) {
-                    cx.stats.record(&e);
-                }
+            if let Some(oti) = oti
+                && let Err(e) = self.activate(cx, file.toi, oti)
+            {
+                cx.stats.record(&e);
             }
         }
     }
@@ -473,10 +474,10 @@ impl Session {
     /// Forgets object `toi`; returns the pending bytes it held, if it existed.
     pub fn remove_object(&mut self, toi: u128) -> Option<usize> {
         let object = self.objects.remove(&toi)?;
-        if let ObjectState::Active(active) = &object.state {
-            if active.decoder.is_some() {
-                self.decoders = self.decoders.saturating_sub(1);
-            }
+        if let ObjectState::Active(active) = &object.state
+            && active.decoder.is_some()
+        {
+            self.decoders = self.decoders.saturating_sub(1);
         }
         Some(object.pending_bytes())
     }

@@ -279,11 +279,11 @@ impl Sender {
 
     /// Fires the timers that expired at `now` (the FDT repeat).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Some(at) = self.fdt.next_at {
-            if now >= at {
-                self.fdt.next_at = None;
-                self.fdt.due = true;
-            }
+        if let Some(at) = self.fdt.next_at
+            && now >= at
+        {
+            self.fdt.next_at = None;
+            self.fdt.due = true;
         }
     }
 
@@ -519,10 +519,11 @@ impl Sender {
             return;
         };
         o.units_left = o.units_left.saturating_sub(1);
-        if unit.repair > 0 && o.rounds_left > 0 {
-            if let Some(slot) = o.repair_cache.get_mut(unit.sbn as usize) {
-                *slot = Some(std::mem::take(&mut self.repair_buf));
-            }
+        if unit.repair > 0
+            && o.rounds_left > 0
+            && let Some(slot) = o.repair_cache.get_mut(unit.sbn as usize)
+        {
+            *slot = Some(std::mem::take(&mut self.repair_buf));
         }
         let blocks = u64::from(o.layout.block_count());
         let round_done = blocks > 0 && o.units_left % blocks == 0;

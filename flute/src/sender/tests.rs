@@ -216,7 +216,7 @@ fn raptorq_survives_ten_percent_loss() {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let drop = s.kind == TransmitKind::Data && x % 10 == 0;
+            let drop = s.kind == TransmitKind::Data && x.is_multiple_of(10);
             dropped += usize::from(drop);
             !drop
         })
