@@ -15,8 +15,9 @@
 //! size ends it, or when the sender has nothing more. Pacing meters UDP
 //! payload bytes: before a batch goes out the bucket must hold its bytes;
 //! the loop sleeps while far ahead and yields only for the last ~100 µs.
-//! Batches are at most about a millisecond of the rate, so each second
-//! carries the set rate within a fraction of a percent.
+//! Batches are at most about a millisecond of the rate, and the bucket
+//! makes up for short stalls (the sender encodes blocks in line), so each
+//! second carries the set rate within about one percent.
 //!
 //! ```no_run
 //! use std::io::Cursor;
@@ -79,9 +80,16 @@ pub struct TransmitConfig {
     pub gso: bool,
     /// Most datagrams in one GSO send (default 64, the kernel's limit).
     pub max_segments: usize,
-    /// Longest burst, in time at the set rate (default 1 ms): the largest
-    /// batch is this much of the rate, and the bucket holds two of them.
+    /// Longest batch, in time at the set rate (default 1 ms): a batch
+    /// carries at most this much of the rate.
     pub burst: Duration,
+    /// Longest stall made up for (default 8 ms): when the sender pauses
+    /// (it encodes each source block in line, a few ms for 1 MiB), the
+    /// bucket keeps earning for this long, and the batches after the pause
+    /// go out back to back until the rate is caught up. The bucket holds
+    /// two batches plus this much of the rate; it bounds how far a second
+    /// can exceed the rate (8 ms is 0.8 %).
+    pub catch_up: Duration,
 }
 
 impl TransmitConfig {
@@ -95,6 +103,7 @@ impl TransmitConfig {
             gso: true,
             max_segments: 64,
             burst: Duration::from_millis(1),
+            catch_up: Duration::from_millis(8),
         }
     }
 }
@@ -229,14 +238,15 @@ impl Transmitter {
         let mut max_bytes = MAX_GSO_BYTES;
         let mut bucket = None;
         if self.config.rate_bps > 0 {
-            let burst = (u128::from(self.config.rate_bps / 8) * self.config.burst.as_nanos()
-                / 1_000_000_000) as usize;
-            max_bytes = burst.clamp(slot, MAX_GSO_BYTES);
-            bucket = Some(TokenBucket::new(
-                self.config.rate_bps,
-                2 * max_bytes as u64,
-                start,
-            ));
+            let bytes_in = |d: Duration| {
+                u64::try_from(u128::from(self.config.rate_bps / 8) * d.as_nanos() / 1_000_000_000)
+                    .unwrap_or(u64::MAX)
+            };
+            max_bytes = usize::try_from(bytes_in(self.config.burst))
+                .unwrap_or(usize::MAX)
+                .clamp(slot, MAX_GSO_BYTES);
+            let capacity = (2 * max_bytes as u64).saturating_add(bytes_in(self.config.catch_up));
+            bucket = Some(TokenBucket::new(self.config.rate_bps, capacity, start));
         }
         let mut batch = Batch::new(slot, max_bytes, self.gso_segments());
         let mut last_send = start;
