@@ -115,13 +115,11 @@ fn a_multi_mib_object_arrives_intact_at_a_joined_receiver() {
     let toi = transmitter.add_object(spec).unwrap();
     let live = transmitter.live_stats();
     let report = transmitter.run().unwrap();
-    eprintln!("{report:?}");
 
     let (received, stats) = receiving.join().unwrap();
-    eprintln!("{stats:?}");
     assert!(
         received.get("file:///firmware.bin") == Some(&object),
-        "object missing or different"
+        "object missing or different; receiver {stats:?}, sender {report:?}"
     );
     assert!(!report.stopped);
     assert_eq!(report.packets, report.sender.packets);
