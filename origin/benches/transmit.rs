@@ -71,6 +71,25 @@ fn transmitter(
     t
 }
 
+/// CPU seconds (user + system) of this process so far, from
+/// /proc/self/stat (Linux; clock ticks of 1/100 s); 0 elsewhere.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some((_, rest)) = stat.rsplit_once(") ") else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn unpaced(group: SocketAddr, data: &[u8]) {
     println!("unpaced, 1472-byte datagrams, 64 MiB object x rounds, one thread:");
     for (fec, rounds) in [(FecScheme::NoCode, 8), (FecScheme::RaptorQ, 2)] {
@@ -107,6 +126,7 @@ fn paced(group: SocketAddr, data: &[u8], rate_mbit: u64, fec: FecScheme, seconds
     let mut next = start + Duration::from_secs(1);
     thread::sleep(next - Instant::now());
     let mut last = (Instant::now(), live.bytes());
+    let cpu_start = cpu_seconds();
     let mut errors = Vec::new();
     for _ in 0..seconds {
         next += Duration::from_secs(1);
@@ -116,12 +136,13 @@ fn paced(group: SocketAddr, data: &[u8], rate_mbit: u64, fec: FecScheme, seconds
         errors.push((mbit - rate_mbit as f64) / rate_mbit as f64 * 100.0);
         last = now;
     }
+    let cpu = (cpu_seconds() - cpu_start) / seconds as f64 * 100.0;
     stop.stop();
     running.join().unwrap().unwrap();
     let list: Vec<String> = errors.iter().map(|e| format!("{e:+.2}")).collect();
     let worst = errors.iter().fold(0.0f64, |w, e| w.max(e.abs()));
     println!(
-        "  set {rate_mbit:>5} Mbit/s {:<8} per-second error % [{}]  worst {worst:.2} %",
+        "  set {rate_mbit:>5} Mbit/s {:<8} per-second error % [{}]  worst {worst:.2} %, CPU {cpu:.0} %",
         format!("{fec:?}"),
         list.join(" ")
     );

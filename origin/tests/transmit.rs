@@ -106,7 +106,7 @@ fn a_multi_mib_object_arrives_intact_at_a_joined_receiver() {
     sender_config.carousel_rounds = 2;
     let mut transmitter = Transmitter::new(
         Sender::new(sender_config).unwrap(),
-        config(group, 300_000_000),
+        config(group, 150_000_000),
     )
     .unwrap();
     let mut spec = ObjectSpec::new("file:///firmware.bin", Cursor::new(object.clone()));
