@@ -176,6 +176,13 @@ pub fn run(args: &SendArgs) -> anyhow::Result<()> {
     config.carousel_rounds = args.carousel;
     config.inband_fti = !args.no_inband_fti;
     config.max_datagram_size = usize::try_from(args.datagram_size)?;
+    // With several rounds the repair symbols are kept (about repair % of
+    // the files) so each block is encoded once: make room for all of them,
+    // with a symbol per block (at most 256 RaptorQ blocks) for rounding up.
+    let rounding = objects.len() as u64 * 256 * u64::from(args.symbol_size);
+    config.repair_cache_bytes = config
+        .repair_cache_bytes
+        .max((u128::from(transported) * u128::from(args.repair) / 100) as u64 + rounding);
     let sender = Sender::new(config).context("FLUTE session")?;
 
     let mut transmit = TransmitConfig::new(args.group);
