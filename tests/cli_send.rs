@@ -241,3 +241,32 @@ fn dms_send_explains_bad_input() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--group"));
 }
+
+#[test]
+fn ctrl_c_stops_dms_send_with_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("large.bin");
+    // 20 MB at 10 Mbit/s would take 16 s.
+    std::fs::write(&path, data(20_000_000, 4)).unwrap();
+    let group: SocketAddr = "239.255.74.4:47324".parse().unwrap();
+    let socket = joined(group);
+    let child = send(
+        &[&path],
+        group,
+        &["--rate", "10", "--fec", "nocode", "--quiet"],
+    );
+    // The first datagram means the handler is installed and sending began.
+    let mut buf = vec![0u8; 65_536];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while socket.recv(&mut buf).is_err() && Instant::now() < deadline {}
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = finish(child);
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("stopped"), "{stdout}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("interrupted"));
+}

@@ -6,6 +6,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use dms_origin::transmit::{
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use md5::{Digest, Md5};
 use sha2::Sha256;
+use signal_hook::consts::SIGINT;
 
 /// `EMSGSIZE` on Linux: a datagram larger than the path MTU.
 const EMSGSIZE: i32 = 90;
@@ -216,10 +218,22 @@ pub fn run(args: &SendArgs) -> anyhow::Result<()> {
             .with_context(|| format!("adding {}", o.location))?;
     }
 
+    // Ctrl-C stops the transmission (a second one exits at once).
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for register in [
+        signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(&interrupted)),
+        signal_hook::flag::register(SIGINT, Arc::clone(&interrupted)),
+    ] {
+        register.context("installing the Ctrl-C handler")?;
+    }
+    let stop = transmitter.stop_handle();
     let live = transmitter.live_stats();
     let running = thread::spawn(move || transmitter.run());
     let progress = (!args.quiet).then(|| Progress::new(&live));
     while !running.is_finished() {
+        if interrupted.load(Ordering::Relaxed) {
+            stop.stop();
+        }
         if let Some(p) = &progress {
             p.update(&live);
         }
@@ -251,6 +265,9 @@ pub fn run(args: &SendArgs) -> anyhow::Result<()> {
         .collect();
     if !failed.is_empty() {
         bail!("could not read: {}", failed.join(", "));
+    }
+    if report.stopped {
+        bail!("interrupted before the end of the session");
     }
     Ok(())
 }
