@@ -15,6 +15,13 @@
 //! cargo bench -p dms-origin --bench transmit            # ~30 s after the build
 //! DMS_BENCH_SECS=3 DMS_BENCH_RATES=200,1000 cargo bench -p dms-origin --bench transmit
 //! ```
+//!
+//! Measured on the 2-core development machine (load average 5–6 from other
+//! builds), 1472-byte datagrams: unpaced with GSO 0.66–1.13 M datagrams/s
+//! (7.5–13 Gbit/s) no-code and 0.30–0.61 M/s (3.5–7 Gbit/s) RaptorQ +10 %
+//! with the encoder in line; without GSO 120–180 k/s (1.4–2.1 Gbit/s).
+//! Paced at 200 and 1000 Mbit/s every whole second was within 0.35 % of
+//! the set rate (mostly within 0.05 %), using 7–15 % of a core.
 #![allow(clippy::unwrap_used)] // bench code: a failed unwrap is a failed run
 
 use std::io::Cursor;
