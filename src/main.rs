@@ -24,6 +24,9 @@ enum Command {
     /// Forward error correction tools: measurements of the FEC codes.
     #[command(subcommand)]
     Fec(commands::fec::FecCommand),
+    /// Send files as one FLUTE session to a multicast group, paced, and
+    /// exit when the last carousel round is out.
+    Send(commands::send::SendArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,6 +39,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Fec(command) => commands::fec::run(command),
+        Command::Send(args) => commands::send::run(&args),
     }
 }
 

@@ -2,3 +2,8 @@
 //! content-addressed blob store), the management API that DM servers use,
 //! download descriptors (OMA DD, FDT), signed manifests, and broadcast
 //! sessions (the paced UDP transmitter that drives the FLUTE sender).
+//!
+//! - [`transmit`]: the paced, batched UDP transmitter that sends a FLUTE
+//!   session (`dms send` and the broadcast sessions use it).
+
+pub mod transmit;
