@@ -24,6 +24,15 @@ enum Command {
     /// Forward error correction tools: measurements of the FEC codes.
     #[command(subcommand)]
     Fec(commands::fec::FecCommand),
+    /// Run the origin: object repository, management API, descriptors.
+    Serve(commands::serve::ServeArgs),
+    /// Publish an object to an origin; prints its JSON.
+    Publish(commands::publish::PublishArgs),
+    /// Inspect and manage the objects of an origin.
+    #[command(subcommand)]
+    Objects(commands::objects::ObjectsCommand),
+    /// Make a new manifest signing key in a data directory.
+    Keygen(commands::keygen::KeygenArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,6 +45,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Fec(command) => commands::fec::run(command),
+        Command::Serve(args) => commands::serve::run_serve(args),
+        Command::Publish(args) => commands::publish::run_publish(args),
+        Command::Objects(command) => commands::objects::run(command),
+        Command::Keygen(args) => commands::keygen::run_keygen(args),
     }
 }
 

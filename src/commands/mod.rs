@@ -1,3 +1,7 @@
 //! One module per subcommand group.
 
 pub mod fec;
+pub mod keygen;
+pub mod objects;
+pub mod publish;
+pub mod serve;

@@ -48,7 +48,15 @@ pub fn download_descriptor(r: &ObjectRecord, urls: &Urls) -> Result<Vec<u8>, std
     text_element(&mut w, "size", &r.size.to_string())?;
     text_element(&mut w, "objectURI", &urls.uri(r))?;
     text_element(&mut w, "installNotifyURI", &urls.notify_uri(&r.id))?;
-    text_element(&mut w, "description", &format!("{:?} {}", r.kind, r.name))?;
+    let kind = serde_json::to_value(r.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    text_element(
+        &mut w,
+        "description",
+        &format!("{kind}: {} {}", r.name, r.version),
+    )?;
     w.write_event(Event::End(BytesEnd::new("media")))?;
     Ok(w.into_inner())
 }
