@@ -8,6 +8,29 @@
 //!                          │                      └──> BlobStore (DATA/blobs)
 //!   UEs ──GET dl/dd/manifest, POST notify──┘
 //! ```
+//!
+//! # The data directory
+//!
+//! ```text
+//! DATA/catalog.redb      the catalog (redb, single-writer mode: a read-only
+//!                        `dms repair-serve` may open it beside `dms serve`)
+//! DATA/blobs/ab/abcd…    object bytes by SHA-256; DATA/blobs/tmp/ uploads in flight
+//! DATA/origin.key        Ed25519 manifest signing key, PKCS#8 PEM, mode 0600
+//! DATA/origin.pub        its public key, PEM SubjectPublicKeyInfo (give it to UEs)
+//! DATA/admin.token       the admin bearer token (read-write), mode 0600
+//! DATA/tls/cert.pem      self-signed certificate made at first start (unless
+//! DATA/tls/key.pem       --tls-cert/--tls-key), key mode 0600
+//! ```
+//!
+//! # Publishing, and what a crash leaves
+//!
+//! An upload streams into `blobs/tmp/` while it is hashed; the FEC layout
+//! (RaptorQ, T = 1400, ~1 MiB blocks) and each block's SHA-256 are computed
+//! from the written file; the file is fsynced, renamed to its hash and the
+//! directory fsynced; only then is the catalog row committed. A crash
+//! before the commit leaves a file no row references: the next start
+//! removes it ([`Repository::recover`]), and nothing is ever listed or
+//! served that is not whole and durable.
 
 #![deny(missing_docs)]
 

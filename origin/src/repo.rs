@@ -56,6 +56,10 @@ pub struct Limits {
     /// At most this many bytes of distinct blobs (None = no quota).
     pub quota_bytes: Option<u64>,
     /// Keep at least this many bytes free on the blob store's disk.
+    ///
+    /// Both limits are checked against what is stored when an upload
+    /// starts: concurrent uploads may together pass them by at most their
+    /// own sizes.
     pub min_free_bytes: u64,
     /// The symbol size T of the FEC layout.
     pub symbol_size: u16,
@@ -464,6 +468,23 @@ impl Upload<'_> {
             .ok_or_else(|| RepoError::Invalid("upload already finished".into()))?;
         writer.write(buf)?;
         self.hasher.update(buf);
+        Ok(())
+    }
+
+    /// Refuses at once an upload that declares (Content-Length) more bytes
+    /// than the quota or the disk allow, before any is sent.
+    pub fn check_declared(&self, len: u64) -> Result<(), RepoError> {
+        if len > self.budget {
+            return Err(RepoError::TooLarge(format!(
+                "{len} bytes exceed the {} bytes the {} allows",
+                self.budget,
+                if self.quota_limited {
+                    "quota"
+                } else {
+                    "free disk space"
+                }
+            )));
+        }
         Ok(())
     }
 

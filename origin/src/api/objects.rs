@@ -153,6 +153,10 @@ pub async fn create(
         content_type,
         metadata: BTreeMap::new(),
     };
+    let declared: Option<u64> = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
     let repo = state.repo.clone();
     // The body goes to a blocking writer through a small channel; `None`
     // marks the end. A channel closed without it (client gone, body error)
@@ -161,6 +165,9 @@ pub async fn create(
     let writer = tokio::task::spawn_blocking(move || {
         repo.check_new(&new)?;
         let mut upload = repo.begin_upload()?;
+        if let Some(len) = declared {
+            upload.check_declared(len)?;
+        }
         loop {
             match rx.blocking_recv() {
                 Some(Some(chunk)) => upload.write(&chunk)?,
