@@ -74,8 +74,14 @@ pub fn admin_token(data: &Path) -> std::io::Result<String> {
 pub struct Origin {
     /// The repository.
     pub repo: Arc<Repository>,
-    /// The API router (with the simple download route).
+    /// The API router (with the simple download route); to mount other
+    /// routers (the repair service, sessions), build one from `state` and
+    /// `tokens` with [`api::router`].
     pub app: Router,
+    /// The handlers' shared state.
+    pub state: AppState,
+    /// The accepted bearer tokens.
+    pub tokens: Tokens,
     /// TLS configuration (None with `insecure_http`).
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The public base URL in use.
@@ -134,13 +140,15 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
     };
     let app = api::router(
         state.clone(),
-        tokens,
+        tokens.clone(),
         Router::new(),
-        api::simple_download(state),
+        api::simple_download(state.clone()),
     );
     Ok(Origin {
         repo,
         app,
+        state,
+        tokens,
         tls,
         base_url: urls.base().to_owned(),
     })

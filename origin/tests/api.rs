@@ -491,3 +491,97 @@ async fn openapi_document_describes_the_served_routes() {
     }
     assert!(operations >= 10, "{operations}");
 }
+
+#[tokio::test]
+async fn plain_http_with_a_configured_base_url() {
+    let data = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let opts = dms_origin::server::ServeOptions {
+        data: data.path().to_path_buf(),
+        listen: addr,
+        config: Config {
+            base_url: Some("https://cdn.example.net/dms/".into()),
+            ..Config::default()
+        },
+        tls: None,
+        insecure_http: true,
+    };
+    let origin = tokio::task::spawn_blocking(move || dms_origin::server::prepare(&opts).unwrap())
+        .await
+        .unwrap();
+    assert!(origin.tls.is_none());
+    assert!(!data.path().join("tls").exists());
+    let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(dms_origin::http::serve(
+        listener,
+        origin.app,
+        None,
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    let token = std::fs::read_to_string(data.path().join("admin.token")).unwrap();
+    // reqwest's "no provider" rustls feature needs a TLS configuration even
+    // for plain HTTP: one with no roots.
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(config)
+        .build()
+        .unwrap();
+    let (status, obj) = json_of(
+        client
+            .post(format!(
+                "http://{addr}/v1/objects?name=cfg.toml&version=3&kind=config"
+            ))
+            .bearer_auth(token.trim())
+            .body("key = 1\n")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{obj}");
+    let id = obj["id"].as_str().unwrap();
+    assert_eq!(
+        obj["uri"],
+        format!("https://cdn.example.net/dms/dl/{id}/cfg.toml")
+    );
+    assert_eq!(
+        obj["dd_uri"],
+        format!("https://cdn.example.net/dms/dd/{id}")
+    );
+    // Behind the proxy, the same paths are served without the base's path.
+    let bytes = client
+        .get(format!("http://{addr}/dl/{id}/cfg.toml"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&bytes[..], b"key = 1\n");
+}
+
+#[tokio::test]
+async fn too_long_base_url_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let opts = dms_origin::server::ServeOptions {
+        data: data.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        config: Config {
+            base_url: Some(format!("https://{}.example", "a".repeat(200))),
+            ..Config::default()
+        },
+        tls: None,
+        insecure_http: false,
+    };
+    let err = dms_origin::server::prepare(&opts).unwrap_err();
+    assert!(err.to_string().contains("base URL"), "{err}");
+}
