@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 8;
 const UPLOADS_PER_ROUND: usize = 4;
 
 fn free_port() -> u16 {
