@@ -22,6 +22,9 @@ use super::objects;
         objects::keys,
         document,
         super::metrics_text,
+        super::public::dd,
+        super::public::manifest,
+        super::public::notify,
     ),
     modifiers(&BearerAuth)
 )]

@@ -67,6 +67,15 @@ async fn served(state: &AppState, id: String) -> Result<ObjectRecord, ApiError> 
 }
 
 /// `GET /dd/{id}`: the download descriptor.
+#[utoipa::path(
+    get,
+    path = "/dd/{id}",
+    params(("id" = String, Path, description = "Object id")),
+    responses(
+        (status = 200, description = "OMA DL-OTA 1.0 download descriptor", content_type = "application/vnd.oma.dd+xml", body = String),
+        (status = 404, description = "Unknown or withdrawn object", body = super::objects::ErrorBody),
+    )
+)]
 pub async fn dd(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -76,7 +85,17 @@ pub async fn dd(
     Ok(([(header::CONTENT_TYPE, DD_CONTENT_TYPE)], xml).into_response())
 }
 
-/// `GET /manifest/{id}`: the signed manifest (JSON).
+/// `GET /manifest/{id}`: the signed manifest (JSON; see
+/// `dms_repair::manifest` for what is signed).
+#[utoipa::path(
+    get,
+    path = "/manifest/{id}",
+    params(("id" = String, Path, description = "Object id")),
+    responses(
+        (status = 200, description = "Signed manifest", content_type = "application/json", body = String),
+        (status = 404, description = "Unknown or withdrawn object", body = super::objects::ErrorBody),
+    )
+)]
 pub async fn manifest(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -102,6 +121,20 @@ pub struct NotifyParams {
 }
 
 /// `POST /notify/{id}`: a device's 9xx install status line.
+#[utoipa::path(
+    post,
+    path = "/notify/{id}",
+    params(
+        ("id" = String, Path, description = "Object id"),
+        ("device" = Option<String>, Query, description = "Device id (else X-Device-Id, else the peer address)"),
+    ),
+    request_body(content = String, content_type = "text/plain", description = "A status line such as `900 Success`"),
+    responses(
+        (status = 200, description = "Recorded"),
+        (status = 400, description = "Not a 9xx status line", body = super::objects::ErrorBody),
+        (status = 404, description = "Unknown object", body = super::objects::ErrorBody),
+    )
+)]
 pub async fn notify(
     State(state): State<AppState>,
     Path(id): Path<String>,
