@@ -264,6 +264,7 @@ impl Repository {
             size: 0,
             budget: by_quota.min(by_disk),
             quota_limited: by_quota <= by_disk,
+            blocks: None,
         })
     }
 
@@ -336,6 +337,17 @@ impl Repository {
             self.blobs.remove(&sha_from_hex(&record.sha256)?)?;
         }
         Ok(record)
+    }
+
+    /// The FEC layout of an object of `size` bytes.
+    fn plan(&self, size: u64) -> Result<Oti, RepoError> {
+        Oti::for_object(
+            FecScheme::RaptorQ,
+            size,
+            self.limits.symbol_size,
+            BlockSize::Bytes(self.limits.block_bytes),
+        )
+        .map_err(|e| RepoError::Invalid(format!("FEC layout: {e}")))
     }
 
     /// The FEC OTI of a record.
@@ -437,6 +449,7 @@ pub struct Upload<'a> {
     size: u64,
     budget: u64,
     quota_limited: bool,
+    blocks: Option<BlockHasher>,
 }
 
 impl std::fmt::Debug for Upload<'_> {
@@ -468,12 +481,17 @@ impl Upload<'_> {
             .ok_or_else(|| RepoError::Invalid("upload already finished".into()))?;
         writer.write(buf)?;
         self.hasher.update(buf);
+        if let Some(blocks) = &mut self.blocks {
+            blocks.update(buf)?;
+        }
         Ok(())
     }
 
-    /// Refuses at once an upload that declares (Content-Length) more bytes
-    /// than the quota or the disk allow, before any is sent.
-    pub fn check_declared(&self, len: u64) -> Result<(), RepoError> {
+    /// Takes the size the client declared (Content-Length): refuses at
+    /// once a size over the quota or the disk, and otherwise plans the FEC
+    /// layout now, so block hashes are computed while the bytes are written
+    /// (no second read of the blob).
+    pub fn declare_size(&mut self, len: u64) -> Result<(), RepoError> {
         if len > self.budget {
             return Err(RepoError::TooLarge(format!(
                 "{len} bytes exceed the {} bytes the {} allows",
@@ -484,6 +502,10 @@ impl Upload<'_> {
                     "free disk space"
                 }
             )));
+        }
+        if len > 0 && self.size == 0 {
+            let oti = self.repo.plan(len)?;
+            self.blocks = Some(BlockHasher::new(oti));
         }
         Ok(())
     }
@@ -504,15 +526,13 @@ impl Upload<'_> {
             return Err(RepoError::Invalid("empty object".into()));
         }
         let sha: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
-        let limits = &self.repo.limits;
-        let oti = Oti::for_object(
-            FecScheme::RaptorQ,
-            self.size,
-            limits.symbol_size,
-            BlockSize::Bytes(limits.block_bytes),
-        )
-        .map_err(|e| RepoError::Invalid(format!("FEC layout: {e}")))?;
-        let block_sha256 = block_hashes(&*writer.reader()?, &oti)?;
+        let (oti, block_sha256) = match self.blocks.take() {
+            Some(blocks) => blocks.finish(self.size)?,
+            None => {
+                let oti = self.repo.plan(self.size)?;
+                (oti, block_hashes(&*writer.reader()?, &oti)?)
+            }
+        };
         let record = ObjectRecord {
             id: hex::encode(rand::random::<[u8; 16]>()),
             name: new.name,
@@ -548,6 +568,61 @@ impl Upload<'_> {
                 })
             }
         }
+    }
+}
+
+/// Hashes source blocks as the bytes stream by, for a known size.
+struct BlockHasher {
+    oti: Oti,
+    layout: dms_fec::Layout,
+    sbn: u32,
+    pos: u64,
+    hasher: Sha256,
+    done: Vec<[u8; 32]>,
+}
+
+impl BlockHasher {
+    fn new(oti: Oti) -> Self {
+        let layout = oti.layout();
+        Self {
+            oti,
+            layout,
+            sbn: 0,
+            pos: 0,
+            hasher: Sha256::new(),
+            done: Vec::new(),
+        }
+    }
+
+    fn update(&mut self, mut buf: &[u8]) -> Result<(), RepoError> {
+        while !buf.is_empty() {
+            let Some(range) = self.layout.block_range(self.sbn) else {
+                return Err(RepoError::Invalid(
+                    "body is longer than its Content-Length".into(),
+                ));
+            };
+            let take = ((range.end - self.pos) as usize).min(buf.len());
+            self.hasher.update(&buf[..take]);
+            self.pos += take as u64;
+            buf = &buf[take..];
+            if self.pos == range.end {
+                self.done
+                    .push(std::mem::take(&mut self.hasher).finalize().into());
+                self.sbn += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self, size: u64) -> Result<(Oti, Vec<[u8; 32]>), RepoError> {
+        if size != self.oti.transfer_length()
+            || self.done.len() != self.layout.block_count() as usize
+        {
+            return Err(RepoError::Invalid(
+                "body length differs from its Content-Length".into(),
+            ));
+        }
+        Ok((self.oti, self.done))
     }
 }
 

@@ -77,6 +77,29 @@ fn publish_hashes_lays_out_and_dedups() {
         let h = hex::encode(Sha256::digest(&bytes[r.start as usize..r.end as usize]));
         assert_eq!(a.block_sha256[sbn as usize], h);
     }
+    // Declaring the size hashes blocks while writing: the same hashes.
+    let n = new("fw.bin", "0.9.0");
+    let mut up = repo.begin_upload().unwrap();
+    up.declare_size(bytes.len() as u64).unwrap();
+    for chunk in bytes.chunks(100_003) {
+        up.write(chunk).unwrap();
+    }
+    let declared = up.finish(n).unwrap();
+    assert_eq!(declared.block_sha256, a.block_sha256);
+    assert_eq!(declared.fec, a.fec);
+    repo.delete(&declared.id).unwrap();
+    // A body shorter or longer than declared is refused.
+    let mut up = repo.begin_upload().unwrap();
+    up.declare_size(10).unwrap();
+    up.write(b"12345").unwrap();
+    assert!(matches!(
+        up.finish(new("short", "1")),
+        Err(RepoError::Invalid(_))
+    ));
+    let mut up = repo.begin_upload().unwrap();
+    up.declare_size(4).unwrap();
+    assert!(up.write(b"12345").is_err());
+    drop(up); // an abandoned upload leaves nothing
     // The same bytes under another version are stored once.
     let b = publish(&repo, "fw.bin", "1.1.0", &bytes).unwrap();
     assert_ne!(a.id, b.id);

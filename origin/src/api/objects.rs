@@ -166,7 +166,7 @@ pub async fn create(
         repo.check_new(&new)?;
         let mut upload = repo.begin_upload()?;
         if let Some(len) = declared {
-            upload.check_declared(len)?;
+            upload.declare_size(len)?;
         }
         loop {
             match rx.blocking_recv() {
