@@ -320,6 +320,15 @@ async fn bad_input_gets_4xx_json_and_stores_nothing() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    // The scheme name is case-insensitive.
+    let response = server
+        .client
+        .get(server.url("/v1/objects"))
+        .header("authorization", format!("bearer {reader_token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 
     // Malformed queries, path tricks, empty and oversized bodies.
     let bad = [
