@@ -104,6 +104,11 @@ fn publish_and_manage_objects_with_the_cli() {
     .concat()));
     assert_eq!(patched["state"], "deprecated");
     assert_eq!(patched["metadata"]["model"], "X1");
+    let history = json(&dms(
+        &[&["objects", "history", "fw.bin"][..], &client[..]].concat()
+    ));
+    assert_eq!(history["versions"][0]["id"], id.as_str());
+    assert!(history["latest"].is_null()); // deprecated: no active version
     let shown = json(&dms(&[&["objects", "show", &id][..], &client[..]].concat()));
     assert_eq!(shown["state"], "deprecated");
     // The server kept the key made by keygen.

@@ -12,6 +12,8 @@ pub enum ObjectsCommand {
     List(ListArgs),
     /// Show one object (JSON).
     Show(IdArgs),
+    /// The versions of a name, oldest first, and its latest active one.
+    History(NameArgs),
     /// Change an object's state, priority or metadata.
     Patch(PatchArgs),
     /// Delete an object.
@@ -45,6 +47,15 @@ pub struct ListArgs {
 pub struct IdArgs {
     /// Object id.
     id: String,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// A name and the server.
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// Object name.
+    name: String,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -94,6 +105,12 @@ pub fn run(command: ObjectsCommand) -> anyhow::Result<()> {
                 let client = Client::new(&a.server)?;
                 client
                     .send(client.request(Method::GET, &format!("/v1/objects/{}", a.id)))
+                    .await
+            }
+            ObjectsCommand::History(a) => {
+                let client = Client::new(&a.server)?;
+                client
+                    .send(client.request(Method::GET, &format!("/v1/names/{}", a.name)))
                     .await
             }
             ObjectsCommand::Patch(a) => {
