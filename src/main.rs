@@ -27,6 +27,15 @@ enum Command {
     /// Send files as one FLUTE session to a multicast group, paced, and
     /// exit when the last carousel round is out.
     Send(commands::send::SendArgs),
+    /// Run the origin: object repository, management API, descriptors.
+    Serve(commands::serve::ServeArgs),
+    /// Publish an object to an origin; prints its JSON.
+    Publish(commands::publish::PublishArgs),
+    /// Inspect and manage the objects of an origin.
+    #[command(subcommand)]
+    Objects(commands::objects::ObjectsCommand),
+    /// Make a new manifest signing key in a data directory.
+    Keygen(commands::keygen::KeygenArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,6 +49,10 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Fec(command) => commands::fec::run(command),
         Command::Send(args) => commands::send::run(&args),
+        Command::Serve(args) => commands::serve::run_serve(args),
+        Command::Publish(args) => commands::publish::run_publish(args),
+        Command::Objects(command) => commands::objects::run(command),
+        Command::Keygen(args) => commands::keygen::run_keygen(args),
     }
 }
 

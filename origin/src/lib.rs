@@ -3,7 +3,57 @@
 //! download descriptors (OMA DD, FDT), signed manifests, and broadcast
 //! sessions (the paced UDP transmitter that drives the FLUTE sender).
 //!
-//! - [`transmit`]: the paced, batched UDP transmitter that sends a FLUTE
-//!   session (`dms send` and the broadcast sessions use it).
+//! ```text
+//!   DM server ──HTTPS──> api (axum) ──> Repository ──> Catalog (redb)
+//!                          │                      └──> BlobStore (DATA/blobs)
+//!   UEs ──GET dl/dd/manifest, POST notify──┘
+//! ```
+//!
+//! # The data directory
+//!
+//! ```text
+//! DATA/catalog.redb      the catalog (redb, single-writer mode: a read-only
+//!                        `dms repair-serve` may open it beside `dms serve`)
+//! DATA/blobs/ab/abcd…    object bytes by SHA-256; DATA/blobs/tmp/ uploads in flight
+//! DATA/origin.key        Ed25519 manifest signing key, PKCS#8 PEM, mode 0600
+//! DATA/origin.pub        its public key, PEM SubjectPublicKeyInfo (give it to UEs)
+//! DATA/admin.token       the admin bearer token (read-write), mode 0600
+//! DATA/tls/cert.pem      self-signed certificate made at first start (unless
+//! DATA/tls/key.pem       --tls-cert/--tls-key), key mode 0600
+//! ```
+//!
+//! # Publishing, and what a crash leaves
+//!
+//! An upload streams into `blobs/tmp/` while it is hashed; the FEC layout
+//! (RaptorQ, T = 1400, ~1 MiB blocks) and each block's SHA-256 are computed
+//! from the written file; the file is fsynced, renamed to its hash and the
+//! directory fsynced; only then is the catalog row committed. A crash
+//! before the commit leaves a file no row references: the next start
+//! removes it ([`Repository::recover`]), and nothing is ever listed or
+//! served that is not whole and durable.
+//!
+//! # Broadcast
+//!
+//! [`transmit`] is the paced, batched UDP transmitter that sends a FLUTE
+//! session (`dms send` and the broadcast sessions use it).
 
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod blob;
+pub mod catalog;
+pub mod config;
+pub mod fsutil;
+pub mod http;
+pub mod keys;
+pub mod model;
+pub mod repo;
+pub mod server;
+pub mod tls;
 pub mod transmit;
+pub mod urls;
+
+pub use catalog::{Catalog, CatalogError, Filter, Notification, RedbCatalog};
+pub use model::{Kind, ObjectRecord, Priority, State};
+pub use repo::{DeleteVeto, Limits, NewObject, ObjectPatch, RepoError, Repository, Upload};
+pub use urls::Urls;

@@ -1,4 +1,8 @@
 //! One module per subcommand group.
 
 pub mod fec;
+pub mod keygen;
+pub mod objects;
+pub mod publish;
 pub mod send;
+pub mod serve;

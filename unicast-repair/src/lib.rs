@@ -8,6 +8,7 @@
 //! read-only data directory, and a later blob store (an S3-compatible one)
 //! only has to implement [`BlobReader`].
 
+pub mod manifest;
 pub mod source;
 
 pub use source::{BlobReader, FileBlob, ObjectInfo, ObjectSource, SourceError};

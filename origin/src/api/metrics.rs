@@ -1,0 +1,117 @@
+//! Prometheus metrics: requests by status, a latency histogram, and the
+//! repository's totals (rendered at scrape time).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+/// Upper bounds of the latency histogram buckets, in seconds.
+const BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0];
+
+/// Request counters and the latency histogram.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    by_status: Mutex<BTreeMap<u16, u64>>,
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Metrics {
+    /// Records one answered request.
+    pub fn observe(&self, status: u16, seconds: f64) {
+        if let Ok(mut m) = self.by_status.lock() {
+            *m.entry(status).or_default() += 1;
+        }
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            if seconds <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition, with the repository totals.
+    pub fn render(&self, objects: u64, stored_bytes: u64) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP dms_objects Objects in the catalog.");
+        let _ = writeln!(out, "# TYPE dms_objects gauge");
+        let _ = writeln!(out, "dms_objects {objects}");
+        let _ = writeln!(
+            out,
+            "# HELP dms_stored_bytes Bytes of distinct stored blobs."
+        );
+        let _ = writeln!(out, "# TYPE dms_stored_bytes gauge");
+        let _ = writeln!(out, "dms_stored_bytes {stored_bytes}");
+        let _ = writeln!(
+            out,
+            "# HELP dms_http_requests_total HTTP requests answered, by status."
+        );
+        let _ = writeln!(out, "# TYPE dms_http_requests_total counter");
+        if let Ok(m) = self.by_status.lock() {
+            for (status, n) in m.iter() {
+                let _ = writeln!(out, "dms_http_requests_total{{status=\"{status}\"}} {n}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP dms_http_request_duration_seconds Time to answer (headers)."
+        );
+        let _ = writeln!(out, "# TYPE dms_http_request_duration_seconds histogram");
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            let _ = writeln!(
+                out,
+                "dms_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "dms_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "dms_http_request_duration_seconds_sum {sum}");
+        let _ = writeln!(out, "dms_http_request_duration_seconds_count {count}");
+        out
+    }
+}
+
+/// Middleware recording every request.
+pub async fn record(
+    State(metrics): State<std::sync::Arc<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let response = next.run(req).await;
+    metrics.observe(response.status().as_u16(), start.elapsed().as_secs_f64());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_counts_requests_and_buckets() {
+        let m = Metrics::default();
+        m.observe(200, 0.002);
+        m.observe(404, 2.0);
+        let text = m.render(3, 42);
+        assert!(text.contains("dms_objects 3\n"));
+        assert!(text.contains("dms_stored_bytes 42\n"));
+        assert!(text.contains("dms_http_requests_total{status=\"404\"} 1\n"));
+        assert!(text.contains("dms_http_request_duration_seconds_bucket{le=\"0.005\"} 1\n"));
+        assert!(text.contains("dms_http_request_duration_seconds_bucket{le=\"5\"} 2\n"));
+        assert!(text.contains("dms_http_request_duration_seconds_count 2\n"));
+    }
+}

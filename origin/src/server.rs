@@ -1,0 +1,220 @@
+//! `dms serve`: everything the origin needs at start, wired together — the
+//! data directory, the signing key, the admin token, TLS, the repository
+//! and the API — then the HTTP(S) server.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::api::{self, AppState, Metrics, Tokens};
+use crate::config::{Config, Scope};
+use crate::fsutil::atomic_write;
+use crate::repo::{Limits, RepoError, Repository};
+use crate::urls::Urls;
+
+/// How to run the origin.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// The data directory.
+    pub data: PathBuf,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The configuration (already read).
+    pub config: Config,
+    /// The operator's certificate and key (PEM); else a self-signed one.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Serve plain HTTP (behind a TLS-terminating proxy).
+    pub insecure_http: bool,
+}
+
+/// An error starting the origin.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// Bad configuration.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The repository could not open.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// The key could not load.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+    /// TLS could not be prepared.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// I/O (listening, the token file).
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// `DATA/admin.token`: read, or generated (256 random bits in hex, mode 0600).
+pub fn admin_token(data: &Path) -> std::io::Result<String> {
+    let path = data.join("admin.token");
+    if path.exists() {
+        let token = std::fs::read_to_string(&path)?;
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(std::io::Error::other(format!(
+                "{} is empty",
+                path.display()
+            )));
+        }
+        return Ok(token.to_owned());
+    }
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    atomic_write(&path, format!("{token}\n").as_bytes(), 0o600)?;
+    Ok(token)
+}
+
+/// A started origin: the router and what it needs, before serving.
+#[derive(Debug)]
+pub struct Origin {
+    /// The repository.
+    pub repo: Arc<Repository>,
+    /// The API router (with the simple download route); to mount other
+    /// routers (the repair service, sessions), build one from `state` and
+    /// `tokens` with [`api::router`].
+    pub app: Router,
+    /// The handlers' shared state.
+    pub state: AppState,
+    /// The accepted bearer tokens.
+    pub tokens: Tokens,
+    /// TLS configuration (None with `insecure_http`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The public base URL in use.
+    pub base_url: String,
+}
+
+/// Prepares the data directory, key, token, TLS and repository.
+pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
+    std::fs::create_dir_all(&opts.data)?;
+    let scheme = if opts.insecure_http { "http" } else { "https" };
+    let base = opts
+        .config
+        .base_url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{}", opts.listen));
+    let urls = Urls::new(&base).map_err(ServeError::Config)?;
+    let key = crate::keys::load_or_generate(&opts.data)?;
+    let mut tokens = Tokens::new();
+    tokens.add(&admin_token(&opts.data)?, Scope::ReadWrite, "admin");
+    for t in &opts.config.tokens {
+        tokens.add(&t.token, t.scope, &t.name);
+    }
+    let tls = if opts.insecure_http {
+        None
+    } else {
+        let (cert, key_path) = match &opts.tls {
+            Some(pair) => pair.clone(),
+            None => {
+                let host = host_of(urls.base());
+                crate::tls::ensure_self_signed(&opts.data, &host.into_iter().collect::<Vec<_>>())?
+            }
+        };
+        Some(crate::tls::server_config(&cert, &key_path)?)
+    };
+    let mut limits = Limits::default();
+    if let Some(q) = opts.config.quota_bytes {
+        limits.quota_bytes = Some(q);
+    }
+    if let Some(m) = opts.config.min_free_bytes {
+        limits.min_free_bytes = m;
+    }
+    if let Some(t) = opts.config.symbol_size {
+        if t == 0 || !t.is_multiple_of(4) {
+            return Err(ServeError::Config(
+                "symbol_size must be a positive multiple of 4".into(),
+            ));
+        }
+        limits.symbol_size = t;
+    }
+    let public_key = key.verifying_key();
+    let repo = Arc::new(Repository::open(&opts.data, key, urls.clone(), limits)?);
+    let state = AppState {
+        repo: repo.clone(),
+        public_key: Some(public_key),
+        metrics: Arc::new(Metrics::default()),
+    };
+    let app = api::router(
+        state.clone(),
+        tokens.clone(),
+        Router::new(),
+        api::simple_download(state.clone()),
+    );
+    Ok(Origin {
+        repo,
+        app,
+        state,
+        tokens,
+        tls,
+        base_url: urls.base().to_owned(),
+    })
+}
+
+/// The host part of a base URL (for the self-signed certificate's names).
+fn host_of(base: &str) -> Option<String> {
+    let rest = base.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
+/// Prepares and serves until `shutdown` resolves.
+pub async fn run(
+    opts: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let origin = tokio::task::spawn_blocking({
+        let opts = opts.clone();
+        move || prepare(&opts)
+    })
+    .await
+    .map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
+    let listener = tokio::net::TcpListener::bind(opts.listen).await?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        base = %origin.base_url,
+        tls = origin.tls.is_some(),
+        "origin serving"
+    );
+    crate::http::serve(listener, origin.app, origin.tls, shutdown).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+    use super::*;
+
+    #[test]
+    fn hosts_come_out_of_base_urls() {
+        assert_eq!(
+            host_of("https://dms.example:8443/x").as_deref(),
+            Some("dms.example")
+        );
+        assert_eq!(host_of("https://[::1]:8443").as_deref(), Some("::1"));
+        assert_eq!(host_of("http://10.0.0.1").as_deref(), Some("10.0.0.1"));
+    }
+
+    #[test]
+    fn admin_token_is_made_once_with_mode_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let t = admin_token(dir.path()).unwrap();
+        assert_eq!(t.len(), 64);
+        assert_eq!(admin_token(dir.path()).unwrap(), t);
+        let mode = std::fs::metadata(dir.path().join("admin.token"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

@@ -1,0 +1,78 @@
+//! `dms serve`: the origin (repository, management API, descriptors).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use dms_origin::config::Config;
+use dms_origin::server::{ServeOptions, run};
+
+/// Arguments of `dms serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Data directory (catalog, blobs, keys, admin token, TLS certificate).
+    #[arg(long)]
+    data: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// Configuration file (TOML: base_url, quota_bytes, min_free_bytes, symbol_size, tokens).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Public base URL used in every URI given out (overrides the config file).
+    #[arg(long)]
+    base_url: Option<String>,
+    /// TLS certificate chain (PEM); default: a self-signed one in DATA/tls/.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve plain HTTP (only behind a TLS-terminating proxy).
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    insecure_http: bool,
+}
+
+/// Runs `dms serve` until Ctrl-C or SIGTERM.
+pub fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path).with_context(|| format!("reading {}", path.display()))?,
+        None => Config::default(),
+    };
+    if let Some(base) = args.base_url {
+        config.base_url = Some(base);
+    }
+    let opts = ServeOptions {
+        data: args.data.clone(),
+        listen: args.listen,
+        config,
+        tls: args.tls_cert.zip(args.tls_key),
+        insecure_http: args.insecure_http,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        eprintln!(
+            "dms serve: listening on {} (admin token in {})",
+            opts.listen,
+            opts.data.join("admin.token").display()
+        );
+        run(opts, shutdown_signal()).await
+    })?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
