@@ -20,11 +20,11 @@ use clap::Parser;
 use dms_flute::net::{self, Interface, ReceiverSocketConfig};
 use flute::core::UDPEndpoint;
 use flute::error::Result as FluteResult;
-use flute::receiver::MultiReceiver;
 use flute::receiver::writer::{
     ObjectMetadata, ObjectWriter, ObjectWriterBuilder, ObjectWriterBuilderResult,
     ObjectWriterFSBuilder,
 };
+use flute::receiver::{Config, MultiReceiver};
 
 /// Receive FLUTE objects with the `flute` crate.
 #[derive(Debug, Parser)]
@@ -47,6 +47,11 @@ struct Args {
     /// Socket receive buffer in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     receive_buffer: usize,
+    /// The `flute` receiver's cache for the blocks being decoded, in MiB.
+    /// Its default (10 MB) is too small for a sender interleaving 4 blocks
+    /// of 3008 symbols (a 1 GiB object): every block then fails.
+    #[arg(long, default_value_t = 64)]
+    max_cache_mib: usize,
 }
 
 /// What the writers saw, shared with the receive loop.
@@ -178,7 +183,11 @@ fn main() -> Result<()> {
             .map_err(|e| anyhow!("output directory: {e:?}"))?,
         progress: progress.clone(),
     });
-    let mut receiver = MultiReceiver::new(writer, None, false);
+    let config = Config {
+        object_max_cache_size: Some(args.max_cache_mib << 20),
+        ..Config::default()
+    };
+    let mut receiver = MultiReceiver::new(writer, Some(config), false);
     let endpoint = UDPEndpoint::new(None, args.group.ip().to_string(), args.group.port());
 
     let deadline = Instant::now() + Duration::from_secs(args.timeout);

@@ -39,9 +39,11 @@ struct Args {
     /// Symbol size in bytes (a multiple of 4).
     #[arg(long, default_value_t = 1400)]
     symbol_size: u16,
-    /// Largest source block, in symbols (750 × 1400 B ≈ 1 MiB).
-    #[arg(long, default_value_t = 750)]
-    block_symbols: u16,
+    /// Largest source block, in symbols. Default: about 1 MiB (750
+    /// symbols of 1400 bytes), more when the file needs it to fit in
+    /// RaptorQ's 255 source blocks (752 for 256 MiB, 3008 for 1 GiB).
+    #[arg(long)]
+    block_symbols: Option<u16>,
     /// Transport Session Identifier.
     #[arg(long, default_value_t = 1)]
     tsi: u64,
@@ -64,10 +66,20 @@ fn main() -> Result<()> {
     )
     .context("opening the sender socket")?;
 
+    let file_len = std::fs::metadata(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?
+        .len();
+    let block_symbols = match args.block_symbols {
+        Some(k) => k,
+        None => {
+            let needed = file_len.div_ceil(255 * u64::from(args.symbol_size));
+            u16::try_from(needed.max(750)).map_err(|_| anyhow!("the file is too large"))?
+        }
+    };
     let max_repair =
-        u16::try_from((f64::from(args.block_symbols) * args.repair / 100.0).ceil() as u64 + 1)
+        u16::try_from((f64::from(block_symbols) * args.repair / 100.0).ceil() as u64 + 1)
             .map_err(|_| anyhow!("too many repair symbols per block"))?;
-    let oti = Oti::new_raptorq(args.symbol_size, args.block_symbols, max_repair, 1, 4)
+    let oti = Oti::new_raptorq(args.symbol_size, block_symbols, max_repair, 1, 4)
         .map_err(|e| anyhow!("RaptorQ OTI: {e:?}"))?
         .with_parity_symbols_percentage(args.repair)
         .map_err(|e| anyhow!("repair percentage: {e:?}"))?;

@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use dms_fec::FecScheme;
 use dms_flute::lct::FluteVersion;
 use dms_flute::receiver::Verification;
-use flute::sender::Profile;
+use flute::sender::{FdtXmlProfile, Profile};
 
 use support::impair::Impairment;
 use support::ours::{self, OurReceiverRun, OurSendOptions};
@@ -91,6 +91,8 @@ fn their_options(fec: TheirFec, profile: Profile, inband_fti: bool) -> TheirSend
         // No-code FEC has no repair: its margin is repeats of the object.
         transfers: if fec == TheirFec::NoCode { 3 } else { 1 },
         inband_fti,
+        fdt_profile: FdtXmlProfile::Extended,
+        first_toi: 1,
     }
 }
 
@@ -106,10 +108,14 @@ fn their_nocode_v2_to_our_receiver() {
 }
 
 #[test]
-fn their_nocode_v1_inband_fti_to_our_receiver() {
+fn their_nocode_v1_inband_fti_112_bit_tois_to_our_receiver() {
     let _serial = serial();
     let files = edge_case_files(2 * MIB + 5, 200);
-    let options = their_options(TheirFec::NoCode, Profile::RFC3926, true);
+    let options = TheirSendOptions {
+        // TOIs in the longest LCT encoding (O = 3, H = 1: 112 bits).
+        first_toi: (1 << 111) + 0x0123_4567_89ab_cdef,
+        ..their_options(TheirFec::NoCode, Profile::RFC3926, true)
+    };
     let run = theirs_to_ours(47302, &files, options, Impairment::none());
     assert_ours_received(&run, &files);
 }
@@ -129,6 +135,18 @@ fn their_raptorq_v1_to_our_receiver() {
     let files = edge_case_files(3 * MIB + 1, 400);
     let options = their_options(THEIR_RAPTORQ, Profile::RFC3926, false);
     let run = theirs_to_ours(47304, &files, options, Impairment::none());
+    assert_ours_received(&run, &files);
+}
+
+#[test]
+fn their_raptorq_ts26346_fdt_profile_to_our_receiver() {
+    let _serial = serial();
+    let files = edge_case_files(MIB + 21, 450);
+    let options = TheirSendOptions {
+        fdt_profile: FdtXmlProfile::Ts26346L6,
+        ..their_options(THEIR_RAPTORQ, Profile::RFC6726, false)
+    };
+    let run = theirs_to_ours(47308, &files, options, Impairment::none());
     assert_ours_received(&run, &files);
 }
 

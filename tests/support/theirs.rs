@@ -11,7 +11,8 @@ use flute::core::{Oti, UDPEndpoint};
 use flute::receiver::MultiReceiver;
 use flute::receiver::writer::ObjectWriterBufferBuilder;
 use flute::sender::{
-    CarouselRepeatMode, Config, ObjectDesc, PriorityQueue, Profile, Sender, TransferConfig,
+    CarouselRepeatMode, Config, FdtXmlProfile, ObjectDesc, PriorityQueue, Profile, Sender,
+    TransferConfig,
 };
 
 use super::pacer::Pacer;
@@ -41,6 +42,10 @@ pub struct TheirSendOptions {
     pub transfers: u32,
     /// EXT_FTI on every data packet, or only in the FDT.
     pub inband_fti: bool,
+    /// The FDT's XML schema: their extended 3GPP one, or TS 26.346 L.6.1.
+    pub fdt_profile: FdtXmlProfile,
+    /// The first object's TOI (then +1 per object); up to 112 bits.
+    pub first_toi: u128,
 }
 
 fn endpoint(group: SocketAddr) -> UDPEndpoint {
@@ -73,6 +78,8 @@ pub fn send(
     let oti = their_oti(options.fec, options.inband_fti);
     let mut config = Config {
         profile: options.profile,
+        fdt_xml_profile: options.fdt_profile,
+        toi_initial_value: Some(options.first_toi),
         fdt_carousel_mode: CarouselRepeatMode::DelayBetweenTransfers(Duration::from_millis(100)),
         ..Config::default()
     };
