@@ -26,6 +26,8 @@ GROUP_IP=${GROUP_IP:-239.255.200.1}
 PORT_BASE=${PORT_BASE:-47600}
 IFACE=127.0.0.1
 BIN=target/release
+# A failing run's last lines say why, not where.
+export RUST_BACKTRACE=0 RUST_LIB_BACKTRACE=0
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/flute-goodput.XXXXXX")
 # The children running now (cleared once waited for, so an exited child's
