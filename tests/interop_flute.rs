@@ -2,8 +2,9 @@
 //! `flute` crate, over loopback multicast, both ways:
 //!
 //! - their sender → our `dms_flute::Receiver`: FEC 0 and 6, FLUTE v1 and
-//!   v2, in-band EXT_FTI or FDT only, with 5 % of packets dropped and
-//!   with reordering (seeded, in the application);
+//!   v2, in-band EXT_FTI or FDT only, their TS 26.346 L.6.1 FDT profile,
+//!   112-bit TOIs, with 5 % of packets dropped and with reordering (seeded,
+//!   in the application);
 //! - our `dms_flute::Sender` → their receiver: FEC 0 and 6, FLUTE v1 and
 //!   v2.
 //!
