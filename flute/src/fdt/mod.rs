@@ -40,6 +40,11 @@
 //! namespace: the 3GPP ones (`urn:3GPP:metadata:2005:MBMS:FLUTE:FDT` and the
 //! 2007/2008/2009/2012/2015 extensions) and any other.
 //!
+//! The profiled FDT schema of 3GPP TS 26.346 clause L.6.1 puts the same
+//! `FDT-Instance` and `File` in the namespace
+//! `urn:3GPP:metadata:2022:FLUTE:FDT` (the `flute` crate's
+//! `FdtXmlProfile::Ts26346L6` sends it); it is read like RFC 6726's.
+//!
 //! # Our attributes
 //!
 //! In the namespace [`DMS_NAMESPACE`] (prefix `dms`), on `File`:

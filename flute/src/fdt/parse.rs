@@ -8,14 +8,19 @@ use quick_xml::reader::NsReader;
 
 use super::{DMS_NAMESPACE, FDT_NAMESPACE, FdtError, FdtFile, FdtInstance, FecOti};
 
+/// The namespace of the profiled FDT schema of 3GPP TS 26.346 clause L.6.1
+/// (Release 17): the same elements and attributes as RFC 6726's, read alike.
+const FDT_NAMESPACE_3GPP_L6: &str = "urn:3GPP:metadata:2022:FLUTE:FDT";
+
 const INSTANCE: &str = "FDT-Instance";
 const FILE: &str = "File";
 
 /// Where an element or attribute name belongs, for our purposes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ns {
-    /// The FDT namespace, or none (unprefixed attributes; documents that
-    /// forget the default namespace declaration).
+    /// The FDT namespace (RFC 6726's or the TS 26.346 L.6.1 profile's), or
+    /// none (unprefixed attributes; documents that forget the default
+    /// namespace declaration).
     Fdt,
     /// Our own namespace.
     Dms,
@@ -26,7 +31,11 @@ enum Ns {
 fn classify(r: &ResolveResult<'_>) -> Ns {
     match r {
         ResolveResult::Unbound => Ns::Fdt,
-        ResolveResult::Bound(Namespace(ns)) if *ns == FDT_NAMESPACE.as_bytes() => Ns::Fdt,
+        ResolveResult::Bound(Namespace(ns))
+            if *ns == FDT_NAMESPACE.as_bytes() || *ns == FDT_NAMESPACE_3GPP_L6.as_bytes() =>
+        {
+            Ns::Fdt
+        }
         ResolveResult::Bound(Namespace(ns)) if *ns == DMS_NAMESPACE.as_bytes() => Ns::Dms,
         _ => Ns::Other,
     }

@@ -122,6 +122,22 @@ fn root_without_namespace_is_accepted() {
 }
 
 #[test]
+fn ts26346_l6_profile_namespace_is_accepted() {
+    // As the `flute` crate (1.11, FdtXmlProfile::Ts26346L6) writes it.
+    let xml = br#"<?xml version="1.0" encoding="UTF-8"?><FDT-Instance xmlns="urn:3GPP:metadata:2022:FLUTE:FDT" Expires="4004549553"><File Content-Location="file:///a.bin" TOI="1" Content-Length="3" Transfer-Length="3" Content-Type="application/octet-stream" Content-MD5="Uonfc331cyb83SJZevsfrA==" FEC-OTI-FEC-Encoding-ID="6" FEC-OTI-FEC-Instance-ID="0" FEC-OTI-Maximum-Source-Block-Length="512" FEC-OTI-Encoding-Symbol-Length="1400" FEC-OTI-Max-Number-of-Encoding-Symbols="1024" FEC-OTI-Scheme-Specific-Info="AQABBA=="/><schemaVersion>4</schemaVersion></FDT-Instance>"#;
+    let fdt = FdtInstance::parse(xml).unwrap();
+    assert_eq!(fdt.expires, 4_004_549_553);
+    assert_eq!(fdt.files.len(), 1);
+    let file = &fdt.files[0];
+    assert_eq!(file.content_location, "file:///a.bin");
+    assert_eq!(file.toi, 1);
+    assert_eq!(file.transfer_length, Some(3));
+    assert_eq!(file.content_md5.map(|m| m[0]), Some(0x52));
+    assert_eq!(file.fec_oti.fec_encoding_id, Some(6));
+    assert_eq!(file.fec_oti.encoding_symbol_length, Some(1400));
+}
+
+#[test]
 fn errors() {
     let cases: &[(&[u8], FdtError)] = &[
         (b"", FdtError::MissingRoot),
