@@ -7,7 +7,14 @@
 //! server can also run alone (`dms repair-serve`) against a shared,
 //! read-only data directory, and a later blob store (an S3-compatible one)
 //! only has to implement [`BlobReader`].
+#![deny(missing_docs)]
 
+pub mod download;
+pub mod error;
+pub mod range;
+mod service;
 pub mod source;
 
+pub use error::ApiError;
+pub use service::{ServiceConfig, router};
 pub use source::{BlobReader, FileBlob, ObjectInfo, ObjectSource, SourceError};

@@ -1,0 +1,50 @@
+//! The public router: download, symbol repair and reception reports, with
+//! the overload limits in front of them.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::source::ObjectSource;
+
+/// Settings of the download and repair service.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// Most symbols one repair request may ask for.
+    pub max_symbols_per_request: u32,
+    /// Most bytes of symbols one repair answer may carry (bounds memory per
+    /// request together with the concurrency cap).
+    pub max_answer_bytes: usize,
+    /// Largest request body accepted (POST /repair, POST /report).
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            max_symbols_per_request: 4096,
+            max_answer_bytes: 8 << 20,
+            max_body_bytes: 64 << 10,
+        }
+    }
+}
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) source: Arc<dyn ObjectSource>,
+    pub(crate) config: Arc<ServiceConfig>,
+}
+
+/// The download and repair service's public routes:
+/// `GET|HEAD /dl/{id}/{file_name}`.
+pub fn router(source: Arc<dyn ObjectSource>, config: ServiceConfig) -> Router {
+    let state = AppState {
+        source,
+        config: Arc::new(config),
+    };
+    Router::new()
+        .route("/dl/{id}/{file_name}", get(crate::download::download))
+        .with_state(state)
+}
