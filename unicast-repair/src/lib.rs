@@ -9,9 +9,12 @@
 //! only has to implement [`BlobReader`].
 #![deny(missing_docs)]
 
+pub mod container;
 pub mod download;
 pub mod error;
+pub mod query;
 pub mod range;
+pub mod repair;
 mod service;
 pub mod source;
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 
 use crate::source::ObjectSource;
@@ -38,13 +39,19 @@ pub(crate) struct AppState {
 }
 
 /// The download and repair service's public routes:
-/// `GET|HEAD /dl/{id}/{file_name}`.
+/// `GET|HEAD /dl/{id}/{file_name}` and `GET|POST /repair`.
 pub fn router(source: Arc<dyn ObjectSource>, config: ServiceConfig) -> Router {
+    let body_limit = config.max_body_bytes;
     let state = AppState {
         source,
         config: Arc::new(config),
     };
     Router::new()
         .route("/dl/{id}/{file_name}", get(crate::download::download))
+        .route(
+            "/repair",
+            get(crate::repair::repair_get).post(crate::repair::repair_post),
+        )
+        .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
