@@ -12,6 +12,7 @@
 pub mod container;
 pub mod download;
 pub mod error;
+pub mod limit;
 pub mod query;
 pub mod range;
 pub mod repair;
@@ -19,5 +20,6 @@ mod service;
 pub mod source;
 
 pub use error::ApiError;
+pub use limit::LimitConfig;
 pub use service::{ServiceConfig, router};
 pub use source::{BlobReader, FileBlob, ObjectInfo, ObjectSource, SourceError};

@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 
+use crate::limit::{LimitConfig, Limiter, cap, rate_and_cap};
 use crate::source::ObjectSource;
 
 /// Settings of the download and repair service.
@@ -19,6 +21,8 @@ pub struct ServiceConfig {
     pub max_answer_bytes: usize,
     /// Largest request body accepted (POST /repair, POST /report).
     pub max_body_bytes: usize,
+    /// Overload limits.
+    pub limits: LimitConfig,
 }
 
 impl Default for ServiceConfig {
@@ -27,6 +31,7 @@ impl Default for ServiceConfig {
             max_symbols_per_request: 4096,
             max_answer_bytes: 8 << 20,
             max_body_bytes: 64 << 10,
+            limits: LimitConfig::default(),
         }
     }
 }
@@ -42,16 +47,22 @@ pub(crate) struct AppState {
 /// `GET|HEAD /dl/{id}/{file_name}` and `GET|POST /repair`.
 pub fn router(source: Arc<dyn ObjectSource>, config: ServiceConfig) -> Router {
     let body_limit = config.max_body_bytes;
+    let limiter = Arc::new(Limiter::new(config.limits.clone()));
     let state = AppState {
         source,
         config: Arc::new(config),
     };
-    Router::new()
+    let download = Router::new()
         .route("/dl/{id}/{file_name}", get(crate::download::download))
+        .route_layer(from_fn_with_state(limiter.clone(), cap));
+    let repair = Router::new()
         .route(
             "/repair",
             get(crate::repair::repair_get).post(crate::repair::repair_post),
         )
+        .route_layer(from_fn_with_state(limiter, rate_and_cap));
+    download
+        .merge(repair)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

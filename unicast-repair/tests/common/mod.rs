@@ -40,6 +40,10 @@ pub struct TestSource {
     pub opens: AtomicUsize,
     /// When set, the first open's reader fails after this many bytes.
     pub cut_first_open_after: Mutex<Option<u64>>,
+    /// When set, the next look-up by location waits for a message on it.
+    pub gate: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    /// Look-ups by location so far.
+    pub lookups: AtomicUsize,
 }
 
 impl TestSource {
@@ -49,6 +53,8 @@ impl TestSource {
             objects: Mutex::new(HashMap::new()),
             opens: AtomicUsize::new(0),
             cut_first_open_after: Mutex::new(None),
+            gate: Mutex::new(None),
+            lookups: AtomicUsize::new(0),
         })
     }
 
@@ -117,6 +123,11 @@ impl ObjectSource for TestSource {
     }
 
     fn object_by_location(&self, location: &str) -> Result<Option<ObjectInfo>, SourceError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        let gate = self.gate.lock().unwrap().take();
+        if let Some(gate) = gate {
+            gate.recv_timeout(Duration::from_secs(60)).unwrap();
+        }
         Ok(self
             .objects
             .lock()
