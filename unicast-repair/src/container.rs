@@ -65,7 +65,7 @@ pub fn write_entry(
     if t == 0 {
         return Err(ContainerError::ZeroSymbolSize);
     }
-    if symbols.len() % t != 0 {
+    if !symbols.len().is_multiple_of(t) {
         return Err(ContainerError::Truncated(out.len()));
     }
     let count =
@@ -226,10 +226,8 @@ mod tests {
         #[test]
         fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64), t in 0u16..8) {
             for scheme in [FecScheme::RaptorQ, FecScheme::NoCode] {
-                for item in ContainerReader::new(&bytes, scheme, t) {
-                    if let Ok((_, s)) = item {
-                        prop_assert_eq!(s.len(), usize::from(t));
-                    }
+                for (_, s) in ContainerReader::new(&bytes, scheme, t).map_while(Result::ok) {
+                    prop_assert_eq!(s.len(), usize::from(t));
                 }
             }
         }

@@ -16,10 +16,12 @@ pub mod limit;
 pub mod query;
 pub mod range;
 pub mod repair;
+pub mod report;
 mod service;
 pub mod source;
 
 pub use error::ApiError;
 pub use limit::LimitConfig;
+pub use report::{RedbReports, ReportStore, reports_router};
 pub use service::{ServiceConfig, router};
 pub use source::{BlobReader, FileBlob, ObjectInfo, ObjectSource, SourceError};

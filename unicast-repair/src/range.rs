@@ -99,6 +99,7 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    #[allow(clippy::single_range_in_vec_init)] // a list of one range is meant
     fn forms() {
         use RangeRequest::*;
         assert_eq!(parse_range("bytes=0-9", 100), Ranges(vec![0..10]));

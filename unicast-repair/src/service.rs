@@ -6,9 +6,10 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::limit::{LimitConfig, Limiter, cap, rate_and_cap};
+use crate::report::ReportStore;
 use crate::source::ObjectSource;
 
 /// Settings of the download and repair service.
@@ -41,16 +42,27 @@ impl Default for ServiceConfig {
 pub(crate) struct AppState {
     pub(crate) source: Arc<dyn ObjectSource>,
     pub(crate) config: Arc<ServiceConfig>,
+    pub(crate) reports: Option<Arc<dyn ReportStore>>,
 }
 
 /// The download and repair service's public routes:
-/// `GET|HEAD /dl/{id}/{file_name}` and `GET|POST /repair`.
-pub fn router(source: Arc<dyn ObjectSource>, config: ServiceConfig) -> Router {
+/// `GET|HEAD /dl/{id}/{file_name}`, `GET|POST /repair` and, when `reports`
+/// is given, `POST /report`.
+///
+/// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so
+/// the per-client limits (and XML reports without a `clientId`) see the
+/// client's address.
+pub fn router(
+    source: Arc<dyn ObjectSource>,
+    reports: Option<Arc<dyn ReportStore>>,
+    config: ServiceConfig,
+) -> Router {
     let body_limit = config.max_body_bytes;
     let limiter = Arc::new(Limiter::new(config.limits.clone()));
     let state = AppState {
         source,
         config: Arc::new(config),
+        reports,
     };
     let download = Router::new()
         .route("/dl/{id}/{file_name}", get(crate::download::download))
@@ -60,6 +72,7 @@ pub fn router(source: Arc<dyn ObjectSource>, config: ServiceConfig) -> Router {
             "/repair",
             get(crate::repair::repair_get).post(crate::repair::repair_post),
         )
+        .route("/report", post(crate::report::post_report))
         .route_layer(from_fn_with_state(limiter, rate_and_cap));
     download
         .merge(repair)

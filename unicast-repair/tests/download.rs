@@ -16,7 +16,7 @@ async fn setup() -> (
     // More than one body chunk, not a multiple of it.
     let data = bytes(700_001, 1);
     let info = source.add("obj1", "fw.bin", &data, 1280, 100);
-    let base = serve(router(source.clone(), ServiceConfig::default())).await;
+    let base = serve(router(source.clone(), None, ServiceConfig::default())).await;
     (source, base, data, info)
 }
 

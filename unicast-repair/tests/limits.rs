@@ -21,7 +21,7 @@ async fn a_fast_client_gets_429() {
         },
         ..ServiceConfig::default()
     };
-    let base = serve(router(source, config)).await;
+    let base = serve(router(source, None, config)).await;
     let url = format!(
         "{base}/repair?fileURI={}&SBN=0;ESI=0",
         info.content_location
@@ -51,7 +51,7 @@ async fn a_full_server_answers_503() {
         },
         ..ServiceConfig::default()
     };
-    let base = serve(router(source.clone(), config)).await;
+    let base = serve(router(source.clone(), None, config)).await;
     let url = format!(
         "{base}/repair?fileURI={}&SBN=0;ESI=0",
         info.content_location

@@ -16,7 +16,7 @@ async fn setup(config: ServiceConfig) -> (String, Vec<u8>, dms_repair::ObjectInf
     // 3 blocks of ~200 symbols; the last symbol is short.
     let data = bytes(3 * 200 * 1280 - 77, 2);
     let info = source.add("obj2", "fw.bin", &data, T, 200);
-    let base = serve(router(source, config)).await;
+    let base = serve(router(source, None, config)).await;
     (base, data, info)
 }
 
