@@ -9,6 +9,7 @@
 //! only has to implement [`BlobReader`].
 #![deny(missing_docs)]
 
+pub mod client;
 pub mod container;
 pub mod download;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod report;
 mod service;
 pub mod source;
 
+pub use client::{ClientConfig, ClientError, DownloadStats, DownloadTarget, RepairClient};
 pub use error::ApiError;
 pub use limit::LimitConfig;
 pub use report::{RedbReports, ReportStore, reports_router};
