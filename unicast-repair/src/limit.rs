@@ -17,7 +17,12 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use bytes::Bytes;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
 
@@ -170,8 +175,8 @@ pub(crate) async fn rate_and_cap(
 }
 
 /// Middleware: the global cap on requests in progress. The permit is held
-/// until the handler returns (a download's body then streams outside it,
-/// one bounded chunk at a time).
+/// until the response body has been sent (or dropped), so slow downloads
+/// count too.
 pub(crate) async fn cap(
     State(limiter): State<Arc<Limiter>>,
     request: Request,
@@ -180,9 +185,38 @@ pub(crate) async fn cap(
     let Ok(permit) = limiter.permits.clone().try_acquire_owned() else {
         return Limiter::refuse(Refusal::Busy);
     };
-    let response = next.run(request).await;
-    drop(permit);
-    response
+    next.run(request).await.map(|body| {
+        Body::new(PermitBody {
+            inner: body,
+            _permit: permit,
+        })
+    })
+}
+
+/// A body that holds a concurrency permit until it is dropped.
+struct PermitBody {
+    inner: Body,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl http_body::Body for PermitBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 #[cfg(test)]

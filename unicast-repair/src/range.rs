@@ -44,7 +44,12 @@ pub fn parse_range(value: &str, len: u64) -> RangeRequest {
             ranges.push(r);
         }
     }
-    if count == 0 {
+    // Overlapping ranges could make one small request cost many copies of
+    // the object: past twice its size, serve it once, whole.
+    let total = ranges
+        .iter()
+        .fold(0u64, |sum, r| sum.saturating_add(r.end - r.start));
+    if count == 0 || total > len.saturating_mul(2) {
         RangeRequest::Full
     } else if ranges.is_empty() {
         RangeRequest::Unsatisfiable
@@ -120,6 +125,11 @@ mod tests {
         assert_eq!(parse_range("bytes=-", 100), Full);
         assert_eq!(parse_range("bytes=+1-2", 100), Full);
         assert_eq!(parse_range("bytes=99999999999999999999-", 100), Full);
+        assert_eq!(parse_range("bytes=0-,0-,0-", 100), Full);
+        assert_eq!(
+            parse_range("bytes=0-,0-", 100),
+            Ranges(vec![0..100, 0..100])
+        );
         let many = format!("bytes={}", vec!["0-1"; MAX_RANGES + 1].join(","));
         assert_eq!(parse_range(&many, 100), Full);
     }

@@ -79,3 +79,40 @@ async fn a_full_server_answers_503() {
     assert_eq!(held.await.unwrap(), 200);
     assert_eq!(get(&url, &[]).await.status, 200);
 }
+
+#[tokio::test]
+async fn a_download_in_progress_holds_its_slot() {
+    use http_body_util::BodyExt;
+    let source = TestSource::new();
+    // Far more than the socket buffers hold: the body cannot finish unread.
+    let data = bytes(32 << 20, 5);
+    source.add("big", "b.bin", &data, 1280, 800);
+    let config = ServiceConfig {
+        limits: LimitConfig {
+            max_concurrent: 1,
+            ..LimitConfig::default()
+        },
+        ..ServiceConfig::default()
+    };
+    let base = serve(router(source, None, config)).await;
+    let url = format!("{base}/dl/big/b.bin");
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let response = client.get(url.parse().unwrap()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    // Headers are in, the body is not read: the slot is still taken.
+    assert_eq!(get(&url, &[]).await.status, 503);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body.len(), data.len());
+    // Once the body is done the slot is free again (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let a = get(&format!("{base}/dl/nothing/x"), &[]).await;
+        if a.status == 404 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slot never freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
