@@ -87,7 +87,11 @@ impl Fixture {
             if let Some((a, b)) = range {
                 req = req.header("range", format!("bytes={a}-{b}"));
             }
-            let res = self.client.request(req.body(Empty::new()).unwrap()).await.unwrap();
+            let res = self
+                .client
+                .request(req.body(Empty::new()).unwrap())
+                .await
+                .unwrap();
             assert!(res.status().is_success(), "{}", res.status());
             let mut body = res.into_body();
             let mut n = 0;
@@ -148,7 +152,10 @@ fn repair(c: &mut Criterion) {
                 file_uri: f.info.content_location.clone(),
                 items: vec![RepairItem::Symbols {
                     sbn,
-                    esis: esis.iter().map(|&e| EsiRange { first: e, last: e }).collect(),
+                    esis: esis
+                        .iter()
+                        .map(|&e| EsiRange { first: e, last: e })
+                        .collect(),
                 }],
             };
             let url = format!("{}?{}", f.repair_url, format_query(&query));

@@ -245,7 +245,7 @@ async fn answer(state: AppState, query: String) -> Result<Response, ApiError> {
     let query = parse_query(&query).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let source = state.source.clone();
     let config = state.config.clone();
-    let body = blocking(move || {
+    let (object, runs) = blocking(move || {
         let object = source
             .object_by_location(&query.file_uri)
             .map_err(ApiError::internal)?
@@ -257,6 +257,29 @@ async fn answer(state: AppState, query: String) -> Result<Response, ApiError> {
             .min(u32::try_from(by_bytes).unwrap_or(u32::MAX));
         let runs = plan_answer(&query.items, &layout, cap)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok((object, runs))
+    })
+    .await?;
+    let layout = object.oti.layout();
+    let encodes = runs
+        .iter()
+        .any(|r| r.first_esi >= layout.source_symbols(r.sbn).unwrap_or(0));
+    // Making repair symbols holds a whole block and its intermediate
+    // symbols: only a few at a time (the rest wait here, cheaply).
+    let _permit = if encodes {
+        Some(
+            state
+                .encoders
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(ApiError::internal)?,
+        )
+    } else {
+        None
+    };
+    let source = state.source.clone();
+    let body = blocking(move || {
         let blob = source.open(&object).map_err(ApiError::internal)?;
         build_answer(&runs, &layout, blob.as_ref())
     })

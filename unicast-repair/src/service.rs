@@ -7,6 +7,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
+use tokio::sync::Semaphore;
 
 use crate::limit::{LimitConfig, Limiter, cap, rate_and_cap};
 use crate::report::ReportStore;
@@ -22,6 +23,9 @@ pub struct ServiceConfig {
     pub max_answer_bytes: usize,
     /// Largest request body accepted (POST /repair, POST /report).
     pub max_body_bytes: usize,
+    /// Most repair-symbol encodings running at once (each holds a source
+    /// block and its intermediate symbols); other requests queue for one.
+    pub max_parallel_encodes: usize,
     /// Overload limits.
     pub limits: LimitConfig,
 }
@@ -32,6 +36,7 @@ impl Default for ServiceConfig {
             max_symbols_per_request: 4096,
             max_answer_bytes: 8 << 20,
             max_body_bytes: 64 << 10,
+            max_parallel_encodes: std::thread::available_parallelism().map_or(2, |n| n.get()),
             limits: LimitConfig::default(),
         }
     }
@@ -43,6 +48,7 @@ pub(crate) struct AppState {
     pub(crate) source: Arc<dyn ObjectSource>,
     pub(crate) config: Arc<ServiceConfig>,
     pub(crate) reports: Option<Arc<dyn ReportStore>>,
+    pub(crate) encoders: Arc<Semaphore>,
 }
 
 /// The download and repair service's public routes:
@@ -59,10 +65,12 @@ pub fn router(
 ) -> Router {
     let body_limit = config.max_body_bytes;
     let limiter = Arc::new(Limiter::new(config.limits.clone()));
+    let encoders = Arc::new(Semaphore::new(config.max_parallel_encodes.max(1)));
     let state = AppState {
         source,
         config: Arc::new(config),
         reports,
+        encoders,
     };
     let download = Router::new()
         .route("/dl/{id}/{file_name}", get(crate::download::download))
