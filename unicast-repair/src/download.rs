@@ -19,7 +19,7 @@ use crate::service::AppState;
 use crate::source::{BlobReader, ObjectInfo};
 
 /// Bytes read from the blob per body chunk.
-pub const CHUNK_BYTES: usize = 256 * 1024;
+pub const CHUNK_BYTES: usize = 512 * 1024;
 
 /// `Cache-Control` of downloads: ids are never reused, so a URL names the
 /// same bytes for ever and any cache may keep them.
@@ -64,17 +64,27 @@ pub(crate) async fn download(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let source = state.source.clone();
-    let object = blocking(move || {
-        source
+    let with_body = method != Method::HEAD;
+    // One trip to the blocking pool: look up, plan, open and read the first
+    // chunk (small ranges then need no second trip).
+    let (object, plan, blob) = blocking(move || {
+        let object = source
             .object(&id)
             .map_err(ApiError::internal)?
-            .ok_or_else(|| ApiError::not_found(format!("no object {id}")))
+            .ok_or_else(|| ApiError::not_found(format!("no object {id}")))?;
+        if file_name(&object.name) != name {
+            return Err(ApiError::not_found(format!("no file {name} in object")));
+        }
+        let mut plan = plan_response(&object, &headers);
+        if plan.parts.is_empty() || !with_body {
+            return Ok((object, plan, None));
+        }
+        let blob: Arc<dyn BlobReader> =
+            Arc::from(source.open(&object).map_err(ApiError::internal)?);
+        prefetch(&mut plan.parts, blob.as_ref()).map_err(ApiError::internal)?;
+        Ok((object, plan, Some(blob)))
     })
     .await?;
-    if file_name(&object.name) != name {
-        return Err(ApiError::not_found(format!("no file {name} in object")));
-    }
-    let plan = plan_response(&object, &headers);
     let mut builder = Response::builder()
         .status(plan.status)
         .header(header::ACCEPT_RANGES, "bytes")
@@ -84,16 +94,30 @@ pub(crate) async fn download(
     for (name, value) in &plan.headers {
         builder = builder.header(name, value);
     }
-    if plan.parts.is_empty() || method == Method::HEAD {
-        return builder.body(Body::empty()).map_err(ApiError::internal);
+    let body = match blob {
+        Some(blob) => stream_parts(blob, plan.parts),
+        None => Body::empty(),
+    };
+    builder.body(body).map_err(ApiError::internal)
+}
+
+/// Reads the first chunk of the first blob part now, turning it into a
+/// literal part.
+fn prefetch(parts: &mut Vec<Part>, blob: &dyn BlobReader) -> std::io::Result<()> {
+    let Some(i) = parts.iter().position(|p| matches!(p, Part::Blob(_))) else {
+        return Ok(());
+    };
+    let Part::Blob(range) = parts[i].clone() else {
+        return Ok(());
+    };
+    let n = (range.end - range.start).min(CHUNK_BYTES as u64);
+    let mut buf = vec![0u8; n as usize];
+    blob.read_exact_at(&mut buf, range.start)?;
+    parts[i] = Part::Literal(Bytes::from(buf));
+    if range.start + n < range.end {
+        parts.insert(i + 1, Part::Blob(range.start + n..range.end));
     }
-    let source = state.source.clone();
-    let info = object.clone();
-    let blob: Arc<dyn BlobReader> =
-        Arc::from(blocking(move || source.open(&info).map_err(ApiError::internal)).await?);
-    builder
-        .body(stream_parts(blob, plan.parts))
-        .map_err(ApiError::internal)
+    Ok(())
 }
 
 /// One piece of a response body.
