@@ -1,0 +1,89 @@
+//! The public router: download, symbol repair and reception reports, with
+//! the overload limits in front of them.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use tokio::sync::Semaphore;
+
+use crate::limit::{LimitConfig, Limiter, cap, rate_and_cap};
+use crate::report::ReportStore;
+use crate::source::ObjectSource;
+
+/// Settings of the download and repair service.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// Most symbols one repair request may ask for.
+    pub max_symbols_per_request: u32,
+    /// Most bytes of symbols one repair answer may carry (bounds memory per
+    /// request together with the concurrency cap).
+    pub max_answer_bytes: usize,
+    /// Largest request body accepted (POST /repair, POST /report).
+    pub max_body_bytes: usize,
+    /// Most repair-symbol encodings running at once (each holds a source
+    /// block and its intermediate symbols); other requests queue for one.
+    pub max_parallel_encodes: usize,
+    /// Overload limits.
+    pub limits: LimitConfig,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            max_symbols_per_request: 4096,
+            max_answer_bytes: 8 << 20,
+            max_body_bytes: 64 << 10,
+            max_parallel_encodes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            limits: LimitConfig::default(),
+        }
+    }
+}
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) source: Arc<dyn ObjectSource>,
+    pub(crate) config: Arc<ServiceConfig>,
+    pub(crate) reports: Option<Arc<dyn ReportStore>>,
+    pub(crate) encoders: Arc<Semaphore>,
+}
+
+/// The download and repair service's public routes:
+/// `GET|HEAD /dl/{id}/{file_name}`, `GET|POST /repair` and, when `reports`
+/// is given, `POST /report`.
+///
+/// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so
+/// the per-client limits (and XML reports without a `clientId`) see the
+/// client's address.
+pub fn router(
+    source: Arc<dyn ObjectSource>,
+    reports: Option<Arc<dyn ReportStore>>,
+    config: ServiceConfig,
+) -> Router {
+    let body_limit = config.max_body_bytes;
+    let limiter = Arc::new(Limiter::new(config.limits.clone()));
+    let encoders = Arc::new(Semaphore::new(config.max_parallel_encodes.max(1)));
+    let state = AppState {
+        source,
+        config: Arc::new(config),
+        reports,
+        encoders,
+    };
+    let download = Router::new()
+        .route("/dl/{id}/{file_name}", get(crate::download::download))
+        .route_layer(from_fn_with_state(limiter.clone(), cap));
+    let repair = Router::new()
+        .route(
+            "/repair",
+            get(crate::repair::repair_get).post(crate::repair::repair_post),
+        )
+        .route("/report", post(crate::report::post_report))
+        .route_layer(from_fn_with_state(limiter, rate_and_cap));
+    download
+        .merge(repair)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
