@@ -29,6 +29,9 @@ enum Command {
     Send(commands::send::SendArgs),
     /// Run the origin: object repository, management API, descriptors.
     Serve(commands::serve::ServeArgs),
+    /// Serve downloads and symbol repair alone, read-only over an origin's
+    /// data directory (scale repair out behind a load balancer or CDN).
+    RepairServe(commands::repair_serve::RepairServeArgs),
     /// Publish an object to an origin; prints its JSON.
     Publish(commands::publish::PublishArgs),
     /// Inspect and manage the objects of an origin.
@@ -51,6 +54,7 @@ fn main() -> anyhow::Result<()> {
         Command::Send(args) => commands::send::run(&args),
         Command::Serve(args) => commands::serve::run_serve(args),
         Command::Publish(args) => commands::publish::run_publish(args),
+        Command::RepairServe(args) => commands::repair_serve::run(args),
         Command::Objects(command) => commands::objects::run(command),
         Command::Keygen(args) => commands::keygen::run_keygen(args),
     }

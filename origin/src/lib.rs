@@ -47,6 +47,7 @@ pub mod fsutil;
 pub mod http;
 pub mod keys;
 pub mod model;
+pub mod repair_server;
 pub mod repo;
 pub mod server;
 pub mod tls;

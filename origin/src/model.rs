@@ -150,17 +150,10 @@ fn validate_token(what: &str, s: &str, max: usize) -> Result<(), String> {
 }
 
 /// The file name used in download URLs: the name with every character
-/// outside `[A-Za-z0-9._-]` replaced by `_`.
+/// outside `[A-Za-z0-9._-]` replaced by `_` (the repair service's rule,
+/// which it checks on every download).
 pub fn file_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    dms_repair::download::file_name(name)
 }
 
 /// The order of two versions of one name.

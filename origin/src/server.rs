@@ -7,12 +7,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::Router;
+use dms_repair::{ObjectSource, RedbReports, ReportStore, ServiceConfig};
 
 use crate::api::{self, AppState, Metrics, Tokens};
 use crate::config::{Config, Scope};
 use crate::fsutil::atomic_write;
 use crate::repo::{Limits, RepoError, Repository};
 use crate::urls::Urls;
+
+/// `DATA/base_url`: the public base URL the running origin gives out.
+pub const BASE_URL_FILE: &str = "base_url";
 
 /// How to run the origin.
 #[derive(Clone, Debug)]
@@ -98,6 +102,13 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
         .clone()
         .unwrap_or_else(|| format!("{scheme}://{}", opts.listen));
     let urls = Urls::new(&base).map_err(ServeError::Config)?;
+    // Stand-alone repair servers read the base URL from here: objects'
+    // Content-Locations (the repair requests' fileURI) are built from it.
+    atomic_write(
+        &opts.data.join(BASE_URL_FILE),
+        format!("{base}\n").as_bytes(),
+        0o644,
+    )?;
     let key = crate::keys::load_or_generate(&opts.data)?;
     let mut tokens = Tokens::new();
     tokens.add(&admin_token(&opts.data)?, Scope::ReadWrite, "admin");
@@ -138,11 +149,24 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
         public_key: Some(public_key),
         metrics: Arc::new(Metrics::default()),
     };
+    // Reception reports live in their own redb file: the catalog stays
+    // behind its trait (a shared PostgreSQL catalog later has no redb
+    // handle to lend), and a busy report stream never contends with
+    // publishing for the catalog's single writer.
+    let reports: Arc<dyn ReportStore> = Arc::new(RedbReports::new(Arc::new(
+        redb::Database::create(opts.data.join("reports.redb")).map_err(|e| {
+            ServeError::Config(format!(
+                "opening {}: {e}",
+                opts.data.join("reports.redb").display()
+            ))
+        })?,
+    )));
+    let source: Arc<dyn ObjectSource> = repo.clone();
     let app = api::router(
         state.clone(),
         tokens.clone(),
-        Router::new(),
-        api::simple_download(state.clone()),
+        dms_repair::reports_router(reports.clone()),
+        dms_repair::router(source, Some(reports), ServiceConfig::default()),
     );
     Ok(Origin {
         repo,

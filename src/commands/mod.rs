@@ -4,5 +4,6 @@ pub mod fec;
 pub mod keygen;
 pub mod objects;
 pub mod publish;
+pub mod repair_serve;
 pub mod send;
 pub mod serve;

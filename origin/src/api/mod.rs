@@ -4,7 +4,7 @@
 //! Seams for the pieces written elsewhere:
 //! - `public_extra`: a router served without tokens beside the DD, manifest
 //!   and notify routes — the unicast-repair router (`/dl`, `/repair`,
-//!   `/report`), or [`simple_download`] until it is merged;
+//!   `/report`, see [`crate::server::prepare`]);
 //! - `management_extra`: routes served behind the token layer, such as
 //!   `/v1/sessions…` and the repair crate's `/v1/reports`;
 //! - [`crate::repo::DeleteVeto`]: the session registry refuses deletions.
@@ -39,13 +39,6 @@ pub struct AppState {
     pub public_key: Option<VerifyingKey>,
     /// Request metrics.
     pub metrics: Arc<Metrics>,
-}
-
-/// The whole-object download route, `/dl/{id}/{file_name}`.
-pub fn simple_download(state: AppState) -> Router {
-    Router::new()
-        .route("/dl/{id}/{file_name}", get(public::download))
-        .with_state(state)
 }
 
 /// The management routes (without the token layer).

@@ -1,16 +1,11 @@
 //! The public (token-free) routes: the download descriptor, the signed
-//! manifest, installNotifyURI, and a plain whole-object download.
+//! manifest and installNotifyURI. (Downloads, symbol repair and reception
+//! reports are the `dms_repair` router, mounted beside these.)
 
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
-
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use hyper::body::{Frame, SizeHint};
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use serde::Deserialize;
@@ -19,8 +14,7 @@ use super::AppState;
 use super::error::{ApiError, Path, Query};
 use crate::catalog::Notification;
 use crate::http::Peer;
-use crate::model::{ObjectRecord, file_name};
-use crate::repo::Repository;
+use crate::model::ObjectRecord;
 use crate::urls::Urls;
 
 /// The OMA download descriptor MIME type.
@@ -191,104 +185,4 @@ pub async fn notify(
     })
     .await??;
     Ok(StatusCode::OK)
-}
-
-/// `GET /dl/{id}/{file_name}`: the whole object, streamed (the repair
-/// crate's router replaces this with Range support).
-pub async fn download(
-    State(state): State<AppState>,
-    Path((id, name)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let record = served(&state, id).await?;
-    if file_name(&record.name) != name {
-        return Err(ApiError::not_found("no such object"));
-    }
-    let repo = state.repo.clone();
-    let blob_record = record.clone();
-    let body = BlobBody::spawn(repo, blob_record);
-    let mut response = Response::new(Body::new(body));
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(record.size));
-    if let Ok(v) = HeaderValue::from_str(&record.content_type) {
-        headers.insert(header::CONTENT_TYPE, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", record.sha256)) {
-        headers.insert(header::ETAG, v);
-    }
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
-    );
-    Ok(response)
-}
-
-/// A response body fed by a blocking reader of the blob.
-struct BlobBody {
-    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
-    remaining: u64,
-}
-
-impl BlobBody {
-    fn spawn(repo: Arc<Repository>, record: ObjectRecord) -> Self {
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let size = record.size;
-        tokio::task::spawn_blocking(move || {
-            let blob = match repo.open_blob(&record) {
-                Ok(b) => b,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-                    return;
-                }
-            };
-            let mut offset = 0u64;
-            while offset < size {
-                let n = ((size - offset) as usize).min(256 << 10);
-                let mut buf = vec![0u8; n];
-                let result = blob
-                    .read_exact_at(&mut buf, offset)
-                    .map(|()| Bytes::from(buf));
-                let failed = result.is_err();
-                if tx.blocking_send(result).is_err() || failed {
-                    return;
-                }
-                offset += n as u64;
-            }
-        });
-        Self {
-            rx,
-            remaining: size,
-        }
-    }
-}
-
-impl hyper::body::Body for BlobBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                self.remaining = self.remaining.saturating_sub(chunk.len() as u64);
-                Poll::Ready(Some(Ok(Frame::data(chunk))))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(None) if self.remaining > 0 => Poll::Ready(Some(Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "blob ended early",
-            )))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.remaining == 0
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining)
-    }
 }

@@ -1,0 +1,107 @@
+//! `dms repair-serve`: the unicast download and symbol repair service
+//! alone, read-only over a data directory that a `dms serve` may be
+//! writing at the same time (the catalog is opened with a read-only redb
+//! handle that follows the writer's commits). Repair capacity scales out
+//! by running more of these behind a load balancer or CDN.
+//!
+//! It serves `/dl/…` and `/repair`; reception reports go to the origin
+//! (the `report_uri` it hands out), so this server writes nothing.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use dms_repair::{ObjectSource, ServiceConfig};
+
+use crate::repo::Repository;
+use crate::server::ServeError;
+use crate::urls::Urls;
+
+/// How to run a stand-alone repair server.
+#[derive(Clone, Debug)]
+pub struct RepairServeOptions {
+    /// The origin's data directory (opened read-only).
+    pub data: PathBuf,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The origin's public base URL, which objects' Content-Locations (the
+    /// `fileURI` of repair requests) are built from; default: what the
+    /// origin wrote to `DATA/base_url`.
+    pub origin_base_url: Option<String>,
+    /// Certificate and key (PEM); default: the origin's `DATA/tls/` pair.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Serve plain HTTP (behind a TLS-terminating proxy or CDN).
+    pub insecure_http: bool,
+    /// Caps of the repair service.
+    pub service: ServiceConfig,
+}
+
+/// The router and TLS configuration of a repair server, before serving.
+#[derive(Debug)]
+pub struct RepairServer {
+    /// The download and repair routes.
+    pub app: axum::Router,
+    /// TLS configuration (None with `insecure_http`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// Opens the data directory read-only and builds the repair router.
+pub fn prepare_repair(opts: &RepairServeOptions) -> Result<RepairServer, ServeError> {
+    let base = match &opts.origin_base_url {
+        Some(base) => base.clone(),
+        None => {
+            let path = opts.data.join(crate::server::BASE_URL_FILE);
+            std::fs::read_to_string(&path)
+                .map_err(|e| {
+                    ServeError::Config(format!(
+                        "reading the origin's base URL from {}: {e} (start `dms serve` on this \
+                         data directory once, or give --origin-base-url)",
+                        path.display()
+                    ))
+                })?
+                .trim()
+                .to_owned()
+        }
+    };
+    let urls = Urls::new(&base).map_err(ServeError::Config)?;
+    let tls = if opts.insecure_http {
+        None
+    } else {
+        let (cert, key) = match &opts.tls {
+            Some(pair) => pair.clone(),
+            None => {
+                let dir = opts.data.join("tls");
+                let pair = (dir.join("cert.pem"), dir.join("key.pem"));
+                if !pair.0.exists() || !pair.1.exists() {
+                    return Err(ServeError::Config(format!(
+                        "no certificate in {}: give --tls-cert/--tls-key, start `dms serve` on this \
+                         data directory once, or use --insecure-http behind a TLS proxy",
+                        dir.display()
+                    )));
+                }
+                pair
+            }
+        };
+        Some(crate::tls::server_config(&cert, &key)?)
+    };
+    let source: Arc<dyn ObjectSource> = Arc::new(Repository::open_read_only(&opts.data, urls)?);
+    let app = dms_repair::router(source, None, opts.service.clone());
+    Ok(RepairServer { app, tls })
+}
+
+/// Serves the repair router until `shutdown` resolves.
+pub async fn run_repair(
+    opts: RepairServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let server = tokio::task::spawn_blocking({
+        let opts = opts.clone();
+        move || prepare_repair(&opts)
+    })
+    .await
+    .map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
+    let listener = tokio::net::TcpListener::bind(opts.listen).await?;
+    tracing::info!(listen = %listener.local_addr()?, tls = server.tls.is_some(), "repair server");
+    crate::http::serve(listener, server.app, server.tls, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! `dms repair-serve`: the download and symbol repair service alone,
+//! read-only against an origin's data directory.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use dms_origin::repair_server::{RepairServeOptions, run_repair};
+use dms_repair::ServiceConfig;
+
+use super::serve::shutdown_signal;
+
+/// Arguments of `dms repair-serve`.
+#[derive(Debug, Args)]
+pub struct RepairServeArgs {
+    /// The origin's data directory (read-only; `dms serve` may be running on it).
+    #[arg(long)]
+    data: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8444")]
+    listen: SocketAddr,
+    /// The origin's public base URL (objects' Content-Locations are built
+    /// from it); default: read from DATA/base_url, which `dms serve` writes.
+    #[arg(long)]
+    origin_base_url: Option<String>,
+    /// TLS certificate chain (PEM); default: the origin's DATA/tls/cert.pem.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); default: the origin's DATA/tls/key.pem.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve plain HTTP (only behind a TLS-terminating proxy or CDN).
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    insecure_http: bool,
+    /// Most symbols one repair request may ask for.
+    #[arg(long)]
+    max_symbols: Option<u32>,
+}
+
+/// Runs `dms repair-serve` until Ctrl-C or SIGTERM.
+pub fn run(args: RepairServeArgs) -> anyhow::Result<()> {
+    let mut service = ServiceConfig::default();
+    if let Some(max) = args.max_symbols {
+        service.max_symbols_per_request = max;
+    }
+    let opts = RepairServeOptions {
+        data: args.data,
+        listen: args.listen,
+        origin_base_url: args.origin_base_url,
+        tls: args.tls_cert.zip(args.tls_key),
+        insecure_http: args.insecure_http,
+        service,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        eprintln!("dms repair-serve: listening on {}", opts.listen);
+        run_repair(opts, shutdown_signal()).await
+    })?;
+    Ok(())
+}
