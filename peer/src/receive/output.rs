@@ -1,0 +1,262 @@
+//! Atomic output of one object: decoded blocks are written at their offsets
+//! into a hidden temp file in the output directory; only a complete,
+//! verified object is renamed (after fsync) to its final name. A failed or
+//! abandoned object's temp file is removed (on drop), so nothing partial or
+//! unverified ever appears under a final name.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use dms_flute::receiver::ObjectInfo;
+use flate2::read::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
+use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
+
+/// Prefix of the hidden temp files in the output directory.
+pub const TEMP_PREFIX: &str = ".dms-recv-";
+
+/// Why an object could not be written out.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutputError {
+    /// Writing, syncing or renaming failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        source: io::Error,
+    },
+    /// The FDT names a `Content-Encoding` we cannot decode.
+    #[error("unsupported Content-Encoding {0:?}")]
+    UnsupportedEncoding(String),
+    /// The decoded content does not match `dms:SHA-256`.
+    #[error("SHA-256 mismatch after content decoding")]
+    Sha256Mismatch,
+    /// The decoded content is not `Content-Length` bytes long.
+    #[error("decoded length {actual} differs from Content-Length {expected}")]
+    LengthMismatch {
+        /// From the FDT.
+        expected: u64,
+        /// Decoded (capped at one more than expected).
+        actual: u64,
+    },
+}
+
+fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> OutputError {
+    move |source| OutputError::Io { what, source }
+}
+
+/// The content encodings we undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Zlib,
+    /// RFC 3926 calls raw DEFLATE "deflate"; HTTP means zlib by it. The
+    /// stream's first two bytes tell which.
+    Deflate,
+}
+
+impl Encoding {
+    fn of(info: &ObjectInfo) -> Result<Self, OutputError> {
+        if info.is_identity_encoded() {
+            return Ok(Encoding::Identity);
+        }
+        let token = info.content_encoding().unwrap_or_default();
+        match token.trim().to_ascii_lowercase().as_str() {
+            "gzip" | "x-gzip" => Ok(Encoding::Gzip),
+            "zlib" => Ok(Encoding::Zlib),
+            "deflate" => Ok(Encoding::Deflate),
+            _ => Err(OutputError::UnsupportedEncoding(token.to_owned())),
+        }
+    }
+}
+
+/// An object being written: its temp file and how much went in.
+#[derive(Debug)]
+pub struct ObjectWriter {
+    temp: NamedTempFile,
+    written: u64,
+}
+
+/// Where a finished object went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// Its final path.
+    pub path: PathBuf,
+    /// Bytes in the final file.
+    pub size: u64,
+    /// Whether its SHA-256 was checked here (after content decoding).
+    pub sha256_checked: bool,
+}
+
+impl ObjectWriter {
+    /// A new hidden temp file in `dir`.
+    pub fn create(dir: &Path) -> Result<Self, OutputError> {
+        let temp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .suffix(".part")
+            .tempfile_in(dir)
+            .map_err(io_err("create temp file"))?;
+        Ok(ObjectWriter { temp, written: 0 })
+    }
+
+    /// Writes a decoded block at its offset.
+    pub fn write_block(&mut self, offset: u64, data: &[u8]) -> Result<(), OutputError> {
+        self.temp
+            .as_file()
+            .write_all_at(data, offset)
+            .map_err(io_err("write block"))?;
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    /// The object is complete and its transported bytes verified: undo its
+    /// content encoding (checking `dms:SHA-256` and `Content-Length` on the
+    /// result), fsync, and rename it to `dir/name`. On error the temp
+    /// files are removed.
+    pub fn finish(
+        mut self,
+        dir: &Path,
+        name: &str,
+        info: &ObjectInfo,
+    ) -> Result<Finished, OutputError> {
+        let encoding = Encoding::of(info)?;
+        let target = dir.join(name);
+        let (file, size, sha256_checked) = match encoding {
+            Encoding::Identity => {
+                self.temp
+                    .as_file()
+                    .sync_all()
+                    .map_err(io_err("sync temp file"))?;
+                (self.temp, self.written, false)
+            }
+            _ => {
+                let file = self.temp.as_file_mut();
+                file.seek(SeekFrom::Start(0))
+                    .map_err(io_err("rewind temp file"))?;
+                let (decoded, size, checked) = decode_into(dir, file, encoding, info)?;
+                // `self.temp` (the encoded bytes) is removed when dropped.
+                (decoded, size, checked)
+            }
+        };
+        file.persist(&target).map_err(|e| OutputError::Io {
+            what: "rename to final name",
+            source: e.error,
+        })?;
+        // Make the rename itself durable.
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("sync output directory"))?;
+        Ok(Finished {
+            path: target,
+            size,
+            sha256_checked,
+        })
+    }
+}
+
+/// Decodes `encoded` into a new synced temp file in `dir`; returns it, its
+/// size and whether its SHA-256 was checked.
+fn decode_into(
+    dir: &Path,
+    encoded: &mut File,
+    encoding: Encoding,
+    info: &ObjectInfo,
+) -> Result<(NamedTempFile, u64, bool), OutputError> {
+    let file = info.file.as_ref();
+    let expected_len = file.and_then(|f| f.content_length);
+    let expected_sha = file.and_then(|f| f.sha256);
+    let reader = io::BufReader::new(encoded);
+    let mut reader: Box<dyn Read + '_> = match encoding {
+        Encoding::Gzip => Box::new(MultiGzDecoder::new(reader)),
+        Encoding::Zlib => Box::new(ZlibDecoder::new(reader)),
+        Encoding::Deflate => {
+            let mut reader = reader;
+            let head = io::BufRead::fill_buf(&mut reader).map_err(io_err("read temp file"))?;
+            if looks_like_zlib(head) {
+                Box::new(ZlibDecoder::new(reader))
+            } else {
+                Box::new(DeflateDecoder::new(reader))
+            }
+        }
+        Encoding::Identity => Box::new(reader),
+    };
+    // A Content-Length bounds the output (no decompression bomb fills the
+    // disk); one byte more tells a longer stream apart.
+    if let Some(len) = expected_len {
+        reader = Box::new(reader.take(len.saturating_add(1)));
+    }
+    let out = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .suffix(".part")
+        .tempfile_in(dir)
+        .map_err(io_err("create temp file"))?;
+    let (size, hasher) = {
+        let mut writer = HashingWriter {
+            inner: BufWriter::with_capacity(1 << 20, out.as_file()),
+            hasher: Sha256::new(),
+        };
+        let size = io::copy(&mut reader, &mut writer).map_err(io_err("decode content"))?;
+        let HashingWriter { inner, hasher } = writer;
+        inner
+            .into_inner()
+            .map_err(|e| OutputError::Io {
+                what: "write decoded content",
+                source: e.into_error(),
+            })?
+            .sync_all()
+            .map_err(io_err("sync decoded file"))?;
+        (size, hasher)
+    };
+    if let Some(expected) = expected_len {
+        if size != expected {
+            return Err(OutputError::LengthMismatch {
+                expected,
+                actual: size,
+            });
+        }
+    }
+    let checked = match expected_sha {
+        Some(expected) => {
+            let actual: [u8; 32] = hasher.finalize().into();
+            if actual != expected {
+                return Err(OutputError::Sha256Mismatch);
+            }
+            true
+        }
+        None => false,
+    };
+    Ok((out, size, checked))
+}
+
+/// A zlib header: method 8 (deflate), window ≤ 32 KiB, check bits valid.
+fn looks_like_zlib(head: &[u8]) -> bool {
+    match head {
+        [cmf, flg, ..] => {
+            cmf & 0x0f == 8 && cmf >> 4 <= 7 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0
+        }
+        _ => false,
+    }
+}
+
+/// Hashes what it writes.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
