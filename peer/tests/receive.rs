@@ -75,7 +75,7 @@ fn send(group: SocketAddr, config: SenderConfig, objects: Vec<ObjectSpec>) -> Jo
                     // A full kernel buffer is one more loss for FEC to cover.
                     let _ = socket.send(&buf[..t.size]);
                     sent += 1;
-                    if sent % 24 == 0 {
+                    if sent.is_multiple_of(24) {
                         std::thread::sleep(Duration::from_micros(500));
                     }
                 }
@@ -110,10 +110,10 @@ fn wait_for(events: &std::sync::mpsc::Receiver<ReceiveEvent>, count: usize) -> V
         let Ok(event) = events.recv_timeout(left) else {
             break;
         };
-        if let ReceiveEvent::Object(p) = event {
-            if !matches!(p.state, ObjectState::Receiving) {
-                finished.push(p);
-            }
+        if let ReceiveEvent::Object(p) = event
+            && !matches!(p.state, ObjectState::Receiving)
+        {
+            finished.push(p);
         }
     }
     finished
@@ -362,11 +362,11 @@ fn dropping_the_receiver_removes_temp_files_of_incomplete_objects() {
     )
     .unwrap();
     let mut buf = vec![0u8; 1500];
-    for i in 0..1500 {
+    for i in 0..1500u32 {
         if let Some(t) = sender.poll_transmit(Instant::now(), &mut buf).unwrap() {
             let _ = socket.send(&buf[..t.size]);
         }
-        if i % 24 == 0 {
+        if i.is_multiple_of(24) {
             std::thread::sleep(Duration::from_micros(500));
         }
     }

@@ -212,13 +212,13 @@ fn decode_into(
             .map_err(io_err("sync decoded file"))?;
         (size, hasher)
     };
-    if let Some(expected) = expected_len {
-        if size != expected {
-            return Err(OutputError::LengthMismatch {
-                expected,
-                actual: size,
-            });
-        }
+    if let Some(expected) = expected_len
+        && size != expected
+    {
+        return Err(OutputError::LengthMismatch {
+            expected,
+            actual: size,
+        });
     }
     let checked = match expected_sha {
         Some(expected) => {
