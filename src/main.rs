@@ -24,6 +24,9 @@ enum Command {
     /// Forward error correction tools: measurements of the FEC codes.
     #[command(subcommand)]
     Fec(commands::fec::FecCommand),
+    /// Receive FLUTE objects from a multicast group into a directory; exit
+    /// once `--count` are complete and verified.
+    Receive(commands::receive::ReceiveArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,6 +39,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Fec(command) => commands::fec::run(command),
+        Command::Receive(args) => commands::receive::run(args),
     }
 }
 

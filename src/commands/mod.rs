@@ -1,3 +1,4 @@
 //! One module per subcommand group.
 
 pub mod fec;
+pub mod receive;

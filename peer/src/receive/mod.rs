@@ -58,7 +58,8 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use dms_flute::ReceiverConfig;
-use dms_flute::net::{Interface, ReceiverSocketConfig, receiver_socket};
+pub use dms_flute::net::Interface;
+use dms_flute::net::{ReceiverSocketConfig, receiver_socket};
 
 pub use event::{ObjectProgress, ObjectState, ReceiveEvent};
 pub use name::{file_name, file_name_or_toi};
