@@ -119,6 +119,11 @@ fn receive_writes_the_objects_and_exits_zero() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{:?}: {stderr}", output.status);
     assert_eq!(entries(&out), ["firmware.bin", "notes.txt"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut printed: Vec<&str> = stdout.lines().collect();
+    printed.sort_unstable();
+    let expected = ["firmware.bin", "notes.txt"].map(|n| out.join(n).display().to_string());
+    assert_eq!(printed, expected);
     for (location, data) in &objects {
         let name = location.trim_start_matches("file:///");
         assert!(

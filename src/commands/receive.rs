@@ -1,5 +1,6 @@
 //! `dms receive`: receive a FLUTE session from a multicast group into a
-//! directory, with a progress bar per object.
+//! directory, with a progress bar per object (stderr) and the path of each
+//! finished object on stdout.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,7 +29,8 @@ pub struct ReceiveArgs {
     /// under the file name from its Content-Location.
     #[arg(long)]
     out: PathBuf,
-    /// Exit once this many objects are complete and verified.
+    /// Exit once this many objects are complete and verified (against
+    /// Content-MD5 and SHA-256 where the FDT gives them).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     count: u64,
     /// Give up after this many seconds (exit status 1, naming what is
@@ -123,7 +125,8 @@ pub fn run(args: ReceiveArgs) -> anyhow::Result<()> {
                         if !finished_before {
                             complete += 1;
                         }
-                        tracing::info!("{} complete: {}", progress.name, path.display());
+                        // The results, one path a line, for scripts.
+                        multi.suspend(|| println!("{}", path.display()));
                     }
                     ObjectState::Failed { reason } => {
                         tracked
@@ -190,12 +193,13 @@ fn unfinished(objects: &BTreeMap<(u64, u128), Tracked>, stats: &ReceiveStats) ->
 fn summary(stats: &ReceiveStats, elapsed: Duration) {
     let secs = elapsed.as_secs_f64().max(1e-9);
     eprintln!(
-        "{} datagrams, {} bytes in {:.1} s ({:.1} Mbit/s); {} dropped (decoder lagging), {} malformed; objects: {} complete, {} failed",
+        "{} datagrams, {} bytes in {:.1} s ({:.1} Mbit/s); {} dropped (decoder lagging), {} receive errors, {} malformed; objects: {} complete, {} failed",
         stats.datagrams,
         stats.bytes,
         secs,
         stats.bytes as f64 * 8.0 / secs / 1e6,
         stats.dropped_lagging,
+        stats.receive_errors,
         stats.flute.malformed,
         stats.objects_complete,
         stats.objects_failed,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver as ChannelReceiver, RecvTimeoutError, Sender as ChannelSender};
 use std::time::{Duration, Instant};
 
@@ -66,7 +66,12 @@ impl DecodeLoop {
 
     /// Runs until the socket thread hangs up; every batch is returned
     /// through `empty` for reuse.
-    pub fn run(mut self, full: ChannelReceiver<Batch>, empty: ChannelSender<Batch>) {
+    pub fn run(
+        mut self,
+        full: ChannelReceiver<Batch>,
+        empty: ChannelSender<Batch>,
+        queued: &AtomicUsize,
+    ) {
         loop {
             let now = Instant::now();
             let wait = self
@@ -75,6 +80,7 @@ impl DecodeLoop {
                 .map_or(TICK, |t| t.saturating_duration_since(now).min(TICK));
             match full.recv_timeout(wait) {
                 Ok(batch) => {
+                    queued.fetch_sub(1, Ordering::Relaxed);
                     let now = Instant::now();
                     for datagram in batch.iter() {
                         // Bad packets are counted in the receiver's stats.

@@ -53,7 +53,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -170,6 +170,7 @@ impl MulticastReceiver {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(SharedStats::default());
 
+        let queued = Arc::new(AtomicUsize::new(0));
         let max_fdt_size = config.flute.max_fdt_size;
         let decoder = DecodeLoop::new(
             dms_flute::Receiver::new(config.flute),
@@ -180,7 +181,10 @@ impl MulticastReceiver {
         );
         let decode_thread = std::thread::Builder::new()
             .name("dms-recv-decode".into())
-            .spawn(move || decoder.run(full_rx, empty_tx))
+            .spawn({
+                let queued = Arc::clone(&queued);
+                move || decoder.run(full_rx, empty_tx, &queued)
+            })
             .map_err(ReceiveError::Thread)?;
 
         let socket_loop = SocketLoop {
@@ -189,6 +193,7 @@ impl MulticastReceiver {
             empty: empty_rx,
             max_batches,
             stats: Arc::clone(&stats),
+            queued,
         };
         let thread_stop = Arc::clone(&stop);
         let socket_thread = std::thread::Builder::new()

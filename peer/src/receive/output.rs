@@ -4,9 +4,9 @@
 //! abandoned object's temp file is removed (on drop), so nothing partial or
 //! unverified ever appears under a final name.
 
-use std::fs::File;
+use std::fs::{File, Permissions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use dms_flute::receiver::ObjectInfo;
@@ -96,12 +96,10 @@ pub struct Finished {
 impl ObjectWriter {
     /// A new hidden temp file in `dir`.
     pub fn create(dir: &Path) -> Result<Self, OutputError> {
-        let temp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .suffix(".part")
-            .tempfile_in(dir)
-            .map_err(io_err("create temp file"))?;
-        Ok(ObjectWriter { temp, written: 0 })
+        Ok(ObjectWriter {
+            temp: temp_file(dir)?,
+            written: 0,
+        })
     }
 
     /// Writes a decoded block at its offset.
@@ -190,11 +188,7 @@ fn decode_into(
     if let Some(len) = expected_len {
         reader = Box::new(reader.take(len.saturating_add(1)));
     }
-    let out = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .suffix(".part")
-        .tempfile_in(dir)
-        .map_err(io_err("create temp file"))?;
+    let out = temp_file(dir)?;
     let (size, hasher) = {
         let mut writer = HashingWriter {
             inner: BufWriter::with_capacity(1 << 20, out.as_file()),
@@ -231,6 +225,17 @@ fn decode_into(
         None => false,
     };
     Ok((out, size, checked))
+}
+
+/// A hidden temp file in `dir`, created with the mode an ordinary file
+/// gets (0666 less the umask), which the final file keeps.
+fn temp_file(dir: &Path) -> Result<NamedTempFile, OutputError> {
+    tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .suffix(".part")
+        .permissions(Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(io_err("create temp file"))
 }
 
 /// A zlib header: method 8 (deflate), window ≤ 32 KiB, check bits valid.

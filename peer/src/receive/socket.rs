@@ -10,7 +10,7 @@ use std::io::{self, IoSliceMut};
 use std::net::UdpSocket;
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -25,6 +25,9 @@ pub(super) const BATCH_BYTES: usize = 256 << 10;
 const SLOT_BYTES: usize = 64 << 10;
 /// How often the thread looks at the stop flag while the socket is quiet.
 const POLL_MS: u16 = 100;
+/// How long a partly filled batch may wait for more datagrams while the
+/// decode thread is busy with earlier ones.
+const LINGER_MS: u16 = 1;
 
 /// Datagrams back to back, handed from the socket thread to the decoder.
 #[derive(Debug)]
@@ -72,6 +75,8 @@ pub(super) struct SocketLoop {
     pub empty: Receiver<Batch>,
     pub max_batches: usize,
     pub stats: Arc<SharedStats>,
+    /// Batches sent and not yet taken by the decode thread.
+    pub queued: Arc<AtomicUsize>,
 }
 
 /// Hands datagrams to batches.
@@ -79,6 +84,7 @@ struct Batcher<'a> {
     full: &'a SyncSender<Batch>,
     empty: &'a Receiver<Batch>,
     stats: &'a SharedStats,
+    queued: &'a AtomicUsize,
     current: Option<Batch>,
     allocated: usize,
     max_batches: usize,
@@ -99,6 +105,13 @@ impl Batcher<'_> {
             }
             Err(_) => None,
         }
+    }
+
+    /// Whether the current batch holds datagrams.
+    fn pending(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|b| !b.datagrams.is_empty())
     }
 
     fn push(&mut self, datagram: &[u8]) {
@@ -124,7 +137,10 @@ impl Batcher<'_> {
         if let Some(batch) = self.current.take() {
             if batch.datagrams.is_empty() {
                 self.current = Some(batch);
-            } else if self.full.send(batch).is_err() {
+                return;
+            }
+            self.queued.fetch_add(1, Ordering::Relaxed);
+            if self.full.send(batch).is_err() {
                 // The channel holds every batch there is, so `send` never
                 // waits; it fails only when the decode thread has ended.
                 self.closed = true;
@@ -135,7 +151,7 @@ impl Batcher<'_> {
 
 impl SocketLoop {
     /// Runs until `stop` is set or the decode thread ends.
-    pub fn run(self, stop: &std::sync::atomic::AtomicBool) -> io::Result<()> {
+    pub fn run(self, stop: &AtomicBool) -> io::Result<()> {
         let state = UdpSocketState::new((&self.socket).into())?;
         let mut scratch = vec![0u8; quinn_udp::BATCH_SIZE * SLOT_BYTES];
         let mut metas = [RecvMeta::default(); quinn_udp::BATCH_SIZE];
@@ -143,21 +159,29 @@ impl SocketLoop {
             full: &self.full,
             empty: &self.empty,
             stats: &self.stats,
+            queued: &self.queued,
             current: None,
             allocated: 0,
             max_batches: self.max_batches.max(2),
             closed: false,
         };
         while !stop.load(Ordering::Relaxed) && !batcher.closed {
+            let wait = if batcher.pending() {
+                LINGER_MS
+            } else {
+                POLL_MS
+            };
             let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::from(POLL_MS)) {
-                Ok(0) => continue,
+            match poll(&mut fds, PollTimeout::from(wait)) {
+                Ok(0) => {
+                    batcher.flush();
+                    continue;
+                }
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
             }
-            // Drain everything the kernel holds, then hand the partial
-            // batch over so a quiet socket adds no latency.
+            // Drain everything the kernel holds.
             loop {
                 let received = {
                     let mut slots = scratch.chunks_mut(SLOT_BYTES);
@@ -196,7 +220,12 @@ impl SocketLoop {
                     }
                 }
             }
-            batcher.flush();
+            // An idle decode thread gets the partial batch at once; a busy
+            // one lets it fill (up to LINGER_MS), so that a queue of
+            // nearly empty batches does not run out while bytes remain.
+            if self.queued.load(Ordering::Relaxed) == 0 {
+                batcher.flush();
+            }
         }
         Ok(())
     }
