@@ -83,7 +83,7 @@ pub struct ReceiveConfig {
     /// Requested socket receive buffer, in bytes (default 8 MiB).
     pub receive_buffer: usize,
     /// Bytes of datagrams that may wait between the socket and the decode
-    /// thread (default 32 MiB); beyond that datagrams are dropped and
+    /// thread (default 64 MiB); beyond that datagrams are dropped and
     /// counted.
     pub queue_bytes: usize,
     /// The FLUTE receiver's limits and TSI filter.
@@ -99,7 +99,7 @@ impl ReceiveConfig {
             interface,
             out_dir: out_dir.into(),
             receive_buffer: 8 << 20,
-            queue_bytes: 32 << 20,
+            queue_bytes: 64 << 20,
             flute: ReceiverConfig::default(),
         }
     }
