@@ -265,3 +265,123 @@ impl<W: Write> Write for HashingWriter<W> {
         self.inner.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+    use std::io::Write;
+
+    use dms_fec::FecScheme;
+    use dms_flute::receiver::FileDescription;
+
+    use super::*;
+
+    fn info(encoding: Option<&str>, length: Option<u64>, sha256: Option<[u8; 32]>) -> ObjectInfo {
+        ObjectInfo {
+            transfer_length: 0,
+            fec: FecScheme::RaptorQ,
+            file: Some(FileDescription {
+                content_location: "file:///x".into(),
+                content_length: length,
+                content_type: None,
+                content_encoding: encoding.map(str::to_owned),
+                content_md5: None,
+                sha256,
+                manifest: None,
+            }),
+        }
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn write(dir: &Path, data: &[u8]) -> ObjectWriter {
+        let mut writer = ObjectWriter::create(dir).unwrap();
+        // Second half first: blocks land at their offsets whatever the order.
+        let mid = data.len() / 2;
+        writer.write_block(mid as u64, &data[mid..]).unwrap();
+        writer.write_block(0, &data[..mid]).unwrap();
+        writer
+    }
+
+    #[test]
+    fn identity_object_is_renamed_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        let finished = write(dir.path(), &data)
+            .finish(dir.path(), "obj", &info(None, None, None))
+            .unwrap();
+        assert_eq!(finished.path, dir.path().join("obj"));
+        assert_eq!(finished.size, data.len() as u64);
+        assert_eq!(std::fs::read(&finished.path).unwrap(), data);
+        assert_eq!(entries(dir.path()), ["obj"]);
+    }
+
+    #[test]
+    fn http_style_deflate_with_a_zlib_wrapper_is_decoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = b"zlib-wrapped deflate, as HTTP means it ".repeat(100);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&content).unwrap();
+        let sha: [u8; 32] = Sha256::digest(&content).into();
+        let finished = write(dir.path(), &z.finish().unwrap())
+            .finish(
+                dir.path(),
+                "z",
+                &info(Some("deflate"), Some(content.len() as u64), Some(sha)),
+            )
+            .unwrap();
+        assert!(finished.sha256_checked);
+        assert_eq!(std::fs::read(&finished.path).unwrap(), content);
+        assert_eq!(entries(dir.path()), ["z"]);
+    }
+
+    #[test]
+    fn failures_leave_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&[5u8; 5_000]).unwrap();
+        let encoded = gz.finish().unwrap();
+
+        let err = write(dir.path(), &encoded)
+            .finish(dir.path(), "a", &info(Some("br"), None, None))
+            .unwrap_err();
+        assert!(matches!(err, OutputError::UnsupportedEncoding(_)), "{err}");
+
+        let err = write(dir.path(), &encoded)
+            .finish(dir.path(), "b", &info(Some("gzip"), Some(4_999), None))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                OutputError::LengthMismatch {
+                    expected: 4_999,
+                    actual: 5_000
+                }
+            ),
+            "{err}"
+        );
+
+        let err = write(dir.path(), &encoded[..encoded.len() / 2])
+            .finish(dir.path(), "c", &info(Some("gzip"), None, None))
+            .unwrap_err();
+        assert!(matches!(err, OutputError::Io { .. }), "{err}");
+        assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
+    }
+
+    #[test]
+    fn zlib_headers_are_told_from_raw_deflate() {
+        assert!(looks_like_zlib(&[0x78, 0x9c]));
+        assert!(looks_like_zlib(&[0x78, 0x01]));
+        assert!(!looks_like_zlib(&[0x78, 0x00]));
+        assert!(!looks_like_zlib(&[0xed, 0xc1]));
+        assert!(!looks_like_zlib(&[0x78]));
+    }
+}
