@@ -201,24 +201,32 @@ impl SocketLoop {
                         break;
                     }
                 };
+                let (mut datagrams, mut bytes, mut coalesced) = (0, 0, 0);
                 for (i, meta) in metas.iter().take(n).enumerate() {
                     let start = i * SLOT_BYTES;
                     let Some(buf) = scratch.get(start..start + meta.len.min(SLOT_BYTES)) else {
                         continue;
                     };
+                    // A GRO train: datagrams of `stride` bytes back to
+                    // back, the last one possibly shorter.
                     let stride = if meta.stride == 0 {
                         buf.len()
                     } else {
                         meta.stride
                     };
+                    let before = datagrams;
                     for datagram in buf.chunks(stride.max(1)) {
-                        self.stats.datagrams.fetch_add(1, Ordering::Relaxed);
-                        self.stats
-                            .bytes
-                            .fetch_add(datagram.len() as u64, Ordering::Relaxed);
+                        datagrams += 1;
+                        bytes += datagram.len() as u64;
                         batcher.push(datagram);
                     }
+                    if datagrams - before > 1 {
+                        coalesced += datagrams - before;
+                    }
                 }
+                self.stats.datagrams.fetch_add(datagrams, Ordering::Relaxed);
+                self.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+                self.stats.coalesced.fetch_add(coalesced, Ordering::Relaxed);
             }
             // An idle decode thread gets the partial batch at once; a busy
             // one lets it fill (up to LINGER_MS), so that a queue of

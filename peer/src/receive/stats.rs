@@ -17,6 +17,9 @@ pub struct ReceiveStats {
     /// Datagrams dropped because the decode thread lagged and every
     /// buffer was in flight (the socket was drained all the same).
     pub dropped_lagging: u64,
+    /// Of the datagrams, those that came in a UDP GRO train (several
+    /// datagrams in one receive buffer).
+    pub coalesced: u64,
     /// Receive calls that failed (other than "nothing to read").
     pub receive_errors: u64,
     /// Objects complete, verified and renamed to their final name.
@@ -34,6 +37,7 @@ pub(super) struct SharedStats {
     pub datagrams: AtomicU64,
     pub bytes: AtomicU64,
     pub dropped_lagging: AtomicU64,
+    pub coalesced: AtomicU64,
     pub receive_errors: AtomicU64,
     pub objects_complete: AtomicU64,
     pub objects_failed: AtomicU64,
@@ -47,6 +51,7 @@ impl SharedStats {
             datagrams: load(&self.datagrams),
             bytes: load(&self.bytes),
             dropped_lagging: load(&self.dropped_lagging),
+            coalesced: load(&self.coalesced),
             receive_errors: load(&self.receive_errors),
             objects_complete: load(&self.objects_complete),
             objects_failed: load(&self.objects_failed),
