@@ -39,6 +39,9 @@ enum Command {
     Objects(commands::objects::ObjectsCommand),
     /// Make a new manifest signing key in a data directory.
     Keygen(commands::keygen::KeygenArgs),
+    /// Receive FLUTE objects from a multicast group into a directory; exit
+    /// once `--count` are complete and verified.
+    Receive(commands::receive::ReceiveArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,6 +60,7 @@ fn main() -> anyhow::Result<()> {
         Command::RepairServe(args) => commands::repair_serve::run(args),
         Command::Objects(command) => commands::objects::run(command),
         Command::Keygen(args) => commands::keygen::run_keygen(args),
+        Command::Receive(args) => commands::receive::run(args),
     }
 }
 

@@ -4,6 +4,7 @@ pub mod fec;
 pub mod keygen;
 pub mod objects;
 pub mod publish;
+pub mod receive;
 pub mod repair_serve;
 pub mod send;
 pub mod serve;

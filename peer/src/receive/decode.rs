@@ -1,0 +1,277 @@
+//! The decode thread: it runs the sans-IO [`dms_flute::Receiver`] on the
+//! batches the socket thread hands over, writes decoded blocks to temp
+//! files, renames verified objects to their final names, and reports
+//! progress.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver as ChannelReceiver, RecvTimeoutError, Sender as ChannelSender};
+use std::time::{Duration, Instant};
+
+use dms_flute::Receiver;
+use dms_flute::lct::ContentEncoding;
+use dms_flute::receiver::{Event, ObjectInfo, Verification};
+use flate2::read::{DeflateDecoder, GzDecoder, ZlibDecoder};
+
+use super::event::{ObjectProgress, ObjectState, ReceiveEvent};
+use super::name::file_name_or_toi;
+use super::output::ObjectWriter;
+use super::socket::Batch;
+use super::stats::SharedStats;
+
+/// Longest wait for a batch before the timers are looked at again.
+const TICK: Duration = Duration::from_millis(100);
+
+/// An object the decode thread writes.
+#[derive(Debug)]
+struct Tracked {
+    name: String,
+    total: u64,
+    decoded: u64,
+    /// Created at the first block, so objects only listed in an FDT leave
+    /// no file behind.
+    writer: Option<ObjectWriter>,
+}
+
+/// The decode side of a receiver.
+pub(super) struct DecodeLoop {
+    pub receiver: Receiver,
+    pub out_dir: PathBuf,
+    pub events: ChannelSender<ReceiveEvent>,
+    pub stats: Arc<SharedStats>,
+    pub max_fdt_size: usize,
+    objects: HashMap<(u64, u128), Tracked>,
+}
+
+impl DecodeLoop {
+    pub fn new(
+        receiver: Receiver,
+        out_dir: PathBuf,
+        events: ChannelSender<ReceiveEvent>,
+        stats: Arc<SharedStats>,
+        max_fdt_size: usize,
+    ) -> Self {
+        DecodeLoop {
+            receiver,
+            out_dir,
+            events,
+            stats,
+            max_fdt_size,
+            objects: HashMap::new(),
+        }
+    }
+
+    /// Runs until the socket thread hangs up; every batch is returned
+    /// through `empty` for reuse.
+    pub fn run(
+        mut self,
+        full: ChannelReceiver<Batch>,
+        empty: ChannelSender<Batch>,
+        queued: &AtomicUsize,
+    ) {
+        loop {
+            let now = Instant::now();
+            let wait = self
+                .receiver
+                .poll_timeout()
+                .map_or(TICK, |t| t.saturating_duration_since(now).min(TICK));
+            match full.recv_timeout(wait) {
+                Ok(batch) => {
+                    queued.fetch_sub(1, Ordering::Relaxed);
+                    let now = Instant::now();
+                    for datagram in batch.iter() {
+                        // Bad packets are counted in the receiver's stats.
+                        let _ = self.receiver.handle_datagram(now, datagram);
+                        self.drain(now);
+                    }
+                    // The socket thread may have ended: then nobody needs it.
+                    let _ = empty.send(batch);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let now = Instant::now();
+            if self.receiver.poll_timeout().is_some_and(|t| t <= now) {
+                self.receiver.handle_timeout(now);
+                self.drain(now);
+            }
+            self.publish_stats();
+        }
+        self.publish_stats();
+    }
+
+    fn publish_stats(&self) {
+        if let Ok(mut flute) = self.stats.flute.lock() {
+            flute.clone_from(self.receiver.stats());
+        }
+    }
+
+    /// Acts on every event the receiver has.
+    fn drain(&mut self, now: Instant) {
+        while let Some(event) = self.receiver.poll_event() {
+            match event {
+                Event::FdtEncoded {
+                    tsi,
+                    instance_id,
+                    encoding,
+                    data,
+                } => match inflate(encoding, &data, self.max_fdt_size) {
+                    Some(xml) => {
+                        let _ = self.receiver.handle_fdt(now, tsi, instance_id, &xml);
+                    }
+                    None => tracing::debug!("FDT instance {instance_id} does not inflate"),
+                },
+                Event::ObjectStarted { tsi, toi, info }
+                | Event::ObjectDescribed { tsi, toi, info } => {
+                    let tracked = self.tracked(tsi, toi);
+                    tracked.name = file_name_or_toi(info.content_location(), toi);
+                    tracked.total = info.transfer_length;
+                    self.report(tsi, toi, ObjectState::Receiving);
+                }
+                Event::BlockDecoded {
+                    tsi,
+                    toi,
+                    offset,
+                    data,
+                    ..
+                } => self.write_block(tsi, toi, offset, &data),
+                Event::ObjectComplete {
+                    tsi,
+                    toi,
+                    info,
+                    md5,
+                    sha256,
+                } => {
+                    let verified =
+                        md5 == Verification::Verified || sha256 == Verification::Verified;
+                    self.finish(tsi, toi, &info, verified);
+                }
+                Event::ObjectFailed {
+                    tsi, toi, reason, ..
+                } => self.fail(tsi, toi, reason.to_string()),
+                Event::SessionClosed { tsi } => self.send(ReceiveEvent::SessionClosed { tsi }),
+                Event::SessionIdle { tsi } => self.send(ReceiveEvent::SessionIdle { tsi }),
+                _ => {}
+            }
+        }
+    }
+
+    fn tracked(&mut self, tsi: u64, toi: u128) -> &mut Tracked {
+        self.objects.entry((tsi, toi)).or_insert_with(|| Tracked {
+            name: file_name_or_toi(None, toi),
+            total: 0,
+            decoded: 0,
+            writer: None,
+        })
+    }
+
+    fn write_block(&mut self, tsi: u64, toi: u128, offset: u64, data: &[u8]) {
+        let dir = self.out_dir.clone();
+        let tracked = self.tracked(tsi, toi);
+        let result = match &mut tracked.writer {
+            Some(writer) => writer.write_block(offset, data),
+            slot @ None => {
+                ObjectWriter::create(&dir).and_then(|w| slot.insert(w).write_block(offset, data))
+            }
+        };
+        match result {
+            Ok(()) => {
+                tracked.decoded += data.len() as u64;
+                self.report(tsi, toi, ObjectState::Receiving);
+            }
+            Err(e) => {
+                // Stop decoding it: its blocks have nowhere to go.
+                self.receiver.remove_object(tsi, toi);
+                self.fail(tsi, toi, e.to_string());
+            }
+        }
+    }
+
+    fn finish(&mut self, tsi: u64, toi: u128, info: &ObjectInfo, verified: bool) {
+        let Some(mut tracked) = self.objects.remove(&(tsi, toi)) else {
+            // Not tracked: its writer failed and was already reported.
+            return;
+        };
+        tracked.name = file_name_or_toi(info.content_location(), toi);
+        tracked.total = info.transfer_length;
+        let writer = match tracked.writer.take() {
+            Some(writer) => Ok(writer),
+            // An empty object has no block.
+            None => ObjectWriter::create(&self.out_dir),
+        };
+        let result = writer.and_then(|w| w.finish(&self.out_dir, &tracked.name, info));
+        let state = match result {
+            Ok(finished) => {
+                self.stats.objects_complete.fetch_add(1, Ordering::Relaxed);
+                ObjectState::Complete {
+                    path: finished.path,
+                    size: finished.size,
+                    verified: verified || finished.sha256_checked,
+                }
+            }
+            Err(e) => {
+                self.stats.objects_failed.fetch_add(1, Ordering::Relaxed);
+                ObjectState::Failed {
+                    reason: e.to_string(),
+                }
+            }
+        };
+        self.send(ReceiveEvent::Object(progress(tsi, toi, &tracked, state)));
+    }
+
+    /// Drops the object's temp file and reports the failure.
+    fn fail(&mut self, tsi: u64, toi: u128, reason: String) {
+        let tracked = self.objects.remove(&(tsi, toi)).unwrap_or(Tracked {
+            name: file_name_or_toi(None, toi),
+            total: 0,
+            decoded: 0,
+            writer: None,
+        });
+        self.stats.objects_failed.fetch_add(1, Ordering::Relaxed);
+        let state = ObjectState::Failed { reason };
+        self.send(ReceiveEvent::Object(progress(tsi, toi, &tracked, state)));
+        // `tracked.writer` is dropped here: its temp file is removed.
+    }
+
+    fn report(&self, tsi: u64, toi: u128, state: ObjectState) {
+        if let Some(tracked) = self.objects.get(&(tsi, toi)) {
+            self.send(ReceiveEvent::Object(progress(tsi, toi, tracked, state)));
+        }
+    }
+
+    fn send(&self, event: ReceiveEvent) {
+        // A caller that dropped the event channel is not interested.
+        let _ = self.events.send(event);
+    }
+}
+
+fn progress(tsi: u64, toi: u128, tracked: &Tracked, state: ObjectState) -> ObjectProgress {
+    ObjectProgress {
+        tsi,
+        toi,
+        name: tracked.name.clone(),
+        bytes_decoded: tracked.decoded,
+        total_bytes: tracked.total,
+        state,
+    }
+}
+
+/// Inflates a content-encoded FDT Instance of at most `limit` bytes.
+fn inflate(encoding: ContentEncoding, data: &[u8], limit: usize) -> Option<Vec<u8>> {
+    let reader: Box<dyn Read + '_> = match encoding {
+        ContentEncoding::Null => Box::new(data),
+        ContentEncoding::Zlib => Box::new(ZlibDecoder::new(data)),
+        ContentEncoding::Deflate => Box::new(DeflateDecoder::new(data)),
+        ContentEncoding::Gzip => Box::new(GzDecoder::new(data)),
+    };
+    let mut xml = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut xml)
+        .ok()
+        .filter(|_| xml.len() <= limit)
+        .map(|_| xml)
+}

@@ -1,0 +1,251 @@
+//! Multicast reception: a FLUTE session from a UDP group to files.
+//!
+//! ```text
+//!   group ──> socket thread ──Batch (bounded pool)──> decode thread ──> out_dir/.dms-recv-*.part
+//!             recvmmsg / GRO     <──empty batches──    dms_flute::Receiver   │ complete + verified:
+//!             (never blocks:                           BlockDecoded at offset│ fsync, rename
+//!              drops are counted)                                            └──> out_dir/<name>
+//!                                                      ──ReceiveEvent──> caller (progress)
+//! ```
+//!
+//! The socket thread only drains the socket, so a slow disk or a RaptorQ
+//! solve never backs the kernel buffer up; if every batch is in flight the
+//! datagram is counted in [`ReceiveStats::dropped_lagging`]. The decode
+//! thread runs the sans-IO [`dms_flute::Receiver`] and streams each decoded
+//! block to a hidden temp file in the output directory, so an object is
+//! never whole in memory. An object whose digests match is fsynced and
+//! renamed to the name from its `Content-Location` (see [`file_name`]);
+//! `gzip`, `deflate` and `zlib` content encodings are undone first, into a
+//! second temp file, and the result checked against `dms:SHA-256` and
+//! `Content-Length`. A failed object leaves nothing behind.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use dms_peer::receive::{MulticastReceiver, ObjectState, ReceiveConfig, ReceiveEvent};
+//!
+//! let config = ReceiveConfig::new(
+//!     "239.255.1.1:5000".parse()?,
+//!     "127.0.0.1".parse()?,
+//!     "downloads",
+//! );
+//! let (receiver, events) = MulticastReceiver::start(config)?;
+//! while let Ok(event) = events.recv_timeout(Duration::from_secs(60)) {
+//!     if let ReceiveEvent::Object(p) = event {
+//!         if let ObjectState::Complete { path, .. } = &p.state {
+//!             println!("{} -> {}", p.name, path.display());
+//!             break;
+//!         }
+//!     }
+//! }
+//! let stats = receiver.stop()?;
+//! println!("{} datagrams, {} dropped", stats.datagrams, stats.dropped_lagging);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod decode;
+mod event;
+mod name;
+mod output;
+mod socket;
+mod stats;
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use dms_flute::ReceiverConfig;
+pub use dms_flute::net::Interface;
+use dms_flute::net::{ReceiverSocketConfig, receiver_socket};
+
+pub use event::{ObjectProgress, ObjectState, ReceiveEvent};
+pub use name::{file_name, file_name_or_toi};
+pub use output::{OutputError, TEMP_PREFIX};
+pub use stats::ReceiveStats;
+
+use decode::DecodeLoop;
+use socket::{BATCH_BYTES, SocketLoop};
+use stats::SharedStats;
+
+/// How a [`MulticastReceiver`] is set up.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ReceiveConfig {
+    /// The multicast group (or unicast address) and port to receive on.
+    pub group: SocketAddr,
+    /// The interface the group is joined on.
+    pub interface: Interface,
+    /// Where objects are written (must exist).
+    pub out_dir: PathBuf,
+    /// Requested socket receive buffer, in bytes (default 8 MiB).
+    pub receive_buffer: usize,
+    /// Bytes of datagrams that may wait between the socket and the decode
+    /// thread (default 64 MiB); beyond that datagrams are dropped and
+    /// counted.
+    pub queue_bytes: usize,
+    /// The FLUTE receiver's limits and TSI filter.
+    pub flute: ReceiverConfig,
+}
+
+impl ReceiveConfig {
+    /// The defaults for receiving `group` on `interface` into `out_dir`,
+    /// every TSI.
+    pub fn new(group: SocketAddr, interface: Interface, out_dir: impl Into<PathBuf>) -> Self {
+        ReceiveConfig {
+            group,
+            interface,
+            out_dir: out_dir.into(),
+            receive_buffer: 8 << 20,
+            queue_bytes: 64 << 20,
+            flute: ReceiverConfig::default(),
+        }
+    }
+}
+
+/// Why a receiver could not start or ended badly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiveError {
+    /// The output directory is missing or not a directory.
+    #[error("output directory {0}: not a directory")]
+    OutDir(PathBuf),
+    /// Opening or joining the socket failed.
+    #[error("socket for {group}: {source}")]
+    Socket {
+        /// The group.
+        group: SocketAddr,
+        /// The error.
+        source: io::Error,
+    },
+    /// Starting a thread failed.
+    #[error("starting a thread: {0}")]
+    Thread(io::Error),
+    /// The socket thread failed.
+    #[error("receiving: {0}")]
+    Receive(io::Error),
+    /// A thread panicked.
+    #[error("a receiver thread panicked")]
+    Panicked,
+}
+
+/// A running receiver: a socket thread and a decode thread. Dropping it
+/// stops both (as [`MulticastReceiver::stop`] does, discarding errors);
+/// objects still incomplete are abandoned and their temp files removed.
+#[derive(Debug)]
+pub struct MulticastReceiver {
+    stop: Arc<AtomicBool>,
+    stats: Arc<SharedStats>,
+    socket_thread: Option<JoinHandle<io::Result<()>>>,
+    decode_thread: Option<JoinHandle<()>>,
+    local_addr: Option<SocketAddr>,
+}
+
+impl MulticastReceiver {
+    /// Opens the socket, joins the group and starts receiving. Events come
+    /// out of the returned channel in the order they happened.
+    pub fn start(
+        config: ReceiveConfig,
+    ) -> Result<(Self, mpsc::Receiver<ReceiveEvent>), ReceiveError> {
+        if !config.out_dir.is_dir() {
+            return Err(ReceiveError::OutDir(config.out_dir));
+        }
+        let socket_config = ReceiverSocketConfig {
+            interface: config.interface,
+            receive_buffer: config.receive_buffer,
+        };
+        let socket = receiver_socket(config.group, &socket_config).map_err(|source| {
+            ReceiveError::Socket {
+                group: config.group,
+                source,
+            }
+        })?;
+        let local_addr = socket.local_addr().ok();
+        let max_batches = (config.queue_bytes / BATCH_BYTES).max(2);
+        let (full_tx, full_rx) = mpsc::sync_channel(max_batches);
+        let (empty_tx, empty_rx) = mpsc::channel();
+        let (events_tx, events_rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(SharedStats::default());
+
+        let queued = Arc::new(AtomicUsize::new(0));
+        let max_fdt_size = config.flute.max_fdt_size;
+        let decoder = DecodeLoop::new(
+            dms_flute::Receiver::new(config.flute),
+            config.out_dir,
+            events_tx,
+            Arc::clone(&stats),
+            max_fdt_size,
+        );
+        let decode_thread = std::thread::Builder::new()
+            .name("dms-recv-decode".into())
+            .spawn({
+                let queued = Arc::clone(&queued);
+                move || decoder.run(full_rx, empty_tx, &queued)
+            })
+            .map_err(ReceiveError::Thread)?;
+
+        let socket_loop = SocketLoop {
+            socket,
+            full: full_tx,
+            empty: empty_rx,
+            max_batches,
+            stats: Arc::clone(&stats),
+            queued,
+        };
+        let thread_stop = Arc::clone(&stop);
+        let socket_thread = std::thread::Builder::new()
+            .name("dms-recv-socket".into())
+            .spawn(move || socket_loop.run(&thread_stop))
+            .map_err(ReceiveError::Thread)?;
+
+        let receiver = MulticastReceiver {
+            stop,
+            stats,
+            socket_thread: Some(socket_thread),
+            decode_thread: Some(decode_thread),
+            local_addr,
+        };
+        Ok((receiver, events_rx))
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> ReceiveStats {
+        self.stats.snapshot()
+    }
+
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// Stops receiving, lets the decode thread finish what was already
+    /// received, and returns the final counters.
+    pub fn stop(mut self) -> Result<ReceiveStats, ReceiveError> {
+        self.shutdown()?;
+        Ok(self.stats.snapshot())
+    }
+
+    fn shutdown(&mut self) -> Result<(), ReceiveError> {
+        self.stop.store(true, Ordering::Relaxed);
+        let socket = self.socket_thread.take().map(JoinHandle::join);
+        // The socket thread's end closes the batch channel, which ends the
+        // decode thread.
+        let decode = self.decode_thread.take().map(JoinHandle::join);
+        match (socket, decode) {
+            (Some(Err(_)), _) | (_, Some(Err(_))) => Err(ReceiveError::Panicked),
+            (Some(Ok(Err(e))), _) => Err(ReceiveError::Receive(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for MulticastReceiver {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::warn!("receiver stopped with an error: {e}");
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! Atomic output of one object: decoded blocks are written at their offsets
+//! into a hidden temp file in the output directory; only a complete,
+//! verified object is renamed (after fsync) to its final name. A failed or
+//! abandoned object's temp file is removed (on drop), so nothing partial or
+//! unverified ever appears under a final name.
+
+use std::fs::{File, Permissions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use dms_flute::receiver::ObjectInfo;
+use flate2::read::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
+use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
+
+/// Prefix of the hidden temp files in the output directory.
+pub const TEMP_PREFIX: &str = ".dms-recv-";
+
+/// Why an object could not be written out.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutputError {
+    /// Writing, syncing or renaming failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        source: io::Error,
+    },
+    /// The FDT names a `Content-Encoding` we cannot decode.
+    #[error("unsupported Content-Encoding {0:?}")]
+    UnsupportedEncoding(String),
+    /// The decoded content does not match `dms:SHA-256`.
+    #[error("SHA-256 mismatch after content decoding")]
+    Sha256Mismatch,
+    /// The decoded content is not `Content-Length` bytes long.
+    #[error("decoded length {actual} differs from Content-Length {expected}")]
+    LengthMismatch {
+        /// From the FDT.
+        expected: u64,
+        /// Decoded (capped at one more than expected).
+        actual: u64,
+    },
+}
+
+fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> OutputError {
+    move |source| OutputError::Io { what, source }
+}
+
+/// The content encodings we undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Zlib,
+    /// RFC 3926 calls raw DEFLATE "deflate"; HTTP means zlib by it. The
+    /// stream's first two bytes tell which.
+    Deflate,
+}
+
+impl Encoding {
+    fn of(info: &ObjectInfo) -> Result<Self, OutputError> {
+        if info.is_identity_encoded() {
+            return Ok(Encoding::Identity);
+        }
+        let token = info.content_encoding().unwrap_or_default();
+        match token.trim().to_ascii_lowercase().as_str() {
+            "gzip" | "x-gzip" => Ok(Encoding::Gzip),
+            "zlib" => Ok(Encoding::Zlib),
+            "deflate" => Ok(Encoding::Deflate),
+            _ => Err(OutputError::UnsupportedEncoding(token.to_owned())),
+        }
+    }
+}
+
+/// An object being written: its temp file and how much went in.
+#[derive(Debug)]
+pub struct ObjectWriter {
+    temp: NamedTempFile,
+    written: u64,
+}
+
+/// Where a finished object went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// Its final path.
+    pub path: PathBuf,
+    /// Bytes in the final file.
+    pub size: u64,
+    /// Whether its SHA-256 was checked here (after content decoding).
+    pub sha256_checked: bool,
+}
+
+impl ObjectWriter {
+    /// A new hidden temp file in `dir`.
+    pub fn create(dir: &Path) -> Result<Self, OutputError> {
+        Ok(ObjectWriter {
+            temp: temp_file(dir)?,
+            written: 0,
+        })
+    }
+
+    /// Writes a decoded block at its offset.
+    pub fn write_block(&mut self, offset: u64, data: &[u8]) -> Result<(), OutputError> {
+        self.temp
+            .as_file()
+            .write_all_at(data, offset)
+            .map_err(io_err("write block"))?;
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    /// The object is complete and its transported bytes verified: undo its
+    /// content encoding (checking `dms:SHA-256` and `Content-Length` on the
+    /// result), fsync, and rename it to `dir/name`. On error the temp
+    /// files are removed.
+    pub fn finish(
+        mut self,
+        dir: &Path,
+        name: &str,
+        info: &ObjectInfo,
+    ) -> Result<Finished, OutputError> {
+        let encoding = Encoding::of(info)?;
+        let target = dir.join(name);
+        let (file, size, sha256_checked) = match encoding {
+            Encoding::Identity => {
+                self.temp
+                    .as_file()
+                    .sync_all()
+                    .map_err(io_err("sync temp file"))?;
+                (self.temp, self.written, false)
+            }
+            _ => {
+                let file = self.temp.as_file_mut();
+                file.seek(SeekFrom::Start(0))
+                    .map_err(io_err("rewind temp file"))?;
+                let (decoded, size, checked) = decode_into(dir, file, encoding, info)?;
+                // `self.temp` (the encoded bytes) is removed when dropped.
+                (decoded, size, checked)
+            }
+        };
+        file.persist(&target).map_err(|e| OutputError::Io {
+            what: "rename to final name",
+            source: e.error,
+        })?;
+        // Make the rename itself durable.
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("sync output directory"))?;
+        Ok(Finished {
+            path: target,
+            size,
+            sha256_checked,
+        })
+    }
+}
+
+/// Decodes `encoded` into a new synced temp file in `dir`; returns it, its
+/// size and whether its SHA-256 was checked.
+fn decode_into(
+    dir: &Path,
+    encoded: &mut File,
+    encoding: Encoding,
+    info: &ObjectInfo,
+) -> Result<(NamedTempFile, u64, bool), OutputError> {
+    let file = info.file.as_ref();
+    let expected_len = file.and_then(|f| f.content_length);
+    let expected_sha = file.and_then(|f| f.sha256);
+    let reader = io::BufReader::new(encoded);
+    let mut reader: Box<dyn Read + '_> = match encoding {
+        Encoding::Gzip => Box::new(MultiGzDecoder::new(reader)),
+        Encoding::Zlib => Box::new(ZlibDecoder::new(reader)),
+        Encoding::Deflate => {
+            let mut reader = reader;
+            let head = io::BufRead::fill_buf(&mut reader).map_err(io_err("read temp file"))?;
+            if looks_like_zlib(head) {
+                Box::new(ZlibDecoder::new(reader))
+            } else {
+                Box::new(DeflateDecoder::new(reader))
+            }
+        }
+        Encoding::Identity => Box::new(reader),
+    };
+    // A Content-Length bounds the output (no decompression bomb fills the
+    // disk); one byte more tells a longer stream apart.
+    if let Some(len) = expected_len {
+        reader = Box::new(reader.take(len.saturating_add(1)));
+    }
+    let out = temp_file(dir)?;
+    let (size, hasher) = {
+        let mut writer = HashingWriter {
+            inner: BufWriter::with_capacity(1 << 20, out.as_file()),
+            hasher: Sha256::new(),
+        };
+        let size = io::copy(&mut reader, &mut writer).map_err(io_err("decode content"))?;
+        let HashingWriter { inner, hasher } = writer;
+        inner
+            .into_inner()
+            .map_err(|e| OutputError::Io {
+                what: "write decoded content",
+                source: e.into_error(),
+            })?
+            .sync_all()
+            .map_err(io_err("sync decoded file"))?;
+        (size, hasher)
+    };
+    if let Some(expected) = expected_len
+        && size != expected
+    {
+        return Err(OutputError::LengthMismatch {
+            expected,
+            actual: size,
+        });
+    }
+    let checked = match expected_sha {
+        Some(expected) => {
+            let actual: [u8; 32] = hasher.finalize().into();
+            if actual != expected {
+                return Err(OutputError::Sha256Mismatch);
+            }
+            true
+        }
+        None => false,
+    };
+    Ok((out, size, checked))
+}
+
+/// A hidden temp file in `dir`, created with the mode an ordinary file
+/// gets (0666 less the umask), which the final file keeps.
+fn temp_file(dir: &Path) -> Result<NamedTempFile, OutputError> {
+    tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .suffix(".part")
+        .permissions(Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(io_err("create temp file"))
+}
+
+/// A zlib header: method 8 (deflate), window ≤ 32 KiB, check bits valid.
+fn looks_like_zlib(head: &[u8]) -> bool {
+    match head {
+        [cmf, flg, ..] => {
+            cmf & 0x0f == 8 && cmf >> 4 <= 7 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0
+        }
+        _ => false,
+    }
+}
+
+/// Hashes what it writes.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+    use std::io::Write;
+
+    use dms_fec::FecScheme;
+    use dms_flute::receiver::FileDescription;
+
+    use super::*;
+
+    fn info(encoding: Option<&str>, length: Option<u64>, sha256: Option<[u8; 32]>) -> ObjectInfo {
+        ObjectInfo {
+            transfer_length: 0,
+            fec: FecScheme::RaptorQ,
+            file: Some(FileDescription {
+                content_location: "file:///x".into(),
+                content_length: length,
+                content_type: None,
+                content_encoding: encoding.map(str::to_owned),
+                content_md5: None,
+                sha256,
+                manifest: None,
+            }),
+        }
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn write(dir: &Path, data: &[u8]) -> ObjectWriter {
+        let mut writer = ObjectWriter::create(dir).unwrap();
+        // Second half first: blocks land at their offsets whatever the order.
+        let mid = data.len() / 2;
+        writer.write_block(mid as u64, &data[mid..]).unwrap();
+        writer.write_block(0, &data[..mid]).unwrap();
+        writer
+    }
+
+    #[test]
+    fn identity_object_is_renamed_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        let finished = write(dir.path(), &data)
+            .finish(dir.path(), "obj", &info(None, None, None))
+            .unwrap();
+        assert_eq!(finished.path, dir.path().join("obj"));
+        assert_eq!(finished.size, data.len() as u64);
+        assert_eq!(std::fs::read(&finished.path).unwrap(), data);
+        assert_eq!(entries(dir.path()), ["obj"]);
+    }
+
+    #[test]
+    fn http_style_deflate_with_a_zlib_wrapper_is_decoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = b"zlib-wrapped deflate, as HTTP means it ".repeat(100);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&content).unwrap();
+        let sha: [u8; 32] = Sha256::digest(&content).into();
+        let finished = write(dir.path(), &z.finish().unwrap())
+            .finish(
+                dir.path(),
+                "z",
+                &info(Some("deflate"), Some(content.len() as u64), Some(sha)),
+            )
+            .unwrap();
+        assert!(finished.sha256_checked);
+        assert_eq!(std::fs::read(&finished.path).unwrap(), content);
+        assert_eq!(entries(dir.path()), ["z"]);
+    }
+
+    #[test]
+    fn failures_leave_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&[5u8; 5_000]).unwrap();
+        let encoded = gz.finish().unwrap();
+
+        let err = write(dir.path(), &encoded)
+            .finish(dir.path(), "a", &info(Some("br"), None, None))
+            .unwrap_err();
+        assert!(matches!(err, OutputError::UnsupportedEncoding(_)), "{err}");
+
+        let err = write(dir.path(), &encoded)
+            .finish(dir.path(), "b", &info(Some("gzip"), Some(4_999), None))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                OutputError::LengthMismatch {
+                    expected: 4_999,
+                    actual: 5_000
+                }
+            ),
+            "{err}"
+        );
+
+        let err = write(dir.path(), &encoded[..encoded.len() / 2])
+            .finish(dir.path(), "c", &info(Some("gzip"), None, None))
+            .unwrap_err();
+        assert!(matches!(err, OutputError::Io { .. }), "{err}");
+        assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
+    }
+
+    #[test]
+    fn zlib_headers_are_told_from_raw_deflate() {
+        assert!(looks_like_zlib(&[0x78, 0x9c]));
+        assert!(looks_like_zlib(&[0x78, 0x01]));
+        assert!(!looks_like_zlib(&[0x78, 0x00]));
+        assert!(!looks_like_zlib(&[0xed, 0xc1]));
+        assert!(!looks_like_zlib(&[0x78]));
+    }
+}
