@@ -12,6 +12,7 @@ use crate::api::{self, AppState, Metrics, Tokens};
 use crate::config::{Config, Scope};
 use crate::fsutil::atomic_write;
 use crate::repo::{Limits, RepoError, Repository};
+use crate::sessions::SessionRegistry;
 use crate::urls::Urls;
 
 /// How to run the origin.
@@ -137,6 +138,7 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
         repo: repo.clone(),
         public_key: Some(public_key),
         metrics: Arc::new(Metrics::default()),
+        sessions: SessionRegistry::install(repo.clone()),
     };
     let app = api::router(
         state.clone(),
