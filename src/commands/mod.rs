@@ -6,3 +6,4 @@ pub mod objects;
 pub mod publish;
 pub mod send;
 pub mod serve;
+pub mod session;
