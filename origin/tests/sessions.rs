@@ -478,3 +478,37 @@ async fn bad_session_bodies_and_tokens_are_refused_with_json() {
     stop_session(&server, id).await;
     assert_eq!(wait_ended(&server, id).await["state"], "stopped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_racing_a_session_start_never_both_succeed() {
+    let server = start(Config::default()).await;
+    let later = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+    for round in 0..16u32 {
+        let (_, obj) = server
+            .publish(
+                &format!("name=race.bin&version={round}"),
+                data(2_000, round),
+            )
+            .await;
+        let id = obj["id"].as_str().unwrap().to_owned();
+        let body = json!({
+            "objects": [id], "group": "239.255.74.5:47415", "iface": "127.0.0.1",
+            "rate": 1, "fec": "raptorq", "repair": 10, "start_at": later
+        });
+        let ((started, session), (deleted, _)) =
+            tokio::join!(post_session(&server, &body), delete_object(&server, &id));
+        match (started, deleted) {
+            // The session came first: the delete was vetoed.
+            (StatusCode::CREATED, StatusCode::CONFLICT) => {
+                let sid = session["id"].as_str().unwrap();
+                stop_session(&server, sid).await;
+                assert_eq!(wait_ended(&server, sid).await["state"], "stopped");
+                let (status, _) = delete_object(&server, &id).await;
+                assert_eq!(status, StatusCode::NO_CONTENT);
+            }
+            // The delete came first: the object is unknown to the session.
+            (StatusCode::NOT_FOUND, StatusCode::NO_CONTENT) => {}
+            other => panic!("round {round}: {other:?} {session}"),
+        }
+    }
+}
