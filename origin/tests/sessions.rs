@@ -292,7 +292,10 @@ async fn stop_ends_a_long_session_and_objects_are_kept_while_it_runs() {
         if view["state"] == "running" && view["packets_sent"].as_u64().unwrap() > 0 {
             break;
         }
-        assert_eq!(view["state"], "scheduled", "{view}");
+        assert!(
+            view["state"] == "scheduled" || view["state"] == "running",
+            "{view}"
+        );
         assert!(Instant::now() < deadline, "never ran: {view}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
