@@ -414,6 +414,17 @@ async fn bad_session_bodies_and_tokens_are_refused_with_json() {
         assert_eq!(status.as_u16(), expected, "{field} = {value}: {answer}");
         assert!(answer["error"].is_string(), "{answer}");
     }
+    // The field passes its check, but a 1460-byte symbol does not fit a
+    // 1472-byte datagram beside the LCT header: the sender's refusal, at
+    // once.
+    let mut body = good.clone();
+    body["symbol_size"] = json!(1460);
+    let (status, answer) = post_session(&server, &body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("does not fit"),
+        "{answer}"
+    );
     let (status, answer) = json_of(
         server
             .client

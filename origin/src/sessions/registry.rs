@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use dms_fec::{BlockSize, FecScheme, Oti};
-use dms_flute::{Sender, SenderConfig};
+use dms_flute::{ObjectSpec, Sender, SenderConfig};
 
 use super::blob_source::BlobCursor;
 use super::request::{SessionFec, SessionSpec, unix_now};
@@ -169,6 +169,7 @@ impl SessionRegistry {
 
         let transported: u64 = planned.iter().map(|(r, ..)| r.size).sum();
         let transmitter = transmitter(&spec, transported, planned.len())?;
+        dry_run(transmitter.sender().config(), &planned, spec.repair)?;
         let mut objects = Vec::with_capacity(planned.len());
         let mut specs = Vec::with_capacity(planned.len());
         for (record, oti, stored_layout, cursor) in planned {
@@ -282,6 +283,65 @@ fn layout(record: &ObjectRecord, spec: &SessionSpec) -> Result<(Oti, bool), Sess
     let oti = Oti::for_object(scheme, record.size, t, BlockSize::default())
         .map_err(|e| SessionError::Invalid(format!("object {}: FEC layout: {e}", record.id)))?;
     Ok((oti, false))
+}
+
+/// Adds the objects to a throwaway sender with the session's
+/// configuration (sources of zeros: adding reads only their length), so
+/// what the sender would refuse later — a symbol that does not fit the
+/// datagrams, the repair cache budget — is refused now, as a 400.
+fn dry_run(
+    config: &SenderConfig,
+    planned: &[(ObjectRecord, Oti, bool, BlobCursor)],
+    repair: u32,
+) -> Result<(), SessionError> {
+    let mut sender = Sender::new(config.clone())
+        .map_err(|e| SessionError::Invalid(format!("FLUTE session: {e}")))?;
+    for (record, oti, ..) in planned {
+        let mut object = ObjectSpec::new(record.id.clone(), Zeros::new(record.size));
+        object.oti = Some(*oti);
+        object.fec = oti.scheme();
+        object.symbol_size = oti.symbol_size();
+        object.repair_percent = repair;
+        sender
+            .add_object(object)
+            .map_err(|e| SessionError::Invalid(format!("object {}: {e}", record.id)))?;
+    }
+    Ok(())
+}
+
+/// `len` zero bytes, seekable.
+struct Zeros {
+    len: u64,
+    pos: u64,
+}
+
+impl Zeros {
+    fn new(len: u64) -> Self {
+        Self { len, pos: 0 }
+    }
+}
+
+impl std::io::Read for Zeros {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = usize::try_from(self.len.saturating_sub(self.pos))
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        buf[..n].fill(0);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for Zeros {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.pos = match to {
+            std::io::SeekFrom::Start(p) => Some(p),
+            std::io::SeekFrom::End(d) => self.len.checked_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        }
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        Ok(self.pos)
+    }
 }
 
 /// The transmitter for a session, with its socket open (a bad interface

@@ -16,9 +16,10 @@ pub const MAX_RATE_MBIT: f64 = 100_000.0;
 pub const MAX_REPAIR_PERCENT: u32 = 1000;
 /// Most carousel rounds.
 pub const MAX_CAROUSEL: u32 = 1000;
-/// Largest symbol size: fits a 1472-byte datagram with the LCT header and
-/// its extensions (EXT_FTI, EXT_CENC).
-pub const MAX_SYMBOL_SIZE: u16 = 1424;
+/// Largest symbol size the field check accepts: the datagram size (1472
+/// bytes). Whether a symbol fits beside the LCT header and its extensions
+/// is the FLUTE sender's exact check, made when the session is created.
+pub const MAX_SYMBOL_SIZE: u16 = 1472;
 /// How far ahead a session may be scheduled.
 pub const MAX_SCHEDULE_AHEAD: Duration = Duration::from_secs(366 * 24 * 3600);
 /// Largest TSI (48 bits).
