@@ -352,11 +352,14 @@ fn transmitter(
     objects: usize,
 ) -> Result<Transmitter, SessionError> {
     let bits = transported as f64 * 8.0 * (1.0 + f64::from(spec.repair) / 100.0);
-    let expected = Duration::from_secs_f64(bits * f64::from(spec.carousel) / spec.rate_bps as f64);
+    // (Saturating: a huge session at a tiny rate must not overflow.)
+    let expected =
+        Duration::try_from_secs_f64(bits * f64::from(spec.carousel) / spec.rate_bps.max(1) as f64)
+            .unwrap_or(Duration::MAX);
     let wait = spec.start_at.map_or(0, |at| at.saturating_sub(unix_now()));
     let mut config = SenderConfig::new(
         spec.tsi,
-        ntp_expires(expected + Duration::from_secs(3600 + wait)),
+        ntp_expires(expected.saturating_add(Duration::from_secs(3600_u64.saturating_add(wait)))),
     );
     config.carousel_rounds = spec.carousel;
     // With several rounds each block's repair symbols are kept so it is
