@@ -37,6 +37,10 @@ enum Command {
     /// Inspect and manage the objects of an origin.
     #[command(subcommand)]
     Objects(commands::objects::ObjectsCommand),
+    /// Broadcast sessions of stored objects on an origin: start, status,
+    /// stop, list.
+    #[command(subcommand)]
+    Session(commands::session::SessionCommand),
     /// Make a new manifest signing key in a data directory.
     Keygen(commands::keygen::KeygenArgs),
     /// Receive FLUTE objects from a multicast group into a directory; exit
@@ -59,6 +63,7 @@ fn main() -> anyhow::Result<()> {
         Command::Publish(args) => commands::publish::run_publish(args),
         Command::RepairServe(args) => commands::repair_serve::run(args),
         Command::Objects(command) => commands::objects::run(command),
+        Command::Session(command) => commands::session::run(command),
         Command::Keygen(args) => commands::keygen::run_keygen(args),
         Command::Receive(args) => commands::receive::run(args),
     }

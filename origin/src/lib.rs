@@ -35,7 +35,8 @@
 //! # Broadcast
 //!
 //! [`transmit`] is the paced, batched UDP transmitter that sends a FLUTE
-//! session (`dms send` and the broadcast sessions use it).
+//! session (`dms send` and the broadcast sessions use it); [`sessions`]
+//! runs the broadcast sessions of `POST /v1/sessions`.
 
 #![deny(missing_docs)]
 
@@ -50,6 +51,7 @@ pub mod model;
 pub mod repair_server;
 pub mod repo;
 pub mod server;
+pub mod sessions;
 pub mod tls;
 pub mod transmit;
 pub mod urls;

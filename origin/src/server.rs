@@ -13,6 +13,7 @@ use crate::api::{self, AppState, Metrics, Tokens};
 use crate::config::{Config, Scope};
 use crate::fsutil::atomic_write;
 use crate::repo::{Limits, RepoError, Repository};
+use crate::sessions::SessionRegistry;
 use crate::urls::Urls;
 
 /// `DATA/base_url`: the public base URL the running origin gives out.
@@ -148,6 +149,7 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
         repo: repo.clone(),
         public_key: Some(public_key),
         metrics: Arc::new(Metrics::default()),
+        sessions: SessionRegistry::install(repo.clone()),
     };
     // Reception reports live in their own redb file: the catalog stays
     // behind its trait (a shared PostgreSQL catalog later has no redb

@@ -8,3 +8,4 @@ pub mod receive;
 pub mod repair_serve;
 pub mod send;
 pub mod serve;
+pub mod session;

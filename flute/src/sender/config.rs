@@ -4,7 +4,7 @@
 use std::io::{Read, Seek};
 use std::time::Duration;
 
-use dms_fec::{BlockSize, FecScheme};
+use dms_fec::{BlockSize, FecScheme, Oti};
 
 use crate::lct::{ContentEncoding, FluteVersion};
 
@@ -112,6 +112,11 @@ pub struct ObjectSpec {
     pub symbol_size: u16,
     /// Largest source block (default about 1 MiB).
     pub block_size: BlockSize,
+    /// An exact FEC layout to use instead of the one `fec`, `symbol_size`
+    /// and `block_size` would plan (default `None`): an origin sends an
+    /// object in the layout it stored, so repair symbols served later fit
+    /// what receivers hold. Its transfer length must be the source's.
+    pub oti: Option<Oti>,
     /// Repair symbols per block as a percentage of K, rounded up: each
     /// block gets ⌈K·pct/100⌉ repair symbols with ESIs K, K+1, … (RaptorQ
     /// only; ignored for no-code). Default 10.
@@ -140,6 +145,7 @@ impl ObjectSpec {
             fec: FecScheme::RaptorQ,
             symbol_size: DEFAULT_SYMBOL_SIZE,
             block_size: BlockSize::default(),
+            oti: None,
             repair_percent: 10,
             sha256: None,
             manifest: None,
@@ -159,6 +165,7 @@ impl std::fmt::Debug for ObjectSpec {
             .field("fec", &self.fec)
             .field("symbol_size", &self.symbol_size)
             .field("block_size", &self.block_size)
+            .field("oti", &self.oti)
             .field("repair_percent", &self.repair_percent)
             .finish_non_exhaustive()
     }

@@ -20,6 +20,19 @@ pub enum SenderError {
         /// What is wrong.
         source: OtiError,
     },
+    /// The object's exact OTI ([`ObjectSpec::oti`](super::ObjectSpec::oti))
+    /// describes another length than the source's.
+    #[error(
+        "object {content_location:?}: the OTI is for {oti} bytes, the source has {source_length}"
+    )]
+    OtiLength {
+        /// The object's `Content-Location`.
+        content_location: String,
+        /// The OTI's transfer length.
+        oti: u64,
+        /// The source's length.
+        source_length: u64,
+    },
     /// Seeking the source to learn its length failed.
     #[error("object {content_location:?}: measuring the source: {source}")]
     SourceLength {

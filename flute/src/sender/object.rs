@@ -81,11 +81,21 @@ impl ObjectState {
                 content_location: spec.content_location.clone(),
                 source,
             })?;
-        let oti = Oti::for_object(spec.fec, transfer_length, spec.symbol_size, spec.block_size)
-            .map_err(|source| SenderError::Oti {
+        let oti = match spec.oti {
+            Some(oti) if oti.transfer_length() != transfer_length => {
+                return Err(SenderError::OtiLength {
+                    content_location: spec.content_location,
+                    oti: oti.transfer_length(),
+                    source_length: transfer_length,
+                });
+            }
+            Some(oti) => oti,
+            None => Oti::for_object(spec.fec, transfer_length, spec.symbol_size, spec.block_size)
+                .map_err(|source| SenderError::Oti {
                 content_location: spec.content_location.clone(),
                 source,
-            })?;
+            })?,
+        };
         let layout = oti.layout();
         let fti = Fti::from_oti(&oti)
             .map_err(|_| SenderError::Internal("a validated OTI makes an invalid FTI"))?;

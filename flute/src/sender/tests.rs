@@ -678,3 +678,28 @@ fn invalid_inputs_are_errors() {
         Err(SenderError::Alc(_))
     ));
 }
+
+#[test]
+fn an_exact_oti_is_used_as_given_and_checked_against_the_source() {
+    // 40 symbols in 5 blocks: the default planning would make one block.
+    let data = pattern(40 * 64 - 7, 3);
+    let oti = dms_fec::Oti::raptorq(data.len() as u64, 64, 5, 1, 4).unwrap();
+    let mut sender = Sender::new(config()).unwrap();
+    let mut spec = object("file:///exact", data.clone(), FecScheme::RaptorQ, 1400);
+    spec.oti = Some(oti);
+    let toi = sender.add_object(spec).unwrap();
+    let sent = run(&mut sender, Instant::now(), Duration::from_micros(10));
+    let fdt = decode_fdt(bytes_of(&sent));
+    let file = fdt.file(toi).unwrap();
+    assert_eq!(fdt.fti(file).unwrap().unwrap().to_oti().unwrap(), oti);
+    assert_eq!(receive(bytes_of(&sent)).get(&toi), Some(&data));
+
+    let mut sender = Sender::new(config()).unwrap();
+    let mut spec = object("file:///short", data[1..].to_vec(), FecScheme::RaptorQ, 64);
+    spec.oti = Some(oti);
+    assert!(matches!(
+        sender.add_object(spec),
+        Err(SenderError::OtiLength { oti: o, source_length: s, .. })
+            if o == data.len() as u64 && s == data.len() as u64 - 1
+    ));
+}

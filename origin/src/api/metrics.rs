@@ -85,6 +85,17 @@ impl Metrics {
     }
 }
 
+/// The `dms_sessions` gauge: broadcast sessions by state.
+pub fn render_sessions(counts: &[(crate::sessions::SessionState, usize)]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP dms_sessions Broadcast sessions, by state.");
+    let _ = writeln!(out, "# TYPE dms_sessions gauge");
+    for (state, n) in counts {
+        let _ = writeln!(out, "dms_sessions{{state=\"{}\"}} {n}", state.as_str());
+    }
+    out
+}
+
 /// Middleware recording every request.
 pub async fn record(
     State(metrics): State<std::sync::Arc<Metrics>>,

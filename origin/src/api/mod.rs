@@ -6,7 +6,7 @@
 //!   and notify routes — the unicast-repair router (`/dl`, `/repair`,
 //!   `/report`, see [`crate::server::prepare`]);
 //! - `management_extra`: routes served behind the token layer, such as
-//!   `/v1/sessions…` and the repair crate's `/v1/reports`;
+//!   the repair crate's `/v1/reports`;
 //! - [`crate::repo::DeleteVeto`]: the session registry refuses deletions.
 
 pub mod auth;
@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod objects;
 pub mod openapi;
 pub mod public;
+pub mod sessions;
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ use axum::routing::{get, post};
 use ed25519_dalek::VerifyingKey;
 
 use crate::repo::Repository;
+use crate::sessions::SessionRegistry;
 pub use auth::Tokens;
 pub use error::ApiError;
 pub use metrics::Metrics;
@@ -39,6 +41,8 @@ pub struct AppState {
     pub public_key: Option<VerifyingKey>,
     /// Request metrics.
     pub metrics: Arc<Metrics>,
+    /// The broadcast sessions (also the repository's delete veto).
+    pub sessions: Arc<SessionRegistry>,
 }
 
 /// The management routes (without the token layer).
@@ -56,6 +60,11 @@ fn management(state: AppState) -> Router {
             get(objects::notifications),
         )
         .route("/v1/names/{name}", get(objects::name_history))
+        .route("/v1/sessions", post(sessions::create).get(sessions::list))
+        .route(
+            "/v1/sessions/{id}",
+            get(sessions::show).delete(sessions::stop),
+        )
         .route("/v1/keys", get(objects::keys))
         .route("/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics_text))
@@ -112,9 +121,7 @@ pub async fn metrics_text(State(state): State<AppState>) -> Result<Response, Api
     let stats = tokio::task::spawn_blocking(move || repo.catalog().stats())
         .await?
         .map_err(ApiError::internal)?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(stats.objects, stats.stored_bytes),
-    )
-        .into_response())
+    let mut text = state.metrics.render(stats.objects, stats.stored_bytes);
+    text.push_str(&metrics::render_sessions(&state.sessions.counts()));
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }

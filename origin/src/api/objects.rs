@@ -368,8 +368,10 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let repo = state.repo.clone();
-    tokio::task::spawn_blocking(move || repo.delete(&id)).await??;
+    // Through the session registry: no session can start on the object
+    // while it is being deleted.
+    let sessions = state.sessions.clone();
+    tokio::task::spawn_blocking(move || sessions.delete_object(&id)).await??;
     Ok(StatusCode::NO_CONTENT)
 }
 

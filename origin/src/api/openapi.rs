@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::objects;
+use super::{objects, sessions};
 
 /// The OpenAPI description of the management API.
 #[derive(Debug, OpenApi)]
@@ -20,6 +20,10 @@ use super::objects;
         objects::notifications,
         objects::name_history,
         objects::keys,
+        sessions::create,
+        sessions::list,
+        sessions::show,
+        sessions::stop,
         document,
         super::metrics_text,
         super::public::dd,

@@ -1,0 +1,378 @@
+//! The session registry: starts sessions, finds and stops them, and
+//! refuses deleting objects that a scheduled or running session sends.
+//!
+//! Race-freedom with deletions: a session start looks its objects up and
+//! opens their blobs while it holds the registry's gate, and
+//! [`SessionRegistry::delete_object`] holds the same gate around
+//! [`Repository::delete`], whose veto then sees the new session. An open
+//! blob stays readable even if its file is later unlinked, so a session
+//! never loses bytes it started with.
+
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use dms_fec::{BlockSize, FecScheme, Oti};
+use dms_flute::{ObjectSpec, Sender, SenderConfig};
+
+use super::blob_source::BlobCursor;
+use super::request::{SessionFec, SessionSpec, unix_now};
+use super::runner::{self, PlannedObject, Prepared};
+use super::session::{Session, SessionObject, SessionState, Status};
+use crate::model::{ObjectRecord, Priority, State};
+use crate::repo::{DeleteVeto, RepoError, Repository};
+use crate::transmit::{TransmitConfig, Transmitter, ntp_expires};
+
+/// Ended sessions kept for `GET` (the oldest ended ones go first).
+const KEEP_ENDED: usize = 1000;
+/// Most sessions scheduled or running at once.
+const MAX_ACTIVE: usize = 64;
+
+/// Why a session could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// An object is unknown or withdrawn.
+    #[error("no object {0} (unknown or withdrawn)")]
+    UnknownObject(String),
+    /// The request cannot work.
+    #[error("{0}")]
+    Invalid(String),
+    /// Too many sessions.
+    #[error("{0}")]
+    Busy(String),
+    /// The repository failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+/// The broadcast sessions of an origin (in memory: a restart forgets them).
+#[derive(Debug)]
+pub struct SessionRegistry {
+    repo: Arc<Repository>,
+    /// Held by a session start and by [`SessionRegistry::delete_object`].
+    gate: Mutex<()>,
+    sessions: Mutex<Vec<Arc<Session>>>,
+}
+
+/// The repository's delete veto (a weak reference: the repository does
+/// not keep the registry alive).
+struct Veto(Weak<SessionRegistry>);
+
+impl DeleteVeto for Veto {
+    fn veto(&self, id: &str) -> Option<String> {
+        self.0.upgrade()?.veto(id)
+    }
+}
+
+impl SessionRegistry {
+    /// A registry over `repo`, installed as its delete veto.
+    pub fn install(repo: Arc<Repository>) -> Arc<Self> {
+        let registry = Arc::new(Self {
+            repo: repo.clone(),
+            gate: Mutex::new(()),
+            sessions: Mutex::new(Vec::new()),
+        });
+        repo.set_delete_veto(Arc::new(Veto(Arc::downgrade(&registry))));
+        registry
+    }
+
+    fn list_guard(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Session>>> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Why object `id` may not be deleted now, if a session uses it.
+    pub fn veto(&self, id: &str) -> Option<String> {
+        self.list_guard()
+            .iter()
+            .find(|s| s.uses(id) && s.state().is_active())
+            .map(|s| {
+                format!(
+                    "broadcast session {} ({}) sends it",
+                    s.id,
+                    s.state().as_str()
+                )
+            })
+    }
+
+    /// Deletes an object unless a session uses it, excluding session
+    /// starts meanwhile (blocking).
+    pub fn delete_object(&self, id: &str) -> Result<ObjectRecord, RepoError> {
+        let _gate = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
+        self.repo.delete(id)
+    }
+
+    /// The session with this id.
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        self.list_guard().iter().find(|s| s.id == id).cloned()
+    }
+
+    /// Every kept session, oldest first.
+    pub fn list(&self) -> Vec<Arc<Session>> {
+        self.list_guard().clone()
+    }
+
+    /// Sessions by state (for the metrics gauge).
+    pub fn counts(&self) -> Vec<(SessionState, usize)> {
+        let list = self.list();
+        SessionState::ALL
+            .iter()
+            .map(|&state| (state, list.iter().filter(|s| s.state() == state).count()))
+            .collect()
+    }
+
+    /// Stops a session; `None` if there is no such session.
+    pub fn stop(&self, id: &str) -> Option<Arc<Session>> {
+        let session = self.get(id)?;
+        session.stop();
+        Some(session)
+    }
+
+    /// Starts a session (blocking: looks objects up and opens their blobs,
+    /// opens the socket); it runs on its own thread.
+    pub fn start(&self, spec: SessionSpec) -> Result<Arc<Session>, SessionError> {
+        let _gate = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
+        let active = self
+            .list_guard()
+            .iter()
+            .filter(|s| s.state().is_active())
+            .count();
+        if active >= MAX_ACTIVE {
+            return Err(SessionError::Busy(format!(
+                "{active} sessions are scheduled or running (at most {MAX_ACTIVE})"
+            )));
+        }
+        let mut planned = Vec::with_capacity(spec.objects.len());
+        for id in &spec.objects {
+            let record = match self.repo.get(id) {
+                Ok(r) if r.state != State::Withdrawn => r,
+                Ok(_) | Err(RepoError::NotFound(_)) => {
+                    return Err(SessionError::UnknownObject(id.clone()));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let (oti, stored_layout) = layout(&record, &spec)?;
+            let blob = self.repo.open_blob(&record)?;
+            if blob.len() != record.size {
+                return Err(SessionError::Repo(RepoError::Io(std::io::Error::other(
+                    format!(
+                        "the blob of {id} has {} bytes, not {}",
+                        blob.len(),
+                        record.size
+                    ),
+                ))));
+            }
+            planned.push((record, oti, stored_layout, BlobCursor::new(blob)));
+        }
+        // Critical first; equal priorities keep the order asked (and
+        // share the channel in the sender).
+        planned.sort_by_key(|(r, ..)| r.priority);
+
+        let transported: u64 = planned.iter().map(|(r, ..)| r.size).sum();
+        let transmitter = transmitter(&spec, transported, planned.len())?;
+        dry_run(transmitter.sender().config(), &planned, spec.repair)?;
+        let mut objects = Vec::with_capacity(planned.len());
+        let mut specs = Vec::with_capacity(planned.len());
+        for (record, oti, stored_layout, cursor) in planned {
+            let location = self.repo.urls().uri(&record);
+            specs.push(PlannedObject {
+                cursor,
+                content_location: location.clone(),
+                oti,
+                repair_percent: spec.repair,
+                priority: priority_rank(record.priority),
+                content_type: record.content_type.clone(),
+                size: record.size,
+                sha256: sha_bytes(&record.sha256)?,
+                manifest: self.repo.urls().manifest_uri(&record.id),
+            });
+            objects.push(SessionObject {
+                id: record.id.clone(),
+                name: record.name.clone(),
+                version: record.version.clone(),
+                priority: record.priority,
+                content_location: location,
+                size: record.size,
+                stored_layout,
+            });
+        }
+        let session = Arc::new(Session {
+            id: hex::encode(rand::random::<[u8; 16]>()),
+            created: unix_now(),
+            objects,
+            stop: transmitter.stop_handle(),
+            live: transmitter.live_stats(),
+            status: Mutex::new(Status {
+                state: SessionState::Scheduled,
+                started_at: None,
+                finished_at: None,
+                error: None,
+            }),
+            spec,
+        });
+        {
+            let mut list = self.list_guard();
+            prune(&mut list);
+            list.push(session.clone());
+        }
+        let prepared = Prepared {
+            transmitter,
+            objects: specs,
+        };
+        if let Err(e) = runner::spawn(session.clone(), prepared) {
+            let mut status = session.status();
+            status.state = SessionState::Failed;
+            status.finished_at = Some(unix_now());
+            status.error = Some(format!("starting the session thread: {e}"));
+        }
+        tracing::info!(
+            session = %session.id,
+            tsi = session.spec.tsi,
+            group = %session.spec.group,
+            objects = session.objects.len(),
+            "broadcast session scheduled"
+        );
+        Ok(session)
+    }
+}
+
+/// Drops the oldest ended sessions beyond [`KEEP_ENDED`].
+fn prune(list: &mut Vec<Arc<Session>>) {
+    let ended = list.iter().filter(|s| !s.state().is_active()).count();
+    let mut excess = ended.saturating_sub(KEEP_ENDED - 1);
+    list.retain(|s| {
+        if excess > 0 && !s.state().is_active() {
+            excess -= 1;
+            false
+        } else {
+            true
+        }
+    });
+}
+
+/// The sender's priority: higher goes first.
+fn priority_rank(p: Priority) -> u8 {
+    match p {
+        Priority::Critical => 3,
+        Priority::High => 2,
+        Priority::Normal => 1,
+        Priority::Low => 0,
+    }
+}
+
+fn sha_bytes(hex_sha: &str) -> Result<[u8; 32], SessionError> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_sha, &mut out).map_err(|_| {
+        SessionError::Repo(RepoError::Invalid(format!("bad stored hash {hex_sha}")))
+    })?;
+    Ok(out)
+}
+
+/// The FEC layout to send `record` in: its stored one when the session's
+/// FEC and symbol size match it, else a fresh plan (unicast repair, which
+/// answers in the stored layout, then does not fit that session).
+fn layout(record: &ObjectRecord, spec: &SessionSpec) -> Result<(Oti, bool), SessionError> {
+    let stored = Repository::oti(record)?;
+    let scheme = match spec.fec {
+        SessionFec::Raptorq => FecScheme::RaptorQ,
+        SessionFec::Nocode => FecScheme::NoCode,
+    };
+    let t = spec.symbol_size.unwrap_or(stored.symbol_size());
+    if stored.scheme() == scheme && stored.symbol_size() == t {
+        return Ok((stored, true));
+    }
+    let oti = Oti::for_object(scheme, record.size, t, BlockSize::default())
+        .map_err(|e| SessionError::Invalid(format!("object {}: FEC layout: {e}", record.id)))?;
+    Ok((oti, false))
+}
+
+/// Adds the objects to a throwaway sender with the session's
+/// configuration (sources of zeros: adding reads only their length), so
+/// what the sender would refuse later — a symbol that does not fit the
+/// datagrams, the repair cache budget — is refused now, as a 400.
+fn dry_run(
+    config: &SenderConfig,
+    planned: &[(ObjectRecord, Oti, bool, BlobCursor)],
+    repair: u32,
+) -> Result<(), SessionError> {
+    let mut sender = Sender::new(config.clone())
+        .map_err(|e| SessionError::Invalid(format!("FLUTE session: {e}")))?;
+    for (record, oti, ..) in planned {
+        let mut object = ObjectSpec::new(record.id.clone(), Zeros::new(record.size));
+        object.oti = Some(*oti);
+        object.fec = oti.scheme();
+        object.symbol_size = oti.symbol_size();
+        object.repair_percent = repair;
+        sender
+            .add_object(object)
+            .map_err(|e| SessionError::Invalid(format!("object {}: {e}", record.id)))?;
+    }
+    Ok(())
+}
+
+/// `len` zero bytes, seekable.
+struct Zeros {
+    len: u64,
+    pos: u64,
+}
+
+impl Zeros {
+    fn new(len: u64) -> Self {
+        Self { len, pos: 0 }
+    }
+}
+
+impl std::io::Read for Zeros {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = usize::try_from(self.len.saturating_sub(self.pos))
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        buf[..n].fill(0);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for Zeros {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.pos = match to {
+            std::io::SeekFrom::Start(p) => Some(p),
+            std::io::SeekFrom::End(d) => self.len.checked_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        }
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        Ok(self.pos)
+    }
+}
+
+/// The transmitter for a session, with its socket open (a bad interface
+/// is refused here, before the session exists).
+fn transmitter(
+    spec: &SessionSpec,
+    transported: u64,
+    objects: usize,
+) -> Result<Transmitter, SessionError> {
+    let bits = transported as f64 * 8.0 * (1.0 + f64::from(spec.repair) / 100.0);
+    // (Saturating: a huge session at a tiny rate must not overflow.)
+    let expected =
+        Duration::try_from_secs_f64(bits * f64::from(spec.carousel) / spec.rate_bps.max(1) as f64)
+            .unwrap_or(Duration::MAX);
+    let wait = spec.start_at.map_or(0, |at| at.saturating_sub(unix_now()));
+    let mut config = SenderConfig::new(
+        spec.tsi,
+        ntp_expires(expected.saturating_add(Duration::from_secs(3600_u64.saturating_add(wait)))),
+    );
+    config.carousel_rounds = spec.carousel;
+    // With several rounds each block's repair symbols are kept so it is
+    // encoded once: room for all of them, plus a symbol per block (at most
+    // 256 RaptorQ blocks) for rounding up.
+    let rounding = objects as u64 * 256 * u64::from(super::request::MAX_SYMBOL_SIZE);
+    config.repair_cache_bytes = config
+        .repair_cache_bytes
+        .max((u128::from(transported) * u128::from(spec.repair) / 100) as u64 + rounding);
+    let sender =
+        Sender::new(config).map_err(|e| SessionError::Invalid(format!("FLUTE session: {e}")))?;
+    let mut transmit = TransmitConfig::new(spec.group);
+    transmit.socket.interface = spec.iface;
+    transmit.rate_bps = spec.rate_bps;
+    Transmitter::new(sender, transmit).map_err(|e| SessionError::Invalid(e.to_string()))
+}

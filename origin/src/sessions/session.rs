@@ -1,0 +1,251 @@
+//! One broadcast session: what was asked, its live counters, its state,
+//! and the JSON view of it.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::request::{SessionFec, SessionSpec};
+use crate::model::Priority;
+use crate::transmit::{LiveStats, StopHandle};
+
+/// Where a session is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionState {
+    /// Accepted; waiting for `start_at` (or preparing: Content-MD5).
+    Scheduled,
+    /// Sending.
+    Running,
+    /// Every carousel round was sent.
+    Finished,
+    /// Stopped by `DELETE` before the end.
+    Stopped,
+    /// Could not run, or an object could not be read.
+    Failed,
+}
+
+impl SessionState {
+    /// Scheduled or running: its objects may not be deleted.
+    pub fn is_active(self) -> bool {
+        matches!(self, SessionState::Scheduled | SessionState::Running)
+    }
+
+    /// All states, for the metrics gauge.
+    pub const ALL: [SessionState; 5] = [
+        SessionState::Scheduled,
+        SessionState::Running,
+        SessionState::Finished,
+        SessionState::Stopped,
+        SessionState::Failed,
+    ];
+
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Scheduled => "scheduled",
+            SessionState::Running => "running",
+            SessionState::Finished => "finished",
+            SessionState::Stopped => "stopped",
+            SessionState::Failed => "failed",
+        }
+    }
+}
+
+/// An object of a session, as planned at its start.
+#[derive(Clone, Debug)]
+pub struct SessionObject {
+    /// Object id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Priority (the send order).
+    pub priority: Priority,
+    /// FDT Content-Location.
+    pub content_location: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The FEC layout it is sent in is the stored one (so unicast repair
+    /// symbols fit).
+    pub stored_layout: bool,
+}
+
+/// The mutable part of a session.
+#[derive(Debug)]
+pub(super) struct Status {
+    pub(super) state: SessionState,
+    pub(super) started_at: Option<u64>,
+    pub(super) finished_at: Option<u64>,
+    pub(super) error: Option<String>,
+}
+
+/// A broadcast session.
+#[derive(Debug)]
+pub struct Session {
+    pub(super) id: String,
+    pub(super) spec: SessionSpec,
+    pub(super) created: u64,
+    /// In send order (priority, then as asked).
+    pub(super) objects: Vec<SessionObject>,
+    pub(super) stop: StopHandle,
+    pub(super) live: Arc<LiveStats>,
+    pub(super) status: Mutex<Status>,
+}
+
+impl Session {
+    /// The session id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Its state now.
+    pub fn state(&self) -> SessionState {
+        self.status().state
+    }
+
+    /// Whether it sends (or will send) object `id`.
+    pub fn uses(&self, id: &str) -> bool {
+        self.objects.iter().any(|o| o.id == id)
+    }
+
+    pub(super) fn status(&self) -> std::sync::MutexGuard<'_, Status> {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks it to stop: a scheduled session never starts, a running one
+    /// stops within a few milliseconds (the runner then sets `stopped`).
+    pub fn stop(&self) {
+        self.stop.stop();
+    }
+
+    /// The JSON view.
+    pub fn view(&self) -> SessionView {
+        let (state, started_at, finished_at, error) = {
+            let s = self.status();
+            (s.state, s.started_at, s.finished_at, s.error.clone())
+        };
+        let progress = self.live.objects();
+        let objects = self
+            .objects
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let p = progress.get(i);
+                SessionObjectView {
+                    id: o.id.clone(),
+                    name: o.name.clone(),
+                    version: o.version.clone(),
+                    priority: o.priority,
+                    content_location: o.content_location.clone(),
+                    size: o.size,
+                    stored_layout: o.stored_layout,
+                    toi: p.map(|p| u64::try_from(p.toi()).unwrap_or(u64::MAX)),
+                    packets_sent: p.map_or(0, |p| p.packets()),
+                    bytes_sent: p.map_or(0, |p| p.bytes()),
+                    expected_packets: p.map_or(0, |p| p.expected_packets()),
+                }
+            })
+            .collect();
+        SessionView {
+            id: self.id.clone(),
+            state,
+            tsi: self.spec.tsi,
+            group: self.spec.group.to_string(),
+            iface: self.spec.iface_text.clone(),
+            rate: self.spec.rate_bps as f64 / 1e6,
+            fec: self.spec.fec,
+            repair: self.spec.repair,
+            symbol_size: self.spec.symbol_size,
+            carousel: self.spec.carousel,
+            start_at: self.spec.start_at,
+            created: self.created,
+            objects,
+            packets_sent: self.live.packets(),
+            bytes_sent: self.live.bytes(),
+            fdt_packets_sent: self.live.fdt_packets(),
+            started_at,
+            finished_at,
+            error,
+        }
+    }
+}
+
+/// A session as the API answers it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionView {
+    /// Session id.
+    pub id: String,
+    /// `scheduled`, `running`, `finished`, `stopped` or `failed`.
+    pub state: SessionState,
+    /// Transport Session Identifier.
+    pub tsi: u64,
+    /// Multicast group and port.
+    pub group: String,
+    /// Sending interface, as given.
+    pub iface: String,
+    /// Rate of UDP payload, Mbit/s.
+    pub rate: f64,
+    /// FEC.
+    pub fec: SessionFec,
+    /// Repair overhead, percent of K.
+    pub repair: u32,
+    /// Symbol size asked for (none: each object's stored layout).
+    pub symbol_size: Option<u16>,
+    /// Carousel rounds.
+    pub carousel: u32,
+    /// Scheduled start, Unix seconds (none: at once).
+    pub start_at: Option<u64>,
+    /// When it was created, Unix seconds.
+    pub created: u64,
+    /// The objects in send order, with their progress.
+    pub objects: Vec<SessionObjectView>,
+    /// Datagrams sent (FDT and data).
+    pub packets_sent: u64,
+    /// UDP payload bytes sent.
+    pub bytes_sent: u64,
+    /// FDT datagrams sent.
+    pub fdt_packets_sent: u64,
+    /// When sending began, Unix seconds.
+    pub started_at: Option<u64>,
+    /// When it ended, Unix seconds.
+    pub finished_at: Option<u64>,
+    /// Why it failed (or which objects could not be read).
+    pub error: Option<String>,
+}
+
+/// One object of a session, with its progress.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionObjectView {
+    /// Object id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Priority.
+    pub priority: Priority,
+    /// FDT Content-Location (the object's `content_location`).
+    pub content_location: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Sent in its stored FEC layout (unicast repair symbols fit).
+    pub stored_layout: bool,
+    /// Its TOI in the session.
+    pub toi: Option<u64>,
+    /// Data packets sent.
+    pub packets_sent: u64,
+    /// Datagram bytes sent.
+    pub bytes_sent: u64,
+    /// Data packets it takes in all rounds.
+    pub expected_packets: u64,
+}
+
+/// The list answer.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionList {
+    /// Sessions, oldest first.
+    pub sessions: Vec<SessionView>,
+}

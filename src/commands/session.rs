@@ -1,0 +1,210 @@
+//! `dms session …`: a thin client of the origin's `/v1/sessions` API
+//! (broadcast sessions of stored objects).
+
+use clap::{Args, Subcommand, ValueEnum};
+use reqwest::Method;
+
+use super::publish::{Client, ServerArgs};
+
+/// Session subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Schedule a broadcast session of stored objects; prints its JSON.
+    Start(StartArgs),
+    /// Show a session: state, packets and bytes sent, per-object progress.
+    Status(IdArgs),
+    /// Stop a session.
+    Stop(IdArgs),
+    /// List the sessions.
+    List(ListArgs),
+}
+
+/// FEC scheme names on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Fec {
+    /// RaptorQ (RFC 6330).
+    Raptorq,
+    /// Compact No-Code (RFC 5445).
+    Nocode,
+}
+
+impl Fec {
+    fn as_str(self) -> &'static str {
+        match self {
+            Fec::Raptorq => "raptorq",
+            Fec::Nocode => "nocode",
+        }
+    }
+}
+
+/// Arguments of `dms session start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Object ids, comma-separated (sent critical first).
+    #[arg(long, value_delimiter = ',', required = true, value_name = "ID,...")]
+    objects: Vec<String>,
+    /// Multicast group and port, e.g. 239.255.1.1:5000.
+    #[arg(long, value_name = "ADDR:PORT")]
+    group: String,
+    /// Interface the origin sends on: an IPv4 address (127.0.0.1), a
+    /// name, an index or `any`.
+    #[arg(long)]
+    iface: String,
+    /// Rate of UDP payload in Mbit/s (> 0).
+    #[arg(long)]
+    rate: f64,
+    /// Forward error correction.
+    #[arg(long, value_enum, default_value_t = Fec::Raptorq)]
+    fec: Fec,
+    /// Repair symbols per source block, percent of K (RaptorQ).
+    #[arg(long, default_value_t = 10)]
+    repair: u32,
+    /// Symbol size T (default: each object's stored layout).
+    #[arg(long)]
+    symbol_size: Option<u16>,
+    /// How many times the object list is sent.
+    #[arg(long)]
+    carousel: Option<u32>,
+    /// Transport Session Identifier (default: random).
+    #[arg(long)]
+    tsi: Option<u64>,
+    /// When to start: RFC 3339 (2026-11-24T22:30:00Z) or Unix seconds.
+    #[arg(long)]
+    start_at: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// A session id and the server.
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// Session id.
+    id: String,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Arguments of `dms session list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// The JSON body of `POST /v1/sessions`.
+fn start_body(a: &StartArgs) -> serde_json::Value {
+    let mut body = serde_json::json!({
+        "objects": a.objects,
+        "group": a.group,
+        "iface": a.iface,
+        "rate": a.rate,
+        "fec": a.fec.as_str(),
+        "repair": a.repair,
+    });
+    if let Some(t) = a.symbol_size {
+        body["symbol_size"] = t.into();
+    }
+    if let Some(c) = a.carousel {
+        body["carousel"] = c.into();
+    }
+    if let Some(t) = a.tsi {
+        body["tsi"] = t.into();
+    }
+    if let Some(s) = &a.start_at {
+        body["start_at"] = match s.parse::<u64>() {
+            Ok(secs) => secs.into(),
+            Err(_) => s.as_str().into(),
+        };
+    }
+    body
+}
+
+/// Runs a `dms session` subcommand; prints the JSON answer.
+pub fn run(command: SessionCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let value = runtime.block_on(async {
+        match command {
+            SessionCommand::Start(a) => {
+                let client = Client::new(&a.server)?;
+                client
+                    .send(
+                        client
+                            .request(Method::POST, "/v1/sessions")
+                            .json(&start_body(&a)),
+                    )
+                    .await
+            }
+            SessionCommand::Status(a) => {
+                let client = Client::new(&a.server)?;
+                client
+                    .send(client.request(Method::GET, &format!("/v1/sessions/{}", a.id)))
+                    .await
+            }
+            SessionCommand::Stop(a) => {
+                let client = Client::new(&a.server)?;
+                client
+                    .send(client.request(Method::DELETE, &format!("/v1/sessions/{}", a.id)))
+                    .await
+            }
+            SessionCommand::List(a) => {
+                let client = Client::new(&a.server)?;
+                client
+                    .send(client.request(Method::GET, "/v1/sessions"))
+                    .await
+            }
+        }
+    })?;
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: SessionCommand,
+    }
+
+    #[test]
+    fn start_arguments_make_the_api_body() {
+        let cli = Cli::try_parse_from([
+            "dms",
+            "start",
+            "--objects",
+            "ab,cd",
+            "--group",
+            "239.255.1.1:5000",
+            "--iface",
+            "127.0.0.1",
+            "--rate",
+            "2.5",
+            "--fec",
+            "nocode",
+            "--repair",
+            "0",
+            "--carousel",
+            "3",
+            "--start-at",
+            "1800000000",
+            "--token",
+            "t",
+        ])
+        .unwrap();
+        let SessionCommand::Start(a) = cli.command else {
+            panic!("not start")
+        };
+        let body = start_body(&a);
+        assert_eq!(body["objects"], serde_json::json!(["ab", "cd"]));
+        assert_eq!(body["rate"], 2.5);
+        assert_eq!(body["fec"], "nocode");
+        assert_eq!(body["carousel"], 3);
+        assert_eq!(body["start_at"], 1_800_000_000u64);
+        assert!(body.get("tsi").is_none() && body.get("symbol_size").is_none());
+    }
+}
