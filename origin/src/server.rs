@@ -79,9 +79,9 @@ pub fn admin_token(data: &Path) -> std::io::Result<String> {
 pub struct Origin {
     /// The repository.
     pub repo: Arc<Repository>,
-    /// The API router (with the simple download route); to mount other
-    /// routers (the repair service, sessions), build one from `state` and
-    /// `tokens` with [`api::router`].
+    /// The whole router: management API, sessions, public descriptor and
+    /// manifest routes, and the repair service (downloads, symbol repair,
+    /// reports).
     pub app: Router,
     /// The handlers' shared state.
     pub state: AppState,
