@@ -92,6 +92,12 @@ pub struct ReceiverConfig {
     /// A session with no packet for this long is reported idle and its
     /// pending packets are dropped.
     pub session_idle_timeout: Duration,
+    /// How long an object that decoded from EXT_FTI alone waits for an FDT
+    /// to describe it (its Content-Location and digests) before it is
+    /// reported complete without them. Senders repeat the FDT, and with
+    /// reordering a small object can finish before the first FDT arrives.
+    /// Zero reports such objects at once.
+    pub fdt_wait: Duration,
 }
 
 impl Default for ReceiverConfig {
@@ -109,6 +115,7 @@ impl Default for ReceiverConfig {
             max_fdt_remembered: 256,
             fdt_lifetime: Duration::from_secs(300),
             session_idle_timeout: Duration::from_secs(60),
+            fdt_wait: Duration::from_secs(3),
         }
     }
 }
@@ -269,19 +276,33 @@ impl Receiver {
             .values()
             .flat_map(|s| {
                 let idle_at = (!s.idle).then(|| s.last_activity + idle);
-                idle_at.into_iter().chain(s.next_fdt_expiry())
+                idle_at
+                    .into_iter()
+                    .chain(s.next_fdt_expiry())
+                    .chain(s.next_undescribed_deadline())
             })
             .min()
     }
 
-    /// Runs the timers due at `now`: FDT Instances expire, sessions with
-    /// no packet for the idle timeout are reported idle and their pending
-    /// packets dropped.
+    /// Runs the timers due at `now`: FDT Instances expire, decoded objects
+    /// that waited for an FDT long enough are reported without one,
+    /// sessions with no packet for the idle timeout are reported idle (and
+    /// their waiting objects reported) and their pending packets dropped.
     pub fn handle_timeout(&mut self, now: Instant) {
         let idle = self.config.session_idle_timeout;
         for (&tsi, session) in &mut self.sessions {
             session.expire_fdts(now);
-            if !session.idle && session.last_activity + idle <= now {
+            let went_idle = !session.idle && session.last_activity + idle <= now;
+            let mut cx = Ctx {
+                config: &self.config,
+                stats: &mut self.stats,
+                events: &mut self.events,
+                pending_bytes: &mut self.pending_bytes,
+                now,
+                tsi,
+            };
+            session.report_undescribed(&mut cx, |done| went_idle || done.deadline <= now);
+            if went_idle {
                 session.idle = true;
                 let freed = session.drop_pending(&mut self.stats);
                 self.pending_bytes = self.pending_bytes.saturating_sub(freed);

@@ -2,6 +2,7 @@
 //! stream out, and the packets kept while its OTI is unknown.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use dms_fec::{Layout, ObjectDecoder, Oti, PayloadId, SymbolOutcome};
 use md5::{Digest, Md5};
@@ -110,8 +111,32 @@ pub(super) enum ObjectState {
     },
     /// Decoding.
     Active(Box<Active>),
+    /// Every block decoded, but no FDT has described the object yet (it
+    /// started from EXT_FTI): its completion waits, so that the I/O layer
+    /// learns its name and digests, until an FDT describes it, the session
+    /// closes or goes idle, or `deadline` passes.
+    Undescribed(Box<Undescribed>),
     /// Complete or failed: further packets are ignored.
     Finished,
+}
+
+/// A decoded object whose completion waits for its FDT entry.
+#[derive(Debug)]
+pub(super) struct Undescribed {
+    pub oti: Oti,
+    pub md5: [u8; 16],
+    pub sha256: [u8; 32],
+    pub deadline: Instant,
+}
+
+/// What [`Active::drain`] left the object as.
+pub(super) enum Drained {
+    /// Blocks are still missing.
+    Decoding,
+    /// Completion or failure was reported.
+    Finished,
+    /// Every block is out but the FDT has not described the object.
+    Undescribed { md5: [u8; 16], sha256: [u8; 32] },
 }
 
 /// One object of a session.
@@ -169,10 +194,17 @@ impl Active {
     }
 
     /// Hands decoded blocks out in order; once the last one is out,
-    /// reports completion or failure and returns `true`.
-    pub fn drain(&mut self, out: &mut Output<'_>, meta: Option<&FileDescription>) -> bool {
+    /// reports completion or failure — unless no FDT has described the
+    /// object and `wait_for_fdt` is set, in which case the digests are
+    /// returned for [`report_completion`] to use once it is described.
+    pub fn drain(
+        &mut self,
+        out: &mut Output<'_>,
+        meta: Option<&FileDescription>,
+        wait_for_fdt: bool,
+    ) -> Drained {
         let Some(decoder) = self.decoder.as_mut() else {
-            return false;
+            return Drained::Decoding;
         };
         while let Some(block) = decoder.pop_block() {
             self.md5.update(&block.data);
@@ -187,59 +219,68 @@ impl Active {
             });
         }
         if self.blocks_out < decoder.layout().block_count() {
-            return false;
+            return Drained::Decoding;
         }
-        self.finish(out, meta);
-        true
-    }
-
-    fn finish(&mut self, out: &mut Output<'_>, meta: Option<&FileDescription>) {
-        let info = ObjectInfo::new(meta, &self.oti);
         let md5: [u8; 16] = std::mem::take(&mut self.md5).finalize().into();
         let sha256: [u8; 32] = std::mem::take(&mut self.sha256).finalize().into();
-        let (tsi, toi) = (out.tsi, out.toi);
-        let (expected_md5, expected_sha256) = info
-            .file
-            .as_ref()
-            .map_or((None, None), |f| (f.content_md5, f.sha256));
-        let md5_check = match expected_md5 {
-            Some(expected) if expected != md5 => Err(FailureReason::Md5Mismatch {
-                expected,
-                actual: md5,
-            }),
-            Some(_) => Ok(Verification::Verified),
-            None => Ok(Verification::NotGiven),
-        };
-        let sha_check = match expected_sha256 {
-            None => Ok(Verification::NotGiven),
-            Some(_) if !info.is_identity_encoded() => Ok(Verification::AfterContentDecoding),
-            Some(expected) if expected != sha256 => Err(FailureReason::Sha256Mismatch {
-                expected,
-                actual: sha256,
-            }),
-            Some(_) => Ok(Verification::Verified),
-        };
-        let event = match (md5_check, sha_check) {
-            (Ok(md5), Ok(sha256)) => {
-                out.stats.objects_complete += 1;
-                Event::ObjectComplete {
-                    tsi,
-                    toi,
-                    info,
-                    md5,
-                    sha256,
-                }
-            }
-            (Err(reason), _) | (_, Err(reason)) => {
-                out.stats.objects_failed += 1;
-                Event::ObjectFailed {
-                    tsi,
-                    toi,
-                    info,
-                    reason,
-                }
-            }
-        };
-        out.events.push_back(event);
+        if meta.is_none() && wait_for_fdt {
+            return Drained::Undescribed { md5, sha256 };
+        }
+        report_completion(out, ObjectInfo::new(meta, &self.oti), md5, sha256);
+        Drained::Finished
     }
+}
+
+/// Reports a decoded object: complete if the digests its description
+/// gives match what was decoded, failed otherwise.
+pub(super) fn report_completion(
+    out: &mut Output<'_>,
+    info: ObjectInfo,
+    md5: [u8; 16],
+    sha256: [u8; 32],
+) {
+    let (tsi, toi) = (out.tsi, out.toi);
+    let (expected_md5, expected_sha256) = info
+        .file
+        .as_ref()
+        .map_or((None, None), |f| (f.content_md5, f.sha256));
+    let md5_check = match expected_md5 {
+        Some(expected) if expected != md5 => Err(FailureReason::Md5Mismatch {
+            expected,
+            actual: md5,
+        }),
+        Some(_) => Ok(Verification::Verified),
+        None => Ok(Verification::NotGiven),
+    };
+    let sha_check = match expected_sha256 {
+        None => Ok(Verification::NotGiven),
+        Some(_) if !info.is_identity_encoded() => Ok(Verification::AfterContentDecoding),
+        Some(expected) if expected != sha256 => Err(FailureReason::Sha256Mismatch {
+            expected,
+            actual: sha256,
+        }),
+        Some(_) => Ok(Verification::Verified),
+    };
+    let event = match (md5_check, sha_check) {
+        (Ok(md5), Ok(sha256)) => {
+            out.stats.objects_complete += 1;
+            Event::ObjectComplete {
+                tsi,
+                toi,
+                info,
+                md5,
+                sha256,
+            }
+        }
+        (Err(reason), _) | (_, Err(reason)) => {
+            out.stats.objects_failed += 1;
+            Event::ObjectFailed {
+                tsi,
+                toi,
+                info,
+                reason,
+            }
+        }
+    };
+    out.events.push_back(event);
 }

@@ -9,7 +9,8 @@ use dms_fec::{ObjectDecoder, PayloadId};
 use super::ReceiverConfig;
 use super::event::{Event, FileDescription, ObjectInfo, PacketError, Stats};
 use super::object::{
-    Active, Object, ObjectState, Output, PendingPacket, add_symbols, check_codepoint, oti_from_fti,
+    Active, Drained, Object, ObjectState, Output, PendingPacket, Undescribed, add_symbols,
+    check_codepoint, oti_from_fti, report_completion,
 };
 use crate::alc::AlcPacket;
 use crate::fdt::FdtInstance;
@@ -94,6 +95,8 @@ impl Session {
         }
         if packet.header.close_session && !self.closed {
             self.closed = true;
+            // No FDT will come after the session's last packet.
+            self.report_undescribed(cx, |_| true);
             cx.events.push_back(Event::SessionClosed { tsi: cx.tsi });
         }
         result
@@ -102,7 +105,10 @@ impl Session {
     fn close_object(&mut self, cx: &mut Ctx<'_>, toi: u128) {
         if let Some(object) = self.objects.get_mut(&toi)
             && !object.closed
-            && !matches!(object.state, ObjectState::Finished)
+            && !matches!(
+                object.state,
+                ObjectState::Finished | ObjectState::Undescribed(_)
+            )
         {
             object.closed = true;
             cx.events
@@ -149,7 +155,7 @@ impl Session {
         }
         let object = Self::object_entry(&mut self.objects, cx.config, toi)?;
         match &mut object.state {
-            ObjectState::Finished => {
+            ObjectState::Finished | ObjectState::Undescribed(_) => {
                 cx.stats.after_decoded += 1;
                 Ok(())
             }
@@ -187,9 +193,22 @@ impl Session {
                     }
                 };
                 let result = add_symbols(decoder, cx.stats, id, symbols);
-                if active.drain(&mut cx.output(toi), object.meta.as_ref()) {
-                    object.state = ObjectState::Finished;
-                    self.decoders = self.decoders.saturating_sub(1);
+                let wait_for_fdt = !cx.config.fdt_wait.is_zero() && !self.closed;
+                match active.drain(&mut cx.output(toi), object.meta.as_ref(), wait_for_fdt) {
+                    Drained::Decoding => {}
+                    Drained::Finished => {
+                        object.state = ObjectState::Finished;
+                        self.decoders = self.decoders.saturating_sub(1);
+                    }
+                    Drained::Undescribed { md5, sha256 } => {
+                        object.state = ObjectState::Undescribed(Box::new(Undescribed {
+                            oti: active.oti,
+                            md5,
+                            sha256,
+                            deadline: cx.now + cx.config.fdt_wait,
+                        }));
+                        self.decoders = self.decoders.saturating_sub(1);
+                    }
                 }
                 result
             }
@@ -239,7 +258,7 @@ impl Session {
                 }
                 return Ok(());
             }
-            ObjectState::Finished => return Ok(()),
+            ObjectState::Finished | ObjectState::Undescribed(_) => return Ok(()),
         };
         object.state = ObjectState::Active(Box::new(Active::new(oti)));
         cx.events.push_back(Event::ObjectStarted {
@@ -385,12 +404,23 @@ impl Session {
             };
             if object.meta.is_none() {
                 let meta = FileDescription::from_fdt(fdt, file);
-                if let ObjectState::Active(active) = &object.state {
-                    cx.events.push_back(Event::ObjectDescribed {
-                        tsi: cx.tsi,
-                        toi: file.toi,
-                        info: ObjectInfo::new(Some(&meta), &active.oti),
-                    });
+                match &object.state {
+                    ObjectState::Active(active) => {
+                        cx.events.push_back(Event::ObjectDescribed {
+                            tsi: cx.tsi,
+                            toi: file.toi,
+                            info: ObjectInfo::new(Some(&meta), &active.oti),
+                        });
+                    }
+                    ObjectState::Undescribed(done) => {
+                        // Decoded before its description: complete it now,
+                        // checking the digests the FDT gives.
+                        let info = ObjectInfo::new(Some(&meta), &done.oti);
+                        let (md5, sha256) = (done.md5, done.sha256);
+                        object.state = ObjectState::Finished;
+                        report_completion(&mut cx.output(file.toi), info, md5, sha256);
+                    }
+                    _ => {}
                 }
                 object.meta = Some(meta);
             }
@@ -423,6 +453,38 @@ impl Session {
         self.objects.values().map(Object::pending_bytes).sum()
     }
 
+    /// Reports the decoded objects still waiting for a description that
+    /// `due` selects, as complete without one.
+    pub fn report_undescribed(&mut self, cx: &mut Ctx<'_>, due: impl Fn(&Undescribed) -> bool) {
+        for (&toi, object) in &mut self.objects {
+            if let ObjectState::Undescribed(done) = &object.state
+                && due(done)
+            {
+                let info = ObjectInfo::new(None, &done.oti);
+                let (md5, sha256) = (done.md5, done.sha256);
+                object.state = ObjectState::Finished;
+                let mut out = Output {
+                    tsi: cx.tsi,
+                    toi,
+                    stats: cx.stats,
+                    events: cx.events,
+                };
+                report_completion(&mut out, info, md5, sha256);
+            }
+        }
+    }
+
+    /// The earliest deadline of a decoded object waiting for its FDT.
+    pub fn next_undescribed_deadline(&self) -> Option<Instant> {
+        self.objects
+            .values()
+            .filter_map(|o| match &o.state {
+                ObjectState::Undescribed(done) => Some(done.deadline),
+                _ => None,
+            })
+            .min()
+    }
+
     /// Forgets expired FDT Instances.
     pub fn expire_fdts(&mut self, now: Instant) {
         self.fdt_seen.retain(|_, expires| *expires > now);
@@ -441,7 +503,7 @@ impl Session {
         let object = self.objects.get(&toi)?;
         match &object.state {
             ObjectState::Waiting { .. } => None,
-            ObjectState::Finished => Some(Vec::new()),
+            ObjectState::Finished | ObjectState::Undescribed(_) => Some(Vec::new()),
             ObjectState::Active(active) => Some(match &active.decoder {
                 Some(decoder) => decoder
                     .symbols_needed()

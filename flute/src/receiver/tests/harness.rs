@@ -252,6 +252,19 @@ impl Harness {
         }
     }
 
+    /// Lets `by` pass, running the receiver's timers that fall due.
+    pub fn advance(&mut self, by: Duration) {
+        self.now += by;
+        while let Some(due) = self.receiver.poll_timeout().filter(|t| *t <= self.now) {
+            self.receiver.handle_timeout(due.max(self.now));
+            self.drain();
+            if self.receiver.poll_timeout() == Some(due) {
+                break;
+            }
+        }
+        self.drain();
+    }
+
     pub fn drain(&mut self) {
         while let Some(event) = self.receiver.poll_event() {
             match event {

@@ -90,8 +90,11 @@ fn in_band_fti_without_any_fdt() {
         let mut h = Harness::new();
         let send = Send::in_band(TSI, 9);
         h.feed(object_packets(send, &oti, &data));
-        assert!(h.complete(TSI, 9));
         assert_eq!(h.written[&(TSI, 9)], data);
+        // Decoded, but its completion waits a while for an FDT to name it.
+        assert!(!h.complete(TSI, 9));
+        h.advance(ReceiverConfig::default().fdt_wait);
+        assert!(h.complete(TSI, 9));
         assert!(h.events.iter().any(|e| matches!(
             e,
             Event::ObjectComplete { md5: Verification::NotGiven, sha256: Verification::NotGiven, info, .. }
@@ -117,6 +120,38 @@ fn fdt_after_fti_start_describes_the_object() {
     );
     // The FDT came before completion: the digests are checked.
     assert!(h.verified(TSI, 4));
+}
+
+#[test]
+fn an_object_decoded_before_its_fdt_completes_when_the_fdt_names_it() {
+    // With reordering a small object can finish before the first FDT.
+    let data = object(2500, 5);
+    let oti = raptorq(data.len(), 100, 1);
+    let mut h = Harness::new();
+    h.feed(object_packets(Send::in_band(TSI, 6), &oti, &data));
+    assert_eq!(h.written[&(TSI, 6)], data);
+    assert!(!h.complete(TSI, 6));
+    h.feed(fdt(TSI, 1, vec![file(6, "late.bin", &oti, &data)]));
+    assert!(h.verified(TSI, 6));
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        Event::ObjectComplete { toi: 6, info, .. }
+            if info.content_location() == Some("late.bin")
+    )));
+    // A late FDT with the wrong digest fails it instead.
+    let mut h = Harness::new();
+    h.feed(object_packets(Send::in_band(TSI, 7), &oti, &data));
+    h.feed(fdt(
+        TSI,
+        1,
+        vec![file(7, "bad.bin", &oti, &object(2500, 6))],
+    ));
+    assert!(!h.complete(TSI, 7));
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, Event::ObjectFailed { toi: 7, .. }))
+    );
 }
 
 #[test]
@@ -531,6 +566,7 @@ fn close_session_on_a_data_packet_and_session_limit() {
     );
     // ... which then makes room for the second.
     h.feed(&second);
+    h.advance(ReceiverConfig::default().fdt_wait);
     assert!(h.complete(2, 1));
     assert_eq!(h.receiver.gaps(1, 1), None);
 }
