@@ -86,6 +86,9 @@ pub enum Verification {
     Verified,
     /// No digest was given (or the FDT arrived too late to give it).
     NotGiven,
+    /// The digest was given but not checked: a SHA-256 of the same bytes
+    /// was (see `ReceiverConfig::md5_with_sha256`).
+    NotChecked,
     /// The digest applies to the content after decoding its
     /// Content-Encoding, which the I/O layer does: it must check it
     /// against the object's [`FileDescription::sha256`].

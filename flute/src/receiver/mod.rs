@@ -98,6 +98,12 @@ pub struct ReceiverConfig {
     /// reordering a small object can finish before the first FDT arrives.
     /// Zero reports such objects at once.
     pub fdt_wait: Duration,
+    /// Check Content-MD5 even when the FDT also gives our SHA-256 of the
+    /// same bytes (default on). MD5 costs about three times SHA-256 (which
+    /// has CPU instructions); a receiver that trusts SHA-256 alone turns
+    /// this off, and such objects report [`Verification::NotChecked`] for
+    /// MD5.
+    pub md5_with_sha256: bool,
 }
 
 impl Default for ReceiverConfig {
@@ -116,6 +122,7 @@ impl Default for ReceiverConfig {
             fdt_lifetime: Duration::from_secs(300),
             session_idle_timeout: Duration::from_secs(60),
             fdt_wait: Duration::from_secs(3),
+            md5_with_sha256: true,
         }
     }
 }

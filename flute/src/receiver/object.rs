@@ -94,7 +94,8 @@ pub(super) struct Active {
     /// Created at the first symbol, so objects listed in an FDT cost
     /// nothing until their packets come.
     pub decoder: Option<ObjectDecoder>,
-    md5: Md5,
+    /// `None` once it is known that MD5 need not be checked.
+    md5: Option<Md5>,
     sha256: Sha256,
     blocks_out: u32,
 }
@@ -124,7 +125,7 @@ pub(super) enum ObjectState {
 #[derive(Debug)]
 pub(super) struct Undescribed {
     pub oti: Oti,
-    pub md5: [u8; 16],
+    pub md5: Option<[u8; 16]>,
     pub sha256: [u8; 32],
     pub deadline: Instant,
 }
@@ -136,7 +137,10 @@ pub(super) enum Drained {
     /// Completion or failure was reported.
     Finished,
     /// Every block is out but the FDT has not described the object.
-    Undescribed { md5: [u8; 16], sha256: [u8; 32] },
+    Undescribed {
+        md5: Option<[u8; 16]>,
+        sha256: [u8; 32],
+    },
 }
 
 /// One object of a session.
@@ -183,7 +187,7 @@ impl Active {
         Active {
             oti,
             decoder: None,
-            md5: Md5::new(),
+            md5: Some(Md5::new()),
             sha256: Sha256::new(),
             blocks_out: 0,
         }
@@ -202,12 +206,18 @@ impl Active {
         out: &mut Output<'_>,
         meta: Option<&FileDescription>,
         wait_for_fdt: bool,
+        skip_md5: bool,
     ) -> Drained {
         let Some(decoder) = self.decoder.as_mut() else {
             return Drained::Decoding;
         };
+        if self.blocks_out == 0 && skip_md5 && meta.is_some_and(sha256_covers_transport) {
+            self.md5 = None;
+        }
         while let Some(block) = decoder.pop_block() {
-            self.md5.update(&block.data);
+            if let Some(md5) = &mut self.md5 {
+                md5.update(&block.data);
+            }
             self.sha256.update(&block.data);
             self.blocks_out += 1;
             out.events.push_back(Event::BlockDecoded {
@@ -221,7 +231,7 @@ impl Active {
         if self.blocks_out < decoder.layout().block_count() {
             return Drained::Decoding;
         }
-        let md5: [u8; 16] = std::mem::take(&mut self.md5).finalize().into();
+        let md5: Option<[u8; 16]> = self.md5.take().map(|md5| md5.finalize().into());
         let sha256: [u8; 32] = std::mem::take(&mut self.sha256).finalize().into();
         if meta.is_none() && wait_for_fdt {
             return Drained::Undescribed { md5, sha256 };
@@ -231,12 +241,22 @@ impl Active {
     }
 }
 
+/// Whether the description's SHA-256 is of the transported bytes (so
+/// checking it makes a Content-MD5 check redundant).
+fn sha256_covers_transport(meta: &FileDescription) -> bool {
+    meta.sha256.is_some()
+        && matches!(
+            meta.content_encoding.as_deref(),
+            None | Some("") | Some("identity")
+        )
+}
+
 /// Reports a decoded object: complete if the digests its description
 /// gives match what was decoded, failed otherwise.
 pub(super) fn report_completion(
     out: &mut Output<'_>,
     info: ObjectInfo,
-    md5: [u8; 16],
+    md5: Option<[u8; 16]>,
     sha256: [u8; 32],
 ) {
     let (tsi, toi) = (out.tsi, out.toi);
@@ -244,13 +264,13 @@ pub(super) fn report_completion(
         .file
         .as_ref()
         .map_or((None, None), |f| (f.content_md5, f.sha256));
-    let md5_check = match expected_md5 {
-        Some(expected) if expected != md5 => Err(FailureReason::Md5Mismatch {
-            expected,
-            actual: md5,
-        }),
-        Some(_) => Ok(Verification::Verified),
-        None => Ok(Verification::NotGiven),
+    let md5_check = match (expected_md5, md5) {
+        (Some(expected), Some(actual)) if expected != actual => {
+            Err(FailureReason::Md5Mismatch { expected, actual })
+        }
+        (Some(_), Some(_)) => Ok(Verification::Verified),
+        (Some(_), None) => Ok(Verification::NotChecked),
+        (None, _) => Ok(Verification::NotGiven),
     };
     let sha_check = match expected_sha256 {
         None => Ok(Verification::NotGiven),

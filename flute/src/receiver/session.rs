@@ -194,7 +194,13 @@ impl Session {
                 };
                 let result = add_symbols(decoder, cx.stats, id, symbols);
                 let wait_for_fdt = !cx.config.fdt_wait.is_zero() && !self.closed;
-                match active.drain(&mut cx.output(toi), object.meta.as_ref(), wait_for_fdt) {
+                let skip_md5 = !cx.config.md5_with_sha256;
+                match active.drain(
+                    &mut cx.output(toi),
+                    object.meta.as_ref(),
+                    wait_for_fdt,
+                    skip_md5,
+                ) {
                     Drained::Decoding => {}
                     Drained::Finished => {
                         object.state = ObjectState::Finished;

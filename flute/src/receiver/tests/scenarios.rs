@@ -155,6 +155,41 @@ fn an_object_decoded_before_its_fdt_completes_when_the_fdt_names_it() {
 }
 
 #[test]
+fn md5_is_skipped_when_sha256_covers_the_bytes_and_the_config_says_so() {
+    let data = object(5000, 8);
+    let oti = raptorq(data.len(), 100, 2);
+    let mut config = ReceiverConfig::default();
+    config.md5_with_sha256 = false;
+    let mut h = Harness::with_config(config.clone());
+    h.feed(fdt(TSI, 1, vec![file(3, "a.bin", &oti, &data)]));
+    h.feed(object_packets(Send::new(TSI, 3), &oti, &data));
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        Event::ObjectComplete {
+            toi: 3,
+            md5: Verification::NotChecked,
+            sha256: Verification::Verified,
+            ..
+        }
+    )));
+    // Without a SHA-256 in the FDT, MD5 is still checked.
+    let mut h = Harness::with_config(config);
+    let mut described = file(3, "a.bin", &oti, &data);
+    described.sha256 = None;
+    h.feed(fdt(TSI, 1, vec![described]));
+    h.feed(object_packets(Send::new(TSI, 3), &oti, &data));
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        Event::ObjectComplete {
+            toi: 3,
+            md5: Verification::Verified,
+            sha256: Verification::NotGiven,
+            ..
+        }
+    )));
+}
+
+#[test]
 fn flute_v1_and_v2_ext_fdt() {
     for version in [FluteVersion::V1, FluteVersion::V2] {
         let data = object(777, 4);
