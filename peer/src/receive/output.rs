@@ -80,7 +80,15 @@ impl Encoding {
 pub struct ObjectWriter {
     temp: NamedTempFile,
     written: u64,
+    /// Bytes written when the last background flush started.
+    flushed_at: u64,
+    /// A background `fdatasync` of the temp file, so that the final
+    /// fsync (before the rename) has only the tail left to write.
+    flushing: Option<std::thread::JoinHandle<io::Result<()>>>,
 }
+
+/// Start a background flush after this many more bytes are written.
+const FLUSH_EVERY: u64 = 32 << 20;
 
 /// Where a finished object went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +107,8 @@ impl ObjectWriter {
         Ok(ObjectWriter {
             temp: temp_file(dir)?,
             written: 0,
+            flushed_at: 0,
+            flushing: None,
         })
     }
 
@@ -109,6 +119,32 @@ impl ObjectWriter {
             .write_all_at(data, offset)
             .map_err(io_err("write block"))?;
         self.written += data.len() as u64;
+        if self.written - self.flushed_at >= FLUSH_EVERY
+            && self.flushing.as_ref().is_none_or(|t| t.is_finished())
+        {
+            self.join_flush()?;
+            let file = self
+                .temp
+                .as_file()
+                .try_clone()
+                .map_err(io_err("clone temp file"))?;
+            self.flushed_at = self.written;
+            self.flushing = Some(std::thread::spawn(move || file.sync_data()));
+        }
+        Ok(())
+    }
+
+    /// Waits for the background flush, if one runs.
+    fn join_flush(&mut self) -> Result<(), OutputError> {
+        if let Some(flush) = self.flushing.take() {
+            flush
+                .join()
+                .map_err(|_| OutputError::Io {
+                    what: "background flush",
+                    source: io::Error::other("flush thread panicked"),
+                })?
+                .map_err(io_err("background flush"))?;
+        }
         Ok(())
     }
 
@@ -122,6 +158,7 @@ impl ObjectWriter {
         name: &str,
         info: &ObjectInfo,
     ) -> Result<Finished, OutputError> {
+        self.join_flush()?;
         let encoding = Encoding::of(info)?;
         let target = dir.join(name);
         let (file, size, sha256_checked) = match encoding {
