@@ -297,6 +297,12 @@ impl Receiver {
         self.sessions.get(&tsi)?.gaps(toi)
     }
 
+    /// The FEC parameters of object `toi`, once known (from the FDT or
+    /// EXT_FTI): what a repair request for it needs.
+    pub fn oti(&self, tsi: u64, toi: u128) -> Option<dms_fec::Oti> {
+        self.sessions.get(&tsi)?.oti(toi)
+    }
+
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats

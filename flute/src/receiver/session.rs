@@ -463,6 +463,14 @@ impl Session {
         }
     }
 
+    /// The OTI of object `toi`, if known.
+    pub fn oti(&self, toi: u128) -> Option<dms_fec::Oti> {
+        match &self.objects.get(&toi)?.state {
+            ObjectState::Active(active) => Some(active.oti),
+            _ => None,
+        }
+    }
+
     /// The FEC Encoding ID of object `toi`, if its OTI is known.
     pub fn scheme_codepoint(&self, toi: u128) -> Option<u8> {
         match &self.objects.get(&toi)?.state {
