@@ -149,13 +149,22 @@ impl DecodeLoop {
                 symbols,
                 reply,
             } => {
+                let oti = self.receiver.oti(tsi, toi);
                 for (id, symbol) in &symbols {
                     // Refused symbols (unknown object, wrong size) are
                     // counted in the receiver's stats.
                     let _ = self.receiver.handle_repair_symbol(tsi, toi, *id, symbol);
                     self.drain(now);
                 }
-                let _ = reply.send(self.gaps(tsi, toi));
+                // An object that completed with these symbols may be gone
+                // from the receiver: it needs nothing more.
+                let left = self.gaps(tsi, toi).or_else(|| {
+                    oti.map(|oti| ObjectGaps {
+                        oti,
+                        gaps: Vec::new(),
+                    })
+                });
+                let _ = reply.send(left);
             }
             Command::Manifest { tsi, toi, check } => {
                 let tracked = self.tracked(tsi, toi);
