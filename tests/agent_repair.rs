@@ -229,4 +229,54 @@ fn lossy_ues_repair_and_verify_and_a_wrong_key_writes_nothing() {
         let state = dir.path().join(format!("state{i}"));
         assert!(std::fs::read_dir(&state).unwrap().count() >= 1);
     }
+
+    // The origin got a report from each good UE, all successful, with the
+    // repair bytes they counted.
+    let summary = reports(&server, &data, &id);
+    assert_eq!(summary["devices"], 4, "{summary}");
+    assert_eq!(summary["succeeded"], 4, "{summary}");
+    assert!(
+        summary["bytes"]["repair"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    assert!(
+        summary["bytes"]["broadcast"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+}
+
+/// `GET /v1/reports?object=ID` with the admin token.
+fn reports(server: &str, data: &Path, id: &str) -> serde_json::Value {
+    let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
+    let pem = std::fs::read(data.join("tls/cert.pem")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let response = http
+            .get(format!("{server}/v1/reports?object={id}"))
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        response.json().await.unwrap()
+    })
 }
