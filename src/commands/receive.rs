@@ -92,6 +92,17 @@ pub struct ReceiveArgs {
     /// (`randomTimePeriod`), in seconds.
     #[arg(long, default_value_t = 1.0)]
     backoff_window: f64,
+    /// Listen for peers on this libp2p address (e.g.
+    /// `/ip4/0.0.0.0/tcp/4001`); repeatable.
+    #[arg(long, value_name = "MULTIADDR")]
+    listen: Vec<dms_peer::p2p::Multiaddr>,
+    /// A peer to dial (e.g. `/ip4/192.0.2.7/tcp/4001`); repeatable. Peers
+    /// are asked for repair symbols before the repair service.
+    #[arg(long, value_name = "MULTIADDR")]
+    peer: Vec<dms_peer::p2p::Multiaddr>,
+    /// Seconds to keep serving peers after the objects are complete.
+    #[arg(long, default_value_t = 0.0)]
+    linger: f64,
     /// This device's id in reception reports.
     #[arg(long, default_value = "ue")]
     device: String,
@@ -246,7 +257,7 @@ pub fn run(args: ReceiveArgs) -> anyhow::Result<()> {
                             .finish_with_message(format!("{} ({note})", progress.name));
                         if !finished_before {
                             complete += 1;
-                            agent.object_done(&progress, true);
+                            agent.object_done(&progress, Some(path));
                         }
                         // The results, one path a line, for scripts.
                         multi.suspend(|| println!("{}", path.display()));

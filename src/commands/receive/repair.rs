@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
+use dms_fec::PayloadId;
+use dms_peer::p2p::{PeerNode, Request, Response, Served};
 use dms_peer::receive::{Control, ManifestCheck, ObjectProgress, ReceiveStats};
 use dms_repair::client::backoff::Backoff;
 use dms_repair::manifest::{ManifestBody, SignedManifest, public_key_from_pem};
@@ -39,7 +41,8 @@ struct ObjectRecord {
     manifest: Option<ManifestBody>,
     success: bool,
     repair_bytes: u64,
-    missed_bytes: u64,
+    peer_bytes: u64,
+    missed_bytes: Option<u64>,
 }
 
 /// The agent's network side.
@@ -56,6 +59,8 @@ pub struct Agent {
     state: Option<PathBuf>,
     device: String,
     objects: HashMap<(u64, u128), ObjectRecord>,
+    node: Option<PeerNode>,
+    linger: Duration,
 }
 
 fn roots(cacert: Option<&Path>) -> anyhow::Result<rustls::RootCertStore> {
@@ -115,11 +120,20 @@ impl Agent {
             std::fs::create_dir_all(state)
                 .with_context(|| format!("creating state directory {}", state.display()))?;
         }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let node = if args.listen.is_empty() && args.peer.is_empty() {
+            None
+        } else {
+            let _guard = rt.enter();
+            Some(PeerNode::start(&args.listen, &args.peer).context("starting the peer node")?)
+        };
         Ok(Agent {
-            rt: tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()?,
+            rt,
+            node,
+            linger: secs(args.linger, "--linger")?,
             client,
             http,
             repair_uris: args.repair.clone(),
@@ -177,15 +191,106 @@ impl Agent {
         Ok(())
     }
 
-    /// An object was delivered (or failed for good).
-    pub fn object_done(&mut self, p: &ObjectProgress, success: bool) {
-        self.objects.entry((p.tsi, p.toi)).or_default().success = success;
+    /// An object was delivered to `path`: it is served to peers from now
+    /// on (when its manifest is known).
+    pub fn object_done(&mut self, p: &ObjectProgress, path: Option<&PathBuf>) {
+        let record = self.objects.entry((p.tsi, p.toi)).or_default();
+        record.success = path.is_some();
+        if let (Some(node), Some(path), Some(body), Some(location)) =
+            (&self.node, path, &record.manifest, &record.content_location)
+        {
+            node.serve(
+                location.clone(),
+                Served {
+                    path: path.clone(),
+                    oti: body.oti,
+                },
+            );
+        }
+    }
+
+    /// Asks the connected peers for what object `p` still needs; true once
+    /// it needs nothing more.
+    fn repair_from_peers(
+        &mut self,
+        control: &Control,
+        p: &ObjectProgress,
+        location: &str,
+        device_offset: u32,
+    ) -> bool {
+        let Some(node) = self.node.clone() else {
+            return false;
+        };
+        let key = (p.tsi, p.toi);
+        let peers = self.rt.block_on(node.peers());
+        for (i, peer) in peers.iter().enumerate() {
+            for round in 0..3u32 {
+                let Some(gaps) = control.gaps(p.tsi, p.toi) else {
+                    return false;
+                };
+                if gaps.gaps.is_empty() {
+                    return true;
+                }
+                self.note_missed(key, &gaps);
+                // Each peer and round its own ESI range, apart from the
+                // repair service's.
+                let slot = (i as u32).saturating_mul(4).saturating_add(round).min(255);
+                let first_esi = FRESH_ESI_BASE + device_offset + (1 << 21) + slot * (1 << 14);
+                let mut got = Vec::new();
+                for g in &gaps.gaps {
+                    let request = Request::Symbols {
+                        content_location: location.to_owned(),
+                        sbn: g.sbn,
+                        count: g.symbols_needed + MARGIN,
+                        first_esi,
+                        not: Vec::new(),
+                    };
+                    match self.rt.block_on(node.ask(*peer, request)) {
+                        Ok(Response::Symbols { symbols }) => got.extend(
+                            symbols
+                                .into_iter()
+                                .map(|(esi, s)| (PayloadId::new(g.sbn, esi), s)),
+                        ),
+                        Ok(other) => {
+                            tracing::debug!(%peer, answer = ?other, "peer has no symbols");
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "peer request failed");
+                            break;
+                        }
+                    }
+                }
+                if got.is_empty() {
+                    break;
+                }
+                let bytes: u64 = got.iter().map(|(_, s)| s.len() as u64).sum();
+                self.objects.entry(key).or_default().peer_bytes += bytes;
+                tracing::info!(%location, %peer, symbols = got.len(), "peer symbols received");
+                match control.repair(p.tsi, p.toi, got) {
+                    Some(left) if left.gaps.is_empty() => return true,
+                    Some(_) => {}
+                    None => return false,
+                }
+            }
+        }
+        false
+    }
+
+    /// Records what object `key` missed, the first time its gaps are seen.
+    fn note_missed(&mut self, key: (u64, u128), gaps: &dms_peer::receive::ObjectGaps) {
+        let record = self.objects.entry(key).or_default();
+        if record.missed_bytes.is_none() {
+            let t = u64::from(gaps.oti.symbol_size());
+            let needed: u64 = gaps.gaps.iter().map(|g| u64::from(g.symbols_needed)).sum();
+            record.missed_bytes = Some(needed * t);
+        }
     }
 
     /// When to start repairing, for a session that just ended; `None`
     /// without repair servers.
     pub fn repair_time(&mut self) -> Option<Instant> {
-        if self.repair_uris.is_empty() {
+        if self.repair_uris.is_empty() && self.node.is_none() {
             return None;
         }
         Some(self.backoff.first_request_at(Instant::now(), &mut self.rng))
@@ -210,6 +315,12 @@ impl Agent {
             return Ok(None);
         };
         let device_offset = self.rng.random_range(0..1u32 << 20);
+        if self.repair_from_peers(control, p, &location, device_offset) {
+            return Ok(None);
+        }
+        if self.repair_uris.is_empty() {
+            return Ok(None);
+        }
         for round in 0..ROUNDS {
             let Some(gaps) = control.gaps(p.tsi, p.toi) else {
                 break;
@@ -217,12 +328,7 @@ impl Agent {
             if gaps.gaps.is_empty() {
                 return Ok(None);
             }
-            let t = u64::from(gaps.oti.symbol_size());
-            let needed: u64 = gaps.gaps.iter().map(|g| u64::from(g.symbols_needed)).sum();
-            let record = self.objects.entry(key).or_default();
-            if round == 0 {
-                record.missed_bytes = needed * t;
-            }
+            self.note_missed(key, &gaps);
             let first_esi = FRESH_ESI_BASE + device_offset + round * (1 << 16);
             let query = RepairQuery {
                 file_uri: location.clone(),
@@ -303,19 +409,20 @@ impl Agent {
     /// keeps it in the state directory.
     pub fn finish(&mut self, stats: &ReceiveStats, elapsed: Duration) -> anyhow::Result<()> {
         let repair: u64 = self.objects.values().map(|r| r.repair_bytes).sum();
-        let missed: u64 = self.objects.values().map(|r| r.missed_bytes).sum();
+        let peers: u64 = self.objects.values().map(|r| r.peer_bytes).sum();
+        let missed: u64 = self.objects.values().filter_map(|r| r.missed_bytes).sum();
         let bytes = BytesBySource {
             broadcast: stats.bytes_kept,
-            peers: 0,
+            peers,
             repair,
         };
         let ratio = if missed > 0 {
-            format!("{:.3}", repair as f64 / missed as f64)
+            format!("{:.3}", (repair + peers) as f64 / missed as f64)
         } else {
             "-".into()
         };
         eprintln!(
-            "bytes by source: broadcast {} peers {} repair {} (missed {missed}, repair/missed {ratio}; {} datagrams dropped by --drop)",
+            "bytes by source: broadcast {} peers {} repair {} (missed {missed}, (peers+repair)/missed {ratio}; {} datagrams dropped by --drop)",
             bytes.broadcast, bytes.peers, bytes.repair, stats.dropped_injected
         );
         for record in self.objects.values() {
@@ -329,7 +436,7 @@ impl Agent {
                 success: record.success,
                 bytes: BytesBySource {
                     broadcast: stats.bytes_kept,
-                    peers: 0,
+                    peers: record.peer_bytes,
                     repair: record.repair_bytes,
                 },
                 seconds_to_complete: record.success.then_some(elapsed.as_secs_f64()),
@@ -353,6 +460,10 @@ impl Agent {
                     Err(e) => tracing::warn!(%uri, error = %e, "report not sent"),
                 }
             }
+        }
+        if self.node.is_some() && !self.linger.is_zero() {
+            // Peers may still need what we hold.
+            std::thread::sleep(self.linger);
         }
         Ok(())
     }
