@@ -8,8 +8,6 @@
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const GROUP: &str = "239.255.77.1:47711";
-
 fn dms(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dms"))
         .args(args)
@@ -52,8 +50,8 @@ fn figures(stderr: &str) -> Option<(u64, u64, u64, u64)> {
     ))
 }
 
-#[test]
-fn a_lossy_ue_gets_its_missing_symbols_from_a_peer() {
+/// Runs the two-UE session; returns ue1's stderr and figures.
+fn two_ues(group: &str, tsi: &str, malicious: bool) -> (String, (u64, u64, u64, u64)) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data_s = data.to_str().unwrap();
@@ -117,7 +115,7 @@ fn a_lossy_ue_gets_its_missing_symbols_from_a_peer() {
         let mut args: Vec<String> = [
             "receive",
             "--group",
-            GROUP,
+            group,
             "--iface",
             "127.0.0.1",
             "--out",
@@ -149,17 +147,18 @@ fn a_lossy_ue_gets_its_missing_symbols_from_a_peer() {
         (out, Kill(child))
     };
     // The server UE: little loss, repairs at once, then serves for a while.
-    let (out0, ue0) = ue(
-        0,
-        &[
-            "--listen",
-            &p2p,
-            "--linger",
-            "40",
-            "--backoff-window",
-            "0.2",
-        ],
-    );
+    let mut server_args = vec![
+        "--listen",
+        p2p.as_str(),
+        "--linger",
+        "40",
+        "--backoff-window",
+        "0.2",
+    ];
+    if malicious {
+        server_args.push("--malicious-peer");
+    }
+    let (out0, ue0) = ue(0, &server_args);
     std::thread::sleep(Duration::from_millis(500));
     // The lossy UE asks later, when the first one holds the object.
     let (out1, mut ue1) = ue(
@@ -186,7 +185,7 @@ fn a_lossy_ue_gets_its_missing_symbols_from_a_peer() {
             "--objects",
             &id,
             "--group",
-            GROUP,
+            group,
             "--iface",
             "127.0.0.1",
             "--rate",
@@ -198,7 +197,7 @@ fn a_lossy_ue_gets_its_missing_symbols_from_a_peer() {
             "--carousel",
             "1",
             "--tsi",
-            "79",
+            tsi,
         ][..],
         &client[..],
     ]
@@ -216,6 +215,13 @@ fn a_lossy_ue_gets_its_missing_symbols_from_a_peer() {
     assert!(std::fs::read(out0.join("fw.bin")).unwrap() == bytes);
     let (broadcast, peers, repaired, missed) =
         figures(&stderr).unwrap_or_else(|| panic!("no figures in {stderr}"));
+    drop(ue0);
+    (stderr, (broadcast, peers, repaired, missed))
+}
+
+#[test]
+fn a_lossy_ue_gets_its_missing_symbols_from_a_peer() {
+    let (stderr, (broadcast, peers, repaired, missed)) = two_ues("239.255.77.1:47711", "79", false);
     eprintln!(
         "ue1 (--drop 30,8): broadcast {broadcast} B, peers {peers} B, repair {repaired} B, missed {missed} B, (peers+repair)/missed {:.3}",
         (peers + repaired) as f64 / missed.max(1) as f64
@@ -224,5 +230,12 @@ fn a_lossy_ue_gets_its_missing_symbols_from_a_peer() {
     // Peers first: at least 90 % of the repair came from the peer.
     assert!(peers > 0, "{stderr}");
     assert!(peers * 10 >= (peers + repaired) * 9, "{stderr}");
-    drop(ue0);
+}
+
+#[test]
+fn a_peer_sending_garbage_is_banned_and_the_object_still_arrives() {
+    let (stderr, (_, peers, repaired, _)) = two_ues("239.255.77.2:47712", "80", true);
+    assert!(stderr.contains("banned"), "{stderr}");
+    // The garbage was counted, and the object came from the repair service.
+    assert!(peers > 0 && repaired > 0, "{stderr}");
 }

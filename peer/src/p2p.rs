@@ -149,8 +149,14 @@ impl std::fmt::Debug for PeerNode {
 
 impl PeerNode {
     /// Starts a node listening on `listen` and dialing `peers`; must be
-    /// called within a tokio runtime, whose task then runs the swarm.
-    pub fn start(listen: &[Multiaddr], peers: &[Multiaddr]) -> Result<Self, P2pError> {
+    /// called within a tokio runtime, whose task then runs the swarm. A
+    /// `malicious` node answers with garbage symbols (for tests of
+    /// banning).
+    pub fn start(
+        listen: &[Multiaddr],
+        peers: &[Multiaddr],
+        malicious: bool,
+    ) -> Result<Self, P2pError> {
         let setup = |e: &dyn std::fmt::Display| P2pError::Setup(e.to_string());
         let mut swarm = libp2p::SwarmBuilder::with_new_identity()
             .with_tokio()
@@ -183,7 +189,7 @@ impl PeerNode {
         let peer_id = *swarm.local_peer_id();
         let served = Arc::new(Mutex::new(HashMap::new()));
         let (commands, rx) = mpsc::channel(64);
-        tokio::spawn(run(swarm, rx, Arc::clone(&served)));
+        tokio::spawn(run(swarm, rx, Arc::clone(&served), malicious));
         Ok(PeerNode {
             commands,
             served,
@@ -231,6 +237,7 @@ async fn run(
     mut swarm: libp2p::Swarm<Behaviour>,
     mut commands: mpsc::Receiver<Command>,
     served: Arc<Mutex<HashMap<String, Served>>>,
+    malicious: bool,
 ) {
     let mut pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, P2pError>>> =
         HashMap::new();
@@ -272,7 +279,13 @@ async fn run(
                             let response = if banned.contains(&peer) {
                                 Response::Error { reason: "banned".into() }
                             } else {
-                                answer(&served, request)
+                                let mut response = answer(&served, request);
+                                if let (true, Response::Symbols { symbols }) = (malicious, &mut response) {
+                                    for (_, symbol) in symbols.iter_mut() {
+                                        symbol.iter_mut().for_each(|b| *b ^= 0x5a);
+                                    }
+                                }
+                                response
                             };
                             let _ = swarm.behaviour_mut().symbols.send_response(channel, response);
                         }

@@ -103,6 +103,9 @@ pub struct ReceiveArgs {
     /// Seconds to keep serving peers after the objects are complete.
     #[arg(long, default_value_t = 0.0)]
     linger: f64,
+    /// Serve garbage symbols to peers (to test that they ban us).
+    #[arg(long, hide = true)]
+    malicious_peer: bool,
     /// This device's id in reception reports.
     #[arg(long, default_value = "ue")]
     device: String,

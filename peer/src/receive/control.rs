@@ -19,6 +19,10 @@ pub struct ObjectGaps {
     /// The blocks not yet decoded and how many symbols each needs; empty
     /// once every block is decoded.
     pub gaps: Vec<Gap>,
+    /// The object failed (a block or the whole object does not match its
+    /// manifest or digest, e.g. because of bad repair symbols): the
+    /// receiver dropped it, and it must be fetched again whole.
+    pub failed: bool,
 }
 
 /// What a verified signed manifest says an object must be. With

@@ -63,6 +63,8 @@ pub(super) struct DecodeLoop {
     pub dropper: Option<Dropper>,
     pub commands: CommandReceiver<Command>,
     objects: HashMap<(u64, u128), Tracked>,
+    /// The last object that failed.
+    last_failed: Option<(u64, u128)>,
 }
 
 impl DecodeLoop {
@@ -84,6 +86,7 @@ impl DecodeLoop {
             dropper: None,
             commands,
             objects: HashMap::new(),
+            last_failed: None,
         }
     }
 
@@ -150,6 +153,7 @@ impl DecodeLoop {
                 reply,
             } => {
                 let oti = self.receiver.oti(tsi, toi);
+                self.last_failed = None;
                 for (id, symbol) in &symbols {
                     // Refused symbols (unknown object, wrong size) are
                     // counted in the receiver's stats.
@@ -158,12 +162,15 @@ impl DecodeLoop {
                 }
                 // An object that completed with these symbols may be gone
                 // from the receiver: it needs nothing more.
-                let left = self.gaps(tsi, toi).or_else(|| {
-                    oti.map(|oti| ObjectGaps {
+                let failed = self.last_failed == Some((tsi, toi));
+                let left = match self.gaps(tsi, toi) {
+                    Some(left) if !failed => Some(left),
+                    _ => oti.map(|oti| ObjectGaps {
                         oti,
                         gaps: Vec::new(),
-                    })
-                });
+                        failed,
+                    }),
+                };
                 let _ = reply.send(left);
             }
             Command::Manifest { tsi, toi, check } => {
@@ -188,6 +195,7 @@ impl DecodeLoop {
         Some(ObjectGaps {
             oti: self.receiver.oti(tsi, toi)?,
             gaps: self.receiver.gaps(tsi, toi)?,
+            failed: false,
         })
     }
 
@@ -363,6 +371,7 @@ impl DecodeLoop {
 
     /// Drops the object's temp file and reports the failure.
     fn fail(&mut self, tsi: u64, toi: u128, reason: String) {
+        self.last_failed = Some((tsi, toi));
         let tracked = self.objects.remove(&(tsi, toi)).unwrap_or(Tracked {
             name: file_name_or_toi(None, toi),
             total: 0,

@@ -45,6 +45,16 @@ struct ObjectRecord {
     missed_bytes: Option<u64>,
 }
 
+/// How asking the peers went.
+enum PeerOutcome {
+    /// The object needs nothing more.
+    Complete,
+    /// It still needs symbols.
+    Incomplete,
+    /// A peer's symbols made it fail: that peer is banned.
+    Failed,
+}
+
 /// The agent's network side.
 pub struct Agent {
     rt: tokio::runtime::Runtime,
@@ -128,7 +138,10 @@ impl Agent {
             None
         } else {
             let _guard = rt.enter();
-            Some(PeerNode::start(&args.listen, &args.peer).context("starting the peer node")?)
+            Some(
+                PeerNode::start(&args.listen, &args.peer, args.malicious_peer)
+                    .context("starting the peer node")?,
+            )
         };
         Ok(Agent {
             rt,
@@ -210,26 +223,27 @@ impl Agent {
     }
 
     /// Asks the connected peers for what object `p` still needs; true once
-    /// it needs nothing more.
+    /// it needs nothing more. A peer whose symbols make the object fail its
+    /// manifest is banned (the object is then downloaded again whole).
     fn repair_from_peers(
         &mut self,
         control: &Control,
         p: &ObjectProgress,
         location: &str,
         device_offset: u32,
-    ) -> bool {
+    ) -> PeerOutcome {
         let Some(node) = self.node.clone() else {
-            return false;
+            return PeerOutcome::Incomplete;
         };
         let key = (p.tsi, p.toi);
         let peers = self.rt.block_on(node.peers());
         for (i, peer) in peers.iter().enumerate() {
             for round in 0..3u32 {
                 let Some(gaps) = control.gaps(p.tsi, p.toi) else {
-                    return false;
+                    return PeerOutcome::Incomplete;
                 };
                 if gaps.gaps.is_empty() {
-                    return true;
+                    return PeerOutcome::Complete;
                 }
                 self.note_missed(key, &gaps);
                 // Each peer and round its own ESI range, apart from the
@@ -268,13 +282,18 @@ impl Agent {
                 self.objects.entry(key).or_default().peer_bytes += bytes;
                 tracing::info!(%location, %peer, symbols = got.len(), "peer symbols received");
                 match control.repair(p.tsi, p.toi, got) {
-                    Some(left) if left.gaps.is_empty() => return true,
+                    Some(left) if left.failed => {
+                        eprintln!("peer {peer} banned: its symbols fail the manifest");
+                        self.rt.block_on(node.ban(*peer));
+                        return PeerOutcome::Failed;
+                    }
+                    Some(left) if left.gaps.is_empty() => return PeerOutcome::Complete,
                     Some(_) => {}
-                    None => return false,
+                    None => return PeerOutcome::Incomplete,
                 }
             }
         }
-        false
+        PeerOutcome::Incomplete
     }
 
     /// Records what object `key` missed, the first time its gaps are seen.
@@ -315,8 +334,14 @@ impl Agent {
             return Ok(None);
         };
         let device_offset = self.rng.random_range(0..1u32 << 20);
-        if self.repair_from_peers(control, p, &location, device_offset) {
-            return Ok(None);
+        match self.repair_from_peers(control, p, &location, device_offset) {
+            PeerOutcome::Complete => return Ok(None),
+            // What was received is gone with the bad block: fetch it whole.
+            PeerOutcome::Failed if !self.repair_uris.is_empty() => {
+                return self.download(control, p, &location).map(Some);
+            }
+            PeerOutcome::Failed => bail!("{location}: a peer sent bad symbols"),
+            PeerOutcome::Incomplete => {}
         }
         if self.repair_uris.is_empty() {
             return Ok(None);
@@ -357,6 +382,7 @@ impl Agent {
             self.objects.entry(key).or_default().repair_bytes += bytes;
             tracing::info!(%location, round, symbols = symbols.len(), "repair symbols received");
             match control.repair(p.tsi, p.toi, symbols) {
+                Some(left) if left.failed => break,
                 Some(left) if left.gaps.is_empty() => return Ok(None),
                 Some(_) => {}
                 None => break,
