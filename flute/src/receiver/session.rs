@@ -463,6 +463,11 @@ impl Session {
         }
     }
 
+    /// The FDT's description of object `toi`, once given.
+    pub fn description(&self, toi: u128) -> Option<&super::FileDescription> {
+        self.objects.get(&toi)?.meta.as_ref()
+    }
+
     /// The OTI of object `toi`, if known.
     pub fn oti(&self, toi: u128) -> Option<dms_fec::Oti> {
         match &self.objects.get(&toi)?.state {

@@ -270,7 +270,11 @@ impl DecodeLoop {
                     let verified =
                         md5 == Verification::Verified || sha256 == Verification::Verified;
                     let require = self.require_manifest;
-                    if self_require(require, self.tracked(tsi, toi)) {
+                    if info.file.is_none() {
+                        // Completed before the FDT named it: wait for the
+                        // FDT (or the session's end) for its name.
+                        self.tracked(tsi, toi).held = Some(info);
+                    } else if self_require(require, self.tracked(tsi, toi)) {
                         // Finished once the verified manifest is given.
                         self.tracked(tsi, toi).held = Some(info);
                     } else {
@@ -280,9 +284,53 @@ impl DecodeLoop {
                 Event::ObjectFailed {
                     tsi, toi, reason, ..
                 } => self.fail(tsi, toi, reason.to_string()),
-                Event::SessionClosed { tsi } => self.send(ReceiveEvent::SessionClosed { tsi }),
-                Event::SessionIdle { tsi } => self.send(ReceiveEvent::SessionIdle { tsi }),
+                Event::FdtReceived { tsi, .. } => self.release_held(tsi, false),
+                Event::SessionClosed { tsi } => {
+                    self.release_held(tsi, true);
+                    self.send(ReceiveEvent::SessionClosed { tsi });
+                }
+                Event::SessionIdle { tsi } => {
+                    self.release_held(tsi, true);
+                    self.send(ReceiveEvent::SessionIdle { tsi });
+                }
                 _ => {}
+            }
+        }
+    }
+
+    /// Finishes the objects of session `tsi` that completed before the FDT
+    /// described them, now that it has (or, at the session's end, under
+    /// their TOI).
+    fn release_held(&mut self, tsi: u64, session_end: bool) {
+        let waiting: Vec<u128> = self
+            .objects
+            .iter()
+            .filter(|((t, _), o)| *t == tsi && o.held.as_ref().is_some_and(|i| i.file.is_none()))
+            .map(|((_, toi), _)| *toi)
+            .collect();
+        for toi in waiting {
+            let file = self.receiver.file_description(tsi, toi).cloned();
+            if file.is_none() && !session_end {
+                continue;
+            }
+            let Some(mut info) = self
+                .objects
+                .get_mut(&(tsi, toi))
+                .and_then(|o| o.held.take())
+            else {
+                continue;
+            };
+            info.file = file;
+            if let Some(f) = &info.file {
+                let tracked = self.tracked(tsi, toi);
+                tracked.content_location = Some(f.content_location.clone());
+                tracked.manifest.clone_from(&f.manifest);
+            }
+            if self_require(self.require_manifest, self.tracked(tsi, toi)) {
+                // Still waits for its verified manifest.
+                self.tracked(tsi, toi).held = Some(info);
+            } else {
+                self.finish(tsi, toi, &info, false);
             }
         }
     }
