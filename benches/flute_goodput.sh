@@ -10,7 +10,7 @@
 #
 # Environment (all optional):
 #   SIZE_MIB=256                               file size
-#   RATES="300 500 800 1200 1600 2000 2500 3000"  the ladder, Mbit/s
+#   RATES="300 500 800 1200 1600 2000 3000 4000 5000 6500 8000"  the ladder, Mbit/s
 #   RETRIES=1                                  extra tries before a rate fails
 #   IMPLS="ours theirs"                        which to run
 #   GROUP_IP=239.255.200.1  PORT_BASE=47600    multicast group; one port per run
@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SIZE_MIB=${SIZE_MIB:-256}
-RATES=${RATES:-"300 500 800 1200 1600 2000 2500 3000"}
+RATES=${RATES:-"300 500 800 1200 1600 2000 3000 4000 5000 6500 8000"}
 RETRIES=${RETRIES:-1}
 IMPLS=${IMPLS:-"ours theirs"}
 GROUP_IP=${GROUP_IP:-239.255.200.1}

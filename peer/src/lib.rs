@@ -6,4 +6,5 @@
 //! files (socket thread, decode thread, atomic verified output).
 #![deny(missing_docs)]
 
+pub mod p2p;
 pub mod receive;

@@ -325,6 +325,18 @@ impl Receiver {
         self.sessions.get(&tsi)?.gaps(toi)
     }
 
+    /// The FDT's description of object `toi`, once an FDT Instance gave
+    /// it (also for objects that completed before it came).
+    pub fn file_description(&self, tsi: u64, toi: u128) -> Option<&FileDescription> {
+        self.sessions.get(&tsi)?.description(toi)
+    }
+
+    /// The FEC parameters of object `toi`, once known (from the FDT or
+    /// EXT_FTI): what a repair request for it needs.
+    pub fn oti(&self, tsi: u64, toi: u128) -> Option<dms_fec::Oti> {
+        self.sessions.get(&tsi)?.oti(toi)
+    }
+
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats

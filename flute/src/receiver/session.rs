@@ -531,6 +531,19 @@ impl Session {
         }
     }
 
+    /// The FDT's description of object `toi`, once given.
+    pub fn description(&self, toi: u128) -> Option<&super::FileDescription> {
+        self.objects.get(&toi)?.meta.as_ref()
+    }
+
+    /// The OTI of object `toi`, if known.
+    pub fn oti(&self, toi: u128) -> Option<dms_fec::Oti> {
+        match &self.objects.get(&toi)?.state {
+            ObjectState::Active(active) => Some(active.oti),
+            _ => None,
+        }
+    }
+
     /// The FEC Encoding ID of object `toi`, if its OTI is known.
     pub fn scheme_codepoint(&self, toi: u128) -> Option<u8> {
         match &self.objects.get(&toi)?.state {

@@ -8,6 +8,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver as CommandReceiver;
 use std::sync::mpsc::{Receiver as ChannelReceiver, RecvTimeoutError, Sender as ChannelSender};
 use std::time::{Duration, Instant};
 
@@ -15,10 +16,14 @@ use dms_flute::Receiver;
 use dms_flute::lct::ContentEncoding;
 use dms_flute::receiver::{Event, ObjectInfo, Verification};
 use flate2::read::{DeflateDecoder, GzDecoder, ZlibDecoder};
+use sha2::{Digest, Sha256};
+
+use super::control::{Command, ManifestCheck, ObjectGaps};
+use super::loss::Dropper;
 
 use super::event::{ObjectProgress, ObjectState, ReceiveEvent};
 use super::name::file_name_or_toi;
-use super::output::ObjectWriter;
+use super::output::{ObjectWriter, OutputError};
 use super::socket::Batch;
 use super::stats::SharedStats;
 
@@ -31,6 +36,15 @@ struct Tracked {
     name: String,
     total: u64,
     decoded: u64,
+    content_location: Option<String>,
+    manifest: Option<String>,
+    /// SHA-256 of each block decoded so far (kept when a manifest is
+    /// required, to check against it).
+    block_hashes: HashMap<u32, [u8; 32]>,
+    /// The verified manifest's check, once given.
+    check: Option<ManifestCheck>,
+    /// Complete, waiting for its manifest before it may be finished.
+    held: Option<ObjectInfo>,
     /// Created at the first block, so objects only listed in an FDT leave
     /// no file behind.
     writer: Option<ObjectWriter>,
@@ -43,7 +57,14 @@ pub(super) struct DecodeLoop {
     pub events: ChannelSender<ReceiveEvent>,
     pub stats: Arc<SharedStats>,
     pub max_fdt_size: usize,
+    /// Objects wait for a verified manifest before their final rename.
+    pub require_manifest: bool,
+    /// Injected loss, if any.
+    pub dropper: Option<Dropper>,
+    pub commands: CommandReceiver<Command>,
     objects: HashMap<(u64, u128), Tracked>,
+    /// The last object that failed.
+    last_failed: Option<(u64, u128)>,
 }
 
 impl DecodeLoop {
@@ -53,6 +74,7 @@ impl DecodeLoop {
         events: ChannelSender<ReceiveEvent>,
         stats: Arc<SharedStats>,
         max_fdt_size: usize,
+        commands: CommandReceiver<Command>,
     ) -> Self {
         DecodeLoop {
             receiver,
@@ -60,7 +82,11 @@ impl DecodeLoop {
             events,
             stats,
             max_fdt_size,
+            require_manifest: false,
+            dropper: None,
+            commands,
             objects: HashMap::new(),
+            last_failed: None,
         }
     }
 
@@ -83,6 +109,13 @@ impl DecodeLoop {
                     queued.fetch_sub(1, Ordering::Relaxed);
                     let now = Instant::now();
                     for datagram in batch.iter() {
+                        if self.dropper.as_mut().is_some_and(Dropper::drop_next) {
+                            self.stats.dropped_injected.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        self.stats
+                            .bytes_kept
+                            .fetch_add(datagram.len() as u64, Ordering::Relaxed);
                         // Bad packets are counted in the receiver's stats.
                         let _ = self.receiver.handle_datagram(now, datagram);
                         self.drain(now);
@@ -93,6 +126,9 @@ impl DecodeLoop {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
+            while let Ok(command) = self.commands.try_recv() {
+                self.command(command);
+            }
             let now = Instant::now();
             if self.receiver.poll_timeout().is_some_and(|t| t <= now) {
                 self.receiver.handle_timeout(now);
@@ -101,6 +137,77 @@ impl DecodeLoop {
             self.publish_stats();
         }
         self.publish_stats();
+    }
+
+    /// Does what the caller asked through a [`Control`](super::Control).
+    fn command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Gaps { tsi, toi, reply } => {
+                let _ = reply.send(self.gaps(tsi, toi));
+            }
+            Command::Repair {
+                tsi,
+                toi,
+                symbols,
+                reply,
+            } => {
+                let oti = self.receiver.oti(tsi, toi);
+                self.last_failed = None;
+                for (id, symbol) in &symbols {
+                    // Refused symbols (unknown object, wrong size) are
+                    // counted in the receiver's stats.
+                    let _ = self.receiver.handle_repair_symbol(tsi, toi, *id, symbol);
+                    self.drain(now);
+                }
+                // An object that completed with these symbols may be gone
+                // from the receiver: it needs nothing more.
+                let failed = self.last_failed == Some((tsi, toi));
+                let left = match self.gaps(tsi, toi) {
+                    Some(left) if !failed => Some(left),
+                    _ => oti.map(|oti| ObjectGaps {
+                        oti,
+                        gaps: Vec::new(),
+                        failed,
+                    }),
+                };
+                let _ = reply.send(left);
+            }
+            Command::Manifest { tsi, toi, check } => {
+                let tracked = self.tracked(tsi, toi);
+                tracked.check = Some(check);
+                if let Some(info) = tracked.held.take() {
+                    self.finish(tsi, toi, &info, true);
+                } else if let Some(sbn) = self.bad_block(tsi, toi) {
+                    self.receiver.remove_object(tsi, toi);
+                    self.fail(tsi, toi, format!("block {sbn} does not match the manifest"));
+                }
+            }
+            Command::Abandon { tsi, toi } => {
+                self.receiver.remove_object(tsi, toi);
+                // Dropping the writer removes its temp file.
+                self.objects.remove(&(tsi, toi));
+            }
+        }
+    }
+
+    fn gaps(&self, tsi: u64, toi: u128) -> Option<ObjectGaps> {
+        Some(ObjectGaps {
+            oti: self.receiver.oti(tsi, toi)?,
+            gaps: self.receiver.gaps(tsi, toi)?,
+            failed: false,
+        })
+    }
+
+    /// A decoded block of the object whose hash the manifest contradicts.
+    fn bad_block(&self, tsi: u64, toi: u128) -> Option<u32> {
+        let tracked = self.objects.get(&(tsi, toi))?;
+        let check = tracked.check.as_ref()?;
+        tracked
+            .block_hashes
+            .iter()
+            .find(|(sbn, hash)| check.block_sha256.get(**sbn as usize) != Some(*hash))
+            .map(|(sbn, _)| *sbn)
     }
 
     fn publish_stats(&self) {
@@ -129,15 +236,30 @@ impl DecodeLoop {
                     let tracked = self.tracked(tsi, toi);
                     tracked.name = file_name_or_toi(info.content_location(), toi);
                     tracked.total = info.transfer_length;
+                    if let Some(file) = &info.file {
+                        tracked.content_location = Some(file.content_location.clone());
+                        tracked.manifest.clone_from(&file.manifest);
+                    }
                     self.report(tsi, toi, ObjectState::Receiving);
                 }
                 Event::BlockDecoded {
                     tsi,
                     toi,
+                    sbn,
                     offset,
                     data,
-                    ..
-                } => self.write_block(tsi, toi, offset, &data),
+                } => {
+                    if self.require_manifest {
+                        let hash: [u8; 32] = Sha256::digest(&data).into();
+                        self.tracked(tsi, toi).block_hashes.insert(sbn, hash);
+                        if let Some(bad) = self.bad_block(tsi, toi) {
+                            self.receiver.remove_object(tsi, toi);
+                            self.fail(tsi, toi, format!("block {bad} does not match the manifest"));
+                            continue;
+                        }
+                    }
+                    self.write_block(tsi, toi, offset, &data)
+                }
                 Event::ObjectComplete {
                     tsi,
                     toi,
@@ -147,14 +269,68 @@ impl DecodeLoop {
                 } => {
                     let verified =
                         md5 == Verification::Verified || sha256 == Verification::Verified;
-                    self.finish(tsi, toi, &info, verified);
+                    let require = self.require_manifest;
+                    if info.file.is_none() {
+                        // Completed before the FDT named it: wait for the
+                        // FDT (or the session's end) for its name.
+                        self.tracked(tsi, toi).held = Some(info);
+                    } else if self_require(require, self.tracked(tsi, toi)) {
+                        // Finished once the verified manifest is given.
+                        self.tracked(tsi, toi).held = Some(info);
+                    } else {
+                        self.finish(tsi, toi, &info, verified);
+                    }
                 }
                 Event::ObjectFailed {
                     tsi, toi, reason, ..
                 } => self.fail(tsi, toi, reason.to_string()),
-                Event::SessionClosed { tsi } => self.send(ReceiveEvent::SessionClosed { tsi }),
-                Event::SessionIdle { tsi } => self.send(ReceiveEvent::SessionIdle { tsi }),
+                Event::FdtReceived { tsi, .. } => self.release_held(tsi, false),
+                Event::SessionClosed { tsi } => {
+                    self.release_held(tsi, true);
+                    self.send(ReceiveEvent::SessionClosed { tsi });
+                }
+                Event::SessionIdle { tsi } => {
+                    self.release_held(tsi, true);
+                    self.send(ReceiveEvent::SessionIdle { tsi });
+                }
                 _ => {}
+            }
+        }
+    }
+
+    /// Finishes the objects of session `tsi` that completed before the FDT
+    /// described them, now that it has (or, at the session's end, under
+    /// their TOI).
+    fn release_held(&mut self, tsi: u64, session_end: bool) {
+        let waiting: Vec<u128> = self
+            .objects
+            .iter()
+            .filter(|((t, _), o)| *t == tsi && o.held.as_ref().is_some_and(|i| i.file.is_none()))
+            .map(|((_, toi), _)| *toi)
+            .collect();
+        for toi in waiting {
+            let file = self.receiver.file_description(tsi, toi).cloned();
+            if file.is_none() && !session_end {
+                continue;
+            }
+            let Some(mut info) = self
+                .objects
+                .get_mut(&(tsi, toi))
+                .and_then(|o| o.held.take())
+            else {
+                continue;
+            };
+            info.file = file;
+            if let Some(f) = &info.file {
+                let tracked = self.tracked(tsi, toi);
+                tracked.content_location = Some(f.content_location.clone());
+                tracked.manifest.clone_from(&f.manifest);
+            }
+            if self_require(self.require_manifest, self.tracked(tsi, toi)) {
+                // Still waits for its verified manifest.
+                self.tracked(tsi, toi).held = Some(info);
+            } else {
+                self.finish(tsi, toi, &info, false);
             }
         }
     }
@@ -164,6 +340,11 @@ impl DecodeLoop {
             name: file_name_or_toi(None, toi),
             total: 0,
             decoded: 0,
+            content_location: None,
+            manifest: None,
+            block_hashes: HashMap::new(),
+            check: None,
+            held: None,
             writer: None,
         })
     }
@@ -202,7 +383,21 @@ impl DecodeLoop {
             // An empty object has no block.
             None => ObjectWriter::create(&self.out_dir),
         };
-        let result = writer.and_then(|w| w.finish(&self.out_dir, &tracked.name, info));
+        let result = writer.and_then(|w| match &tracked.check {
+            Some(check) => {
+                let blocks = check.block_sha256.len();
+                let all_blocks = tracked.block_hashes.len() == blocks
+                    && (0..blocks).all(|sbn| {
+                        tracked.block_hashes.get(&(sbn as u32)) == check.block_sha256.get(sbn)
+                    });
+                if tracked.total != check.size || !all_blocks || w.sha256()? != check.sha256 {
+                    Err(OutputError::Manifest)
+                } else {
+                    w.finish(&self.out_dir, &tracked.name, info)
+                }
+            }
+            None => w.finish(&self.out_dir, &tracked.name, info),
+        });
         let state = match result {
             Ok(finished) => {
                 self.stats.objects_complete.fetch_add(1, Ordering::Relaxed);
@@ -224,10 +419,16 @@ impl DecodeLoop {
 
     /// Drops the object's temp file and reports the failure.
     fn fail(&mut self, tsi: u64, toi: u128, reason: String) {
+        self.last_failed = Some((tsi, toi));
         let tracked = self.objects.remove(&(tsi, toi)).unwrap_or(Tracked {
             name: file_name_or_toi(None, toi),
             total: 0,
             decoded: 0,
+            content_location: None,
+            manifest: None,
+            block_hashes: HashMap::new(),
+            check: None,
+            held: None,
             writer: None,
         });
         self.stats.objects_failed.fetch_add(1, Ordering::Relaxed);
@@ -254,6 +455,8 @@ fn progress(tsi: u64, toi: u128, tracked: &Tracked, state: ObjectState) -> Objec
         toi,
         name: tracked.name.clone(),
         bytes_decoded: tracked.decoded,
+        content_location: tracked.content_location.clone(),
+        manifest: tracked.manifest.clone(),
         total_bytes: tracked.total,
         state,
     }
@@ -274,4 +477,9 @@ fn inflate(encoding: ContentEncoding, data: &[u8], limit: usize) -> Option<Vec<u
         .ok()
         .filter(|_| xml.len() <= limit)
         .map(|_| xml)
+}
+
+/// Whether a complete object must wait for its manifest.
+fn self_require(require_manifest: bool, tracked: &Tracked) -> bool {
+    require_manifest && tracked.check.is_none()
 }

@@ -36,6 +36,10 @@ pub struct ObjectProgress {
     /// The file name it is (or will be) written under: from its
     /// Content-Location, or `toi-<TOI>` while that is unknown or unusable.
     pub name: String,
+    /// Its `Content-Location`, once the FDT described it.
+    pub content_location: Option<String>,
+    /// The URI of its signed manifest (`dms:Manifest` in the FDT), if given.
+    pub manifest: Option<String>,
     /// Transported bytes decoded and written so far.
     pub bytes_decoded: u64,
     /// Transported bytes in all (the FEC transfer length).

@@ -42,8 +42,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod control;
 mod decode;
 mod event;
+mod loss;
 mod name;
 mod output;
 mod socket;
@@ -61,7 +63,9 @@ use dms_flute::ReceiverConfig;
 pub use dms_flute::net::Interface;
 use dms_flute::net::{ReceiverSocketConfig, receiver_socket};
 
+pub use control::{Control, ManifestCheck, ObjectGaps, RepairSymbol};
 pub use event::{ObjectProgress, ObjectState, ReceiveEvent};
+pub use loss::LossModel;
 pub use name::{file_name, file_name_or_toi};
 pub use output::{OutputError, TEMP_PREFIX};
 pub use stats::ReceiveStats;
@@ -88,6 +92,12 @@ pub struct ReceiveConfig {
     pub queue_bytes: usize,
     /// The FLUTE receiver's limits and TSI filter.
     pub flute: ReceiverConfig,
+    /// Loss injected before the FLUTE receiver (tests, demos); none by
+    /// default.
+    pub loss: Option<LossModel>,
+    /// Hold every complete object until its verified manifest is given
+    /// ([`Control::set_manifest`]); off by default.
+    pub require_manifest: bool,
 }
 
 impl ReceiveConfig {
@@ -105,6 +115,8 @@ impl ReceiveConfig {
             receive_buffer: 8 << 20,
             queue_bytes: 64 << 20,
             flute,
+            loss: None,
+            require_manifest: false,
         }
     }
 }
@@ -145,6 +157,7 @@ pub struct MulticastReceiver {
     socket_thread: Option<JoinHandle<io::Result<()>>>,
     decode_thread: Option<JoinHandle<()>>,
     local_addr: Option<SocketAddr>,
+    control: Control,
 }
 
 impl MulticastReceiver {
@@ -176,13 +189,17 @@ impl MulticastReceiver {
 
         let queued = Arc::new(AtomicUsize::new(0));
         let max_fdt_size = config.flute.max_fdt_size;
-        let decoder = DecodeLoop::new(
+        let (command_tx, command_rx) = mpsc::channel();
+        let mut decoder = DecodeLoop::new(
             dms_flute::Receiver::new(config.flute),
             config.out_dir,
             events_tx,
             Arc::clone(&stats),
             max_fdt_size,
+            command_rx,
         );
+        decoder.require_manifest = config.require_manifest;
+        decoder.dropper = config.loss.map(loss::Dropper::new);
         let decode_thread = std::thread::Builder::new()
             .name("dms-recv-decode".into())
             .spawn({
@@ -211,6 +228,7 @@ impl MulticastReceiver {
             socket_thread: Some(socket_thread),
             decode_thread: Some(decode_thread),
             local_addr,
+            control: Control { tx: command_tx },
         };
         Ok((receiver, events_rx))
     }
@@ -218,6 +236,11 @@ impl MulticastReceiver {
     /// The counters now.
     pub fn stats(&self) -> ReceiveStats {
         self.stats.snapshot()
+    }
+
+    /// A handle to ask for gaps, feed repair symbols and give manifests.
+    pub fn control(&self) -> Control {
+        self.control.clone()
     }
 
     /// The address the socket is bound to.

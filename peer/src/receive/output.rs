@@ -43,6 +43,10 @@ pub enum OutputError {
         /// Decoded (capped at one more than expected).
         actual: u64,
     },
+    /// The object does not match its signed manifest (size, SHA-256 or a
+    /// block hash).
+    #[error("object does not match its signed manifest")]
+    Manifest,
 }
 
 fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> OutputError {
@@ -113,6 +117,15 @@ impl ObjectWriter {
     }
 
     /// Writes a decoded block at its offset.
+    /// SHA-256 of the bytes written so far (read back from the temp file).
+    pub fn sha256(&self) -> Result<[u8; 32], OutputError> {
+        let mut file = self.temp.reopen().map_err(io_err("reopen temp file"))?;
+        let mut hasher = Sha256::new();
+        io::copy(&mut file, &mut hasher).map_err(io_err("hash temp file"))?;
+        Ok(hasher.finalize().into())
+    }
+
+    /// Writes a decoded block at `offset`.
     pub fn write_block(&mut self, offset: u64, data: &[u8]) -> Result<(), OutputError> {
         self.temp
             .as_file()

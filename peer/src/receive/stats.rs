@@ -14,6 +14,11 @@ pub struct ReceiveStats {
     pub datagrams: u64,
     /// Their bytes (UDP payload).
     pub bytes: u64,
+    /// Datagrams dropped by the injected loss ([`LossModel`](super::LossModel)).
+    pub dropped_injected: u64,
+    /// Bytes of the datagrams handed to the FLUTE receiver (those not
+    /// dropped): the bytes received from the broadcast.
+    pub bytes_kept: u64,
     /// Datagrams dropped because the decode thread lagged and every
     /// buffer was in flight (the socket was drained all the same).
     pub dropped_lagging: u64,
@@ -37,6 +42,8 @@ pub(super) struct SharedStats {
     pub datagrams: AtomicU64,
     pub bytes: AtomicU64,
     pub dropped_lagging: AtomicU64,
+    pub dropped_injected: AtomicU64,
+    pub bytes_kept: AtomicU64,
     pub coalesced: AtomicU64,
     pub receive_errors: AtomicU64,
     pub objects_complete: AtomicU64,
@@ -51,6 +58,8 @@ impl SharedStats {
             datagrams: load(&self.datagrams),
             bytes: load(&self.bytes),
             dropped_lagging: load(&self.dropped_lagging),
+            dropped_injected: load(&self.dropped_injected),
+            bytes_kept: load(&self.bytes_kept),
             coalesced: load(&self.coalesced),
             receive_errors: load(&self.receive_errors),
             objects_complete: load(&self.objects_complete),

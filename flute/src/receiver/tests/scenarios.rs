@@ -158,8 +158,10 @@ fn an_object_decoded_before_its_fdt_completes_when_the_fdt_names_it() {
 fn md5_is_skipped_when_sha256_covers_the_bytes_and_the_config_says_so() {
     let data = object(5000, 8);
     let oti = raptorq(data.len(), 100, 2);
-    let mut config = ReceiverConfig::default();
-    config.md5_with_sha256 = false;
+    let config = ReceiverConfig {
+        md5_with_sha256: false,
+        ..ReceiverConfig::default()
+    };
     let mut h = Harness::with_config(config.clone());
     h.feed(fdt(TSI, 1, vec![file(3, "a.bin", &oti, &data)]));
     h.feed(object_packets(Send::new(TSI, 3), &oti, &data));
