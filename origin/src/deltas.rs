@@ -117,6 +117,24 @@ impl DeltaStore {
         }
     }
 
+    /// Removes the deltas whose target no object references any more
+    /// (deleted versions); returns how many target directories went.
+    pub fn prune(&self, repo: &Repository) -> Result<usize, RepoError> {
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(target) = name.to_str().filter(|n| parse_sha(n).is_some()) else {
+                continue;
+            };
+            if !repo.catalog().blob_referenced(target)? {
+                std::fs::remove_dir_all(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// The deltas stored for the version with SHA-256 `target`.
     pub fn list(&self, target: &[u8; 32]) -> io::Result<Vec<StoredDelta>> {
         let dir = self.dir.join(hex::encode(target));

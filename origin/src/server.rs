@@ -161,6 +161,8 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
         &opts.data.join(crate::deltas::DELTA_DIR),
         delta_config,
     )?);
+    // Deltas to versions deleted since the last start.
+    deltas.prune(&repo)?;
     let state = AppState {
         deltas: deltas.clone(),
         repo: repo.clone(),

@@ -215,6 +215,40 @@ async fn unrelated_versions_keep_no_delta_and_bases_are_limited() {
     assert_eq!(list["deltas"], Value::Array(vec![]));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_removes_deltas_of_deleted_versions() {
+    let server = start(Config {
+        delta_bases: Some(0),
+        ..Config::default()
+    })
+    .await;
+    let v1 = data(100_000, 20);
+    publish(&server, "1.0.0", &v1).await;
+    let o2 = publish(&server, "1.0.1", &edit(&v1, 21)).await;
+    let id2 = o2["id"].as_str().unwrap().to_owned();
+    let repo = server.repo.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let store = tokio::task::spawn_blocking(move || {
+        let store = DeltaStore::open(&path, DeltaConfig::default()).unwrap();
+        assert_eq!(
+            store
+                .make_for(&repo, &repo.get(&id2).unwrap())
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(store.prune(&repo).unwrap(), 0);
+        repo.delete(&id2).unwrap();
+        assert_eq!(store.prune(&repo).unwrap(), 1);
+        store
+    })
+    .await
+    .unwrap();
+    assert!(walk(dir.path()).is_empty());
+    drop(store);
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
