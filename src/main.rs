@@ -21,6 +21,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Binary deltas between versions: make one, apply one.
+    #[command(subcommand)]
+    Delta(commands::delta::DeltaCommand),
     /// Forward error correction tools: measurements of the FEC codes.
     #[command(subcommand)]
     Fec(commands::fec::FecCommand),
@@ -57,6 +60,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Delta(command) => commands::delta::run(command),
         Command::Fec(command) => commands::fec::run(command),
         Command::Send(args) => commands::send::run(&args),
         Command::Serve(args) => commands::serve::run_serve(args),

@@ -50,6 +50,12 @@ pub struct Config {
     pub min_free_bytes: Option<u64>,
     /// FEC symbol size T.
     pub symbol_size: Option<u16>,
+    /// Make deltas to each new version from this many previous active
+    /// versions (default 2; 0 turns deltas off).
+    pub delta_bases: Option<usize>,
+    /// Keep a delta only when at most this fraction of the full size
+    /// (default 0.6).
+    pub delta_max_ratio: Option<f64>,
     /// Extra tokens.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,

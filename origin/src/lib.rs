@@ -15,6 +15,8 @@
 //! DATA/catalog.redb      the catalog (redb, single-writer mode: a read-only
 //!                        `dms repair-serve` may open it beside `dms serve`)
 //! DATA/blobs/ab/abcd…    object bytes by SHA-256; DATA/blobs/tmp/ uploads in flight
+//! DATA/deltas/T/B-D      delta from base SHA-256 B to target T, itself of SHA-256 D
+//!                        (made after each publish; see [`deltas`])
 //! DATA/origin.key        Ed25519 manifest signing key, PKCS#8 PEM, mode 0600
 //! DATA/origin.pub        its public key, PEM SubjectPublicKeyInfo (give it to UEs)
 //! DATA/admin.token       the admin bearer token (read-write), mode 0600
@@ -44,6 +46,7 @@ pub mod api;
 pub mod blob;
 pub mod catalog;
 pub mod config;
+pub mod deltas;
 pub mod fsutil;
 pub mod http;
 pub mod keys;

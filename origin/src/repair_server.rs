@@ -84,7 +84,11 @@ pub fn prepare_repair(opts: &RepairServeOptions) -> Result<RepairServer, ServeEr
         };
         Some(crate::tls::server_config(&cert, &key)?)
     };
-    let source: Arc<dyn ObjectSource> = Arc::new(Repository::open_read_only(&opts.data, urls)?);
+    let repo: Arc<dyn ObjectSource> = Arc::new(Repository::open_read_only(&opts.data, urls)?);
+    let deltas =
+        crate::deltas::DeltaStore::open_read_only(&opts.data.join(crate::deltas::DELTA_DIR));
+    let source: Arc<dyn ObjectSource> =
+        Arc::new(crate::deltas::DeltaSource::new(repo, Arc::new(deltas)));
     let app = dms_repair::router(source, None, opts.service.clone());
     Ok(RepairServer { app, tls })
 }

@@ -145,7 +145,26 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
     }
     let public_key = key.verifying_key();
     let repo = Arc::new(Repository::open(&opts.data, key, urls.clone(), limits)?);
+    let mut delta_config = crate::deltas::DeltaConfig::default();
+    if let Some(n) = opts.config.delta_bases {
+        delta_config.bases = n;
+    }
+    if let Some(r) = opts.config.delta_max_ratio {
+        if !(r > 0.0 && r <= 1.0) {
+            return Err(ServeError::Config(
+                "delta_max_ratio must be in (0, 1]".into(),
+            ));
+        }
+        delta_config.max_ratio = r;
+    }
+    let deltas = Arc::new(crate::deltas::DeltaStore::open(
+        &opts.data.join(crate::deltas::DELTA_DIR),
+        delta_config,
+    )?);
+    // Deltas to versions deleted since the last start.
+    deltas.prune(&repo)?;
     let state = AppState {
+        deltas: deltas.clone(),
         repo: repo.clone(),
         public_key: Some(public_key),
         metrics: Arc::new(Metrics::default()),
@@ -163,7 +182,8 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
             ))
         })?,
     )));
-    let source: Arc<dyn ObjectSource> = repo.clone();
+    let source: Arc<dyn ObjectSource> =
+        Arc::new(crate::deltas::DeltaSource::new(repo.clone(), deltas));
     let app = api::router(
         state.clone(),
         tokens.clone(),

@@ -1,5 +1,6 @@
 //! One module per subcommand group.
 
+pub mod delta;
 pub mod fec;
 pub mod keygen;
 pub mod objects;

@@ -1,6 +1,12 @@
 //! `GET|HEAD /dl/{id}/{file_name}`: the object download, with ranges,
 //! validators and immutable caching. Bodies stream from the blob in bounded
 //! chunks read on the blocking pool, so no object is ever held whole.
+//!
+//! `?from=<hex SHA-256 of the installed version>` asks for a delta: when
+//! the source holds one from that base, the delta is served instead (same
+//! ranges and validators, its own ETag and length, content type
+//! [`DELTA_CONTENT_TYPE`], header [`DELTA_BASE_HEADER`] naming the base);
+//! otherwise the full object.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -8,7 +14,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
@@ -17,6 +23,30 @@ use crate::error::{ApiError, blocking};
 use crate::range::{RangeRequest, parse_range};
 use crate::service::AppState;
 use crate::source::{BlobReader, ObjectInfo};
+
+/// Content type of a delta served for `?from=`.
+pub const DELTA_CONTENT_TYPE: &str = "application/vnd.dms.delta";
+
+/// Response header marking a delta: the hex SHA-256 of its base.
+pub const DELTA_BASE_HEADER: &str = "x-dms-delta-base";
+
+/// Query of a download.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct DownloadQuery {
+    /// Hex SHA-256 of the version the client has.
+    from: Option<String>,
+}
+
+/// Parses the `from` parameter: 64 hex digits.
+fn parse_from(from: Option<&str>) -> Result<Option<[u8; 32]>, ApiError> {
+    let Some(from) = from else {
+        return Ok(None);
+    };
+    let mut sha = [0u8; 32];
+    hex::decode_to_slice(from, &mut sha)
+        .map_err(|_| ApiError::bad_request("from must be a hex SHA-256 (64 digits)"))?;
+    Ok(Some(sha))
+}
 
 /// Bytes read from the blob per body chunk.
 pub const CHUNK_BYTES: usize = 512 * 1024;
@@ -60,14 +90,16 @@ pub fn download_path(object: &ObjectInfo) -> String {
 pub(crate) async fn download(
     State(state): State<AppState>,
     Path((id, name)): Path<(String, String)>,
+    Query(query): Query<DownloadQuery>,
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let source = state.source.clone();
     let with_body = method != Method::HEAD;
+    let from = parse_from(query.from.as_deref())?;
     // One trip to the blocking pool: look up, plan, open and read the first
     // chunk (small ranges then need no second trip).
-    let (object, plan, blob) = blocking(move || {
+    let (object, plan, blob, delta_base) = blocking(move || {
         let object = source
             .object(&id)
             .map_err(ApiError::internal)?
@@ -75,14 +107,37 @@ pub(crate) async fn download(
         if file_name(&object.name) != name {
             return Err(ApiError::not_found(format!("no file {name} in object")));
         }
+        let delta = match &from {
+            Some(base) => source
+                .delta_from(&object, base)
+                .map_err(ApiError::internal)?,
+            None => None,
+        };
+        // A delta is served like the object, as its own representation.
+        let (object, opened, delta_base) = match delta {
+            Some((delta, reader)) => (
+                ObjectInfo {
+                    size: delta.size,
+                    sha256: delta.sha256,
+                    content_type: DELTA_CONTENT_TYPE.to_owned(),
+                    ..object
+                },
+                Some(reader),
+                Some(delta.base_sha256),
+            ),
+            None => (object, None, None),
+        };
         let mut plan = plan_response(&object, &headers);
         if plan.parts.is_empty() || !with_body {
-            return Ok((object, plan, None));
+            return Ok((object, plan, None, delta_base));
         }
-        let blob: Arc<dyn BlobReader> =
-            Arc::from(source.open(&object).map_err(ApiError::internal)?);
+        let reader = match opened {
+            Some(reader) => reader,
+            None => source.open(&object).map_err(ApiError::internal)?,
+        };
+        let blob: Arc<dyn BlobReader> = Arc::from(reader);
         prefetch(&mut plan.parts, blob.as_ref()).map_err(ApiError::internal)?;
-        Ok((object, plan, Some(blob)))
+        Ok((object, plan, Some(blob), delta_base))
     })
     .await?;
     let mut builder = Response::builder()
@@ -93,6 +148,9 @@ pub(crate) async fn download(
         .header(header::CACHE_CONTROL, CACHE_CONTROL);
     for (name, value) in &plan.headers {
         builder = builder.header(name, value);
+    }
+    if let Some(base) = delta_base {
+        builder = builder.header(DELTA_BASE_HEADER, hex::encode(base));
     }
     let body = match blob {
         Some(blob) => stream_parts(blob, plan.parts),

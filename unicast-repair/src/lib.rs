@@ -54,4 +54,6 @@ pub use error::ApiError;
 pub use limit::LimitConfig;
 pub use report::{RedbReports, ReportStore, reports_router};
 pub use service::{ServiceConfig, router};
-pub use source::{BlobReader, FileBlob, ObjectInfo, ObjectSource, SourceError};
+pub use source::{
+    BlobReader, DeltaBlob, FileBlob, ObjectInfo, ObjectSource, OpenDelta, SourceError,
+};

@@ -126,6 +126,33 @@ pub trait ObjectSource: Send + Sync + 'static {
 
     /// Opens the object's bytes.
     fn open(&self, object: &ObjectInfo) -> Result<Box<dyn BlobReader>, SourceError>;
+
+    /// A stored delta that turns the version whose SHA-256 is
+    /// `base_sha256` into `object`, with its bytes open; `None` (the
+    /// default) when there is none, and then the full object is served.
+    fn delta_from(
+        &self,
+        object: &ObjectInfo,
+        base_sha256: &[u8; 32],
+    ) -> Result<Option<OpenDelta>, SourceError> {
+        let _ = (object, base_sha256);
+        Ok(None)
+    }
+}
+
+/// A stored delta and its bytes, opened.
+pub type OpenDelta = (DeltaBlob, Box<dyn BlobReader>);
+
+/// A stored delta between two versions of an object (see
+/// [`ObjectSource::delta_from`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeltaBlob {
+    /// SHA-256 of the version the delta applies to.
+    pub base_sha256: [u8; 32],
+    /// Size of the delta in bytes.
+    pub size: u64,
+    /// SHA-256 of the delta's bytes.
+    pub sha256: [u8; 32],
 }
 
 #[cfg(test)]

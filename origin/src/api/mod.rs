@@ -43,6 +43,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The broadcast sessions (also the repository's delete veto).
     pub sessions: Arc<SessionRegistry>,
+    /// The stored deltas between versions.
+    pub deltas: Arc<crate::deltas::DeltaStore>,
 }
 
 /// The management routes (without the token layer).
@@ -55,6 +57,7 @@ fn management(state: AppState) -> Router {
                 .patch(objects::patch)
                 .delete(objects::delete),
         )
+        .route("/v1/objects/{id}/deltas", get(crate::deltas::list_route))
         .route(
             "/v1/objects/{id}/notifications",
             get(objects::notifications),

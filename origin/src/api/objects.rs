@@ -60,6 +60,10 @@ pub struct ObjectView {
     pub notify_uri: String,
     /// FEC layout.
     pub fec: FecInfo,
+    /// Deltas to this version from earlier ones (in `GET /v1/objects/{id}`
+    /// and `/v1/objects/{id}/deltas`; absent when there are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deltas: Vec<crate::deltas::DeltaView>,
 }
 
 impl ObjectView {
@@ -86,6 +90,7 @@ impl ObjectView {
             report_uri: urls.report_uri(),
             notify_uri: urls.notify_uri(&r.id),
             fec: r.fec.clone(),
+            deltas: Vec::new(),
         }
     }
 }
@@ -205,6 +210,7 @@ pub async fn create(
     drop(tx);
     let record = writer.await??;
     tracing::info!(id = %record.id, name = %record.name, version = %record.version, size = record.size, "published");
+    state.deltas.spawn_for(state.repo.clone(), record.clone());
     let view = ObjectView::new(&record, state.repo.urls());
     let location = format!("/v1/objects/{}", record.id);
     Ok((
@@ -301,8 +307,16 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<axum::Json<ObjectView>, ApiError> {
     let repo = state.repo.clone();
-    let record = tokio::task::spawn_blocking(move || repo.get(&id)).await??;
-    Ok(axum::Json(ObjectView::new(&record, state.repo.urls())))
+    let store = state.deltas.clone();
+    let (record, deltas) = tokio::task::spawn_blocking(move || {
+        let record = repo.get(&id)?;
+        let deltas = store.views(&repo, &record)?;
+        Ok::<_, crate::repo::RepoError>((record, deltas))
+    })
+    .await??;
+    let mut view = ObjectView::new(&record, state.repo.urls());
+    view.deltas = deltas;
+    Ok(axum::Json(view))
 }
 
 /// Body of `PATCH /v1/objects/{id}`.
