@@ -7,37 +7,15 @@
 //! writes nothing.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod binary;
+
+use binary::{Kill, dms, json, start_origin};
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const GROUP: &str = "239.255.76.1:47611";
-
-fn dms(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dms"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// Kills a child even when an assertion fails.
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The figures of the agent's "bytes by source" line.
 fn figures(stderr: &str) -> Option<(u64, u64, u64)> {
@@ -55,34 +33,7 @@ fn lossy_ues_repair_and_verify_and_a_wrong_key_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data_s = data.to_str().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = format!("https://127.0.0.1:{port}");
-    let _server = Kill(
-        Command::new(env!("CARGO_BIN_EXE_dms"))
-            .args([
-                "serve",
-                "--data",
-                data_s,
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !dms(&["session", "list", "--server", &server, "--data", data_s])
-        .status
-        .success()
-    {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (_server, server) = start_origin(&data);
     let cacert = data.join("tls/cert.pem");
     let origin_pub = data.join("origin.pub");
     assert!(origin_pub.exists());

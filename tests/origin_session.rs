@@ -7,10 +7,14 @@
 //! place, so the session is still checked end to end.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod binary;
+
+use binary::{dms, json, start_origin};
+
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dms_flute::net::{Interface, ReceiverSocketConfig, receiver_socket};
@@ -18,32 +22,6 @@ use dms_flute::receiver::{Event, Receiver, ReceiverConfig, Verification};
 use sha2::{Digest, Sha256};
 
 const GROUP: &str = "239.255.75.1:47511";
-
-fn dms(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dms"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// Kills the server even when an assertion fails.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The in-process stand-in for `dms receive`: the first object that
 /// completes with its MD5 and SHA-256 verified, by Content-Location.
@@ -103,38 +81,9 @@ fn receive_in_process(group: SocketAddr, timeout: Duration) -> Option<(String, V
 fn a_published_object_is_broadcast_by_a_session_and_received() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let data_s = data.to_str().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = format!("https://127.0.0.1:{port}");
-    let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_dms"))
-            .args([
-                "serve",
-                "--data",
-                data_s,
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_server, server) = start_origin(&data);
     let cacert = data.join("tls/cert.pem");
     let token_file = data.join("admin.token");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    // Until the server made its token and certificate and answers.
-    while !dms(&["session", "list", "--server", &server, "--data", data_s])
-        .status
-        .success()
-    {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     // The explicit client flags: --token and --cacert.
     let token = std::fs::read_to_string(&token_file).unwrap();
     let client = [

@@ -4,48 +4,15 @@
 //! trusting the origin's generated certificate.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod binary;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use dms_fec::FecScheme;
 use dms_repair::container::ContainerReader;
 
-fn dms(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dms"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Kills the child when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(args: &[&str]) -> Server {
-    Server(
-        Command::new(env!("CARGO_BIN_EXE_dms"))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
+use binary::{dms, free_port, spawn, start_origin, wait_until};
 
 /// Runs curl with the origin's CA; returns (HTTP status, body).
 fn curl(cacert: &Path, extra: &[&str], url: &str) -> (u16, Vec<u8>) {
@@ -71,34 +38,13 @@ fn curl(cacert: &Path, extra: &[&str], url: &str) -> (u16, Vec<u8>) {
     (status, body)
 }
 
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready() {
-        assert!(Instant::now() < deadline, "{what} did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn ranges_symbols_and_reports_from_the_origin_and_a_standalone_repair_server() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data_s = data.to_str().unwrap();
-    let port = free_port();
-    let origin_url = format!("https://127.0.0.1:{port}");
-    let _origin = spawn(&[
-        "serve",
-        "--data",
-        data_s,
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-    ]);
+    let (_origin, origin_url) = start_origin(&data);
     let client = ["--server", origin_url.as_str(), "--data", data_s];
-    wait_until("dms serve", || {
-        dms(&[&["objects", "list"][..], &client[..]].concat())
-            .status
-            .success()
-    });
 
     // Three blocks' worth of bytes that differ everywhere.
     let bytes: Vec<u8> = (0..3_000_000u32)

@@ -1,0 +1,87 @@
+//! Running the built `dms` binary from end-to-end tests: one-shot commands,
+//! a started origin that is killed when the test ends however it ends, and
+//! free loopback ports. Each test file uses a part of it.
+#![allow(dead_code)] // each test crate uses a different part
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `dms ARGS` to completion.
+pub fn dms(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dms"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The JSON a successful command printed (its stderr in the failure).
+pub fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills a child even when an assertion fails.
+pub struct Kill(pub Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `dms ARGS` in the background, its output discarded.
+pub fn spawn(args: &[&str]) -> Kill {
+    Kill(
+        Command::new(env!("CARGO_BIN_EXE_dms"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Waits (at most 60 s) until `ready` holds.
+pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `dms serve --data DATA` on a free port over TLS, once it answers (its
+/// token and certificate are then in DATA); returns it and its URL.
+pub fn start_origin(data: &Path) -> (Kill, String) {
+    let port = free_port();
+    let data = data.to_str().unwrap();
+    let server = spawn(&[
+        "serve",
+        "--data",
+        data,
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let url = format!("https://127.0.0.1:{port}");
+    wait_until("dms serve", || {
+        dms(&["session", "list", "--server", &url, "--data", data])
+            .status
+            .success()
+    });
+    (server, url)
+}
