@@ -71,12 +71,18 @@ impl Client {
         if args.server.starts_with("https://") && cacert.is_none() {
             bail!("give --cacert PEM (or --data of a local origin) to trust the server");
         }
+        Self::connect(&args.server, token, cacert.as_deref())
+    }
+
+    /// A client of the origin at `server` with `token`, trusting the CA
+    /// certificate `cacert` (PEM) for `https://`.
+    pub fn connect(server: &str, token: String, cacert: Option<&Path>) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls_config(cacert.as_deref())?)
+            .use_preconfigured_tls(tls_config(cacert)?)
             .build()?;
         Ok(Self {
             http,
-            server: args.server.trim_end_matches('/').to_owned(),
+            server: server.trim_end_matches('/').to_owned(),
             token,
         })
     }

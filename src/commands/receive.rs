@@ -1,27 +1,26 @@
-//! `dms receive`: receive a FLUTE session from a multicast group into a
-//! directory, with a progress bar per object (stderr) and the path of each
-//! finished object on stdout.
+//! `dms receive`: the UE agent ([`dms_peer::agent`]) on the command line:
+//! receive a FLUTE session from a multicast group into a directory, with a
+//! progress bar per object (stderr) and the path of each finished object on
+//! stdout.
 //!
-//! With `--repair`, objects still incomplete when the session ends (closed
-//! by the sender, or idle) are completed from the repair service after a
-//! random back-off: fresh repair symbols per block (`more=`), a
-//! whole-object download only if symbol repair fails. With `--origin-key`,
-//! nothing reaches its final name unless the object's signed manifest
-//! verifies and the object matches it (size, SHA-256, every block hash).
+//! With `--repair` (and `--peer`), objects still incomplete when the
+//! session ends (closed by the sender, or idle) are completed from peers
+//! and the repair service after a random back-off: fresh repair symbols per
+//! block (`more=`), a whole-object download only if symbol repair fails.
+//! With `--origin-key`, nothing reaches its final name unless the object's
+//! signed manifest verifies and the object matches it (size, SHA-256,
+//! every block hash).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use dms_peer::receive::{
-    Interface, LossModel, MulticastReceiver, ObjectProgress, ObjectState, ReceiveConfig,
-    ReceiveEvent, ReceiveStats,
-};
-
-mod repair;
+use dms_peer::agent::{AgentConfig, AgentEvent, AgentReport};
+use dms_peer::receive::{Interface, LossModel, ObjectState, ReceiveConfig};
+use dms_repair::client::backoff::Backoff;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Arguments of `dms receive`.
@@ -137,45 +136,78 @@ fn parse_drop(s: &str) -> Result<(f64, Option<f64>), String> {
     Ok((rate / 100.0, burst))
 }
 
-/// What is known of one object.
-struct Tracked {
-    last: ObjectProgress,
-    bar: ProgressBar,
+/// Trust roots from a PEM file of CA certificates (none without a file).
+pub fn roots(cacert: Option<&Path>) -> anyhow::Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(path) = cacert {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            roots.add(cert?)?;
+        }
+        if roots.is_empty() {
+            bail!("{}: no certificate", path.display());
+        }
+    }
+    Ok(roots)
 }
 
-/// Runs `dms receive`.
-pub fn run(args: ReceiveArgs) -> anyhow::Result<()> {
-    let deadline = match args.timeout {
-        Some(secs) => {
-            let limit = Duration::try_from_secs_f64(secs)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .context("--timeout must be a positive number of seconds")?;
-            Some(Instant::now() + limit)
-        }
-        None => None,
-    };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating output directory {}", args.out.display()))?;
-    let mut config = ReceiveConfig::new(args.group, args.iface, &args.out);
-    if let Some(tsi) = args.tsi {
-        config.flute.tsi = Some(tsi);
-    }
-    config.flute.session_idle_timeout = Duration::try_from_secs_f64(args.idle)
+fn secs(s: f64, what: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(s).with_context(|| format!("{what} must be ≥ 0 seconds"))
+}
+
+fn positive_secs(s: f64, what: &str) -> anyhow::Result<Duration> {
+    secs(s, what)
         .ok()
         .filter(|d| !d.is_zero())
-        .context("--idle must be a positive number of seconds")?;
-    config.loss = args.drop.map(|(rate, mean_burst)| LossModel {
+        .with_context(|| format!("{what} must be a positive number of seconds"))
+}
+
+/// The agent's settings from the command line.
+fn agent_config(args: &ReceiveArgs) -> anyhow::Result<AgentConfig> {
+    let mut receive = ReceiveConfig::new(args.group, args.iface, &args.out);
+    if let Some(tsi) = args.tsi {
+        receive.flute.tsi = Some(tsi);
+    }
+    receive.flute.session_idle_timeout = positive_secs(args.idle, "--idle")?;
+    receive.loss = args.drop.map(|(rate, mean_burst)| LossModel {
         rate,
         mean_burst,
         seed: args.seed,
     });
-    config.require_manifest = args.origin_key.is_some();
-    let mut agent = repair::Agent::new(&args)?;
-    let (receiver, events) = MulticastReceiver::start(config)
-        .with_context(|| format!("receiving {} on {:?}", args.group, args.iface))?;
-    let control = receiver.control();
+    let mut config = AgentConfig::new(receive);
+    config.count = args.count;
+    config.timeout = args
+        .timeout
+        .map(|t| positive_secs(t, "--timeout"))
+        .transpose()?;
+    config.repair_uris.clone_from(&args.repair);
+    config.origin_key_pem = match &args.origin_key {
+        Some(path) => Some(
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => None,
+    };
+    config.roots = roots(args.cacert.as_deref())?;
+    config.report_uri = args.report.clone().or_else(|| config.default_report_uri());
+    config.seed = args.seed;
+    config.state_dir.clone_from(&args.state);
+    config.backoff = Backoff {
+        offset: secs(args.backoff_offset, "--backoff-offset")?,
+        random_period: secs(args.backoff_window, "--backoff-window")?,
+    };
+    config.listen.clone_from(&args.listen);
+    config.peers.clone_from(&args.peer);
+    config.malicious_peer = args.malicious_peer;
+    config.linger = secs(args.linger, "--linger")?;
+    config.device.clone_from(&args.device);
+    Ok(config)
+}
 
+/// Runs `dms receive`.
+pub fn run(args: ReceiveArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating output directory {}", args.out.display()))?;
+    let config = agent_config(&args)?;
     let multi = MultiProgress::with_draw_target(if args.quiet {
         ProgressDrawTarget::hidden()
     } else {
@@ -186,154 +218,76 @@ pub fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     )
     .context("progress bar template")?
     .progress_chars("=> ");
-    let mut objects: BTreeMap<(u64, u128), Tracked> = BTreeMap::new();
-    let mut complete = 0u64;
-    let started = Instant::now();
-
-    let mut repair_at: Option<Instant> = None;
-    while complete < args.count {
-        let wait = match deadline {
-            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-            None => Duration::from_secs(3600),
-        };
-        if wait.is_zero() {
-            break;
-        }
-        if repair_at.is_some_and(|at| at <= Instant::now()) {
-            repair_at = None;
-            let incomplete: Vec<ObjectProgress> = objects
-                .values()
-                .filter(|t| matches!(t.last.state, ObjectState::Receiving))
-                .map(|t| t.last.clone())
-                .collect();
-            for object in incomplete {
-                if let Some(path) = multi.suspend(|| agent.repair(&control, &object))? {
-                    // Downloaded whole: the receiver gave it up.
-                    complete += 1;
-                    if let Some(t) = objects.get_mut(&(object.tsi, object.toi)) {
-                        t.bar
-                            .finish_with_message(format!("{} (downloaded)", object.name));
-                        t.last.state = ObjectState::Complete {
-                            path: path.clone(),
-                            size: object.total_bytes,
-                            verified: true,
-                        };
-                    }
+    let mut bars: BTreeMap<(u64, u128), ProgressBar> = BTreeMap::new();
+    let report = dms_peer::agent::run(config, |event| match event {
+        AgentEvent::Progress(p) | AgentEvent::Repairing(p) => {
+            let bar = bars.entry((p.tsi, p.toi)).or_insert_with(|| {
+                multi.add(ProgressBar::new(p.total_bytes).with_style(style.clone()))
+            });
+            bar.set_length(p.total_bytes);
+            bar.set_position(p.bytes_decoded);
+            match &p.state {
+                ObjectState::Receiving => bar.set_message(p.name.clone()),
+                ObjectState::Complete { path, verified, .. } => {
+                    let note = if *verified {
+                        "verified"
+                    } else {
+                        "no digest given"
+                    };
+                    bar.finish_with_message(format!("{} ({note})", p.name));
+                    // The results, one path a line, for scripts.
                     multi.suspend(|| println!("{}", path.display()));
                 }
-            }
-            continue;
-        }
-        let wait = match repair_at {
-            Some(at) => wait.min(at.saturating_duration_since(Instant::now())),
-            None => wait,
-        };
-        let event = match events.recv_timeout(wait) {
-            Ok(event) => event,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-        };
-        match event {
-            ReceiveEvent::Object(progress) => {
-                // Fetches and verifies the manifest once it is named; a
-                // manifest that does not verify ends the agent.
-                agent.object_seen(&control, &progress)?;
-                let key = (progress.tsi, progress.toi);
-                let tracked = objects.entry(key).or_insert_with(|| Tracked {
-                    bar: multi
-                        .add(ProgressBar::new(progress.total_bytes).with_style(style.clone())),
-                    last: progress.clone(),
-                });
-                let finished_before = !matches!(tracked.last.state, ObjectState::Receiving);
-                tracked.bar.set_length(progress.total_bytes);
-                tracked.bar.set_position(progress.bytes_decoded);
-                match &progress.state {
-                    ObjectState::Receiving => tracked.bar.set_message(progress.name.clone()),
-                    ObjectState::Complete { path, verified, .. } => {
-                        let note = if *verified {
-                            "verified"
-                        } else {
-                            "no digest given"
-                        };
-                        tracked
-                            .bar
-                            .finish_with_message(format!("{} ({note})", progress.name));
-                        if !finished_before {
-                            complete += 1;
-                            agent.object_done(&progress, Some(path));
-                        }
-                        // The results, one path a line, for scripts.
-                        multi.suspend(|| println!("{}", path.display()));
-                    }
-                    ObjectState::Failed { reason } => {
-                        tracked
-                            .bar
-                            .abandon_with_message(format!("{} FAILED: {reason}", progress.name));
-                    }
-                    _ => {}
+                ObjectState::Failed { reason } => {
+                    bar.abandon_with_message(format!("{} FAILED: {reason}", p.name));
                 }
-                tracked.last = progress;
+                _ => {}
             }
-            ReceiveEvent::SessionClosed { tsi } => {
-                tracing::info!("session {tsi} closed by the sender");
-                repair_at = repair_at.or_else(|| agent.repair_time());
-            }
-            ReceiveEvent::SessionIdle { tsi } => {
-                tracing::info!("session {tsi} idle");
-                repair_at = repair_at.or_else(|| agent.repair_time());
-            }
-            _ => {}
         }
-    }
-
-    let stats = receiver.stop().context("stopping the receiver")?;
+        AgentEvent::Downloaded { progress, path } => {
+            if let Some(bar) = bars.get(&(progress.tsi, progress.toi)) {
+                bar.finish_with_message(format!("{} (downloaded)", progress.name));
+            }
+            multi.suspend(|| println!("{}", path.display()));
+        }
+        AgentEvent::PeerBanned(peer) => {
+            multi.suspend(|| eprintln!("peer {peer} banned: its symbols fail the manifest"));
+        }
+        _ => {}
+    })?;
     if !args.quiet {
-        summary(&stats, started.elapsed());
+        summary(&report);
     }
-    agent.finish(&stats, started.elapsed())?;
-    if complete >= args.count {
+    eprintln!("{}", bytes_line(&report));
+    if report.is_complete() {
         return Ok(());
     }
     bail!(
-        "timed out: {complete} of {} objects complete{}",
-        args.count,
-        unfinished(&objects, &stats)
+        "timed out: {} of {} objects complete{}",
+        report.complete,
+        report.wanted,
+        report.unfinished()
     )
 }
 
-/// What was not received, for the timeout message.
-fn unfinished(objects: &BTreeMap<(u64, u128), Tracked>, stats: &ReceiveStats) -> String {
-    let mut lines = String::new();
-    for t in objects.values() {
-        let p = &t.last;
-        match &p.state {
-            ObjectState::Receiving => lines.push_str(&format!(
-                "\n  {} (TSI {}, TOI {}): incomplete, {} of {} bytes decoded, {} missing",
-                p.name,
-                p.tsi,
-                p.toi,
-                p.bytes_decoded,
-                p.total_bytes,
-                p.total_bytes.saturating_sub(p.bytes_decoded)
-            )),
-            ObjectState::Failed { reason } => lines.push_str(&format!(
-                "\n  {} (TSI {}, TOI {}): failed: {reason}",
-                p.name, p.tsi, p.toi
-            )),
-            _ => {}
-        }
-    }
-    if objects.is_empty() {
-        lines = format!(
-            "; no object started ({} datagrams received)",
-            stats.datagrams
-        );
-    }
-    lines
+/// Bytes by source, and repair bytes against the bytes missed.
+fn bytes_line(report: &AgentReport) -> String {
+    let bytes = report.bytes();
+    let missed = report.missed_bytes();
+    let ratio = if missed > 0 {
+        format!("{:.3}", (bytes.repair + bytes.peers) as f64 / missed as f64)
+    } else {
+        "-".into()
+    };
+    format!(
+        "bytes by source: broadcast {} peers {} repair {} (missed {missed}, (peers+repair)/missed {ratio}; {} datagrams dropped by --drop)",
+        bytes.broadcast, bytes.peers, bytes.repair, report.stats.dropped_injected
+    )
 }
 
-fn summary(stats: &ReceiveStats, elapsed: Duration) {
-    let secs = elapsed.as_secs_f64().max(1e-9);
+fn summary(report: &AgentReport) {
+    let stats = &report.stats;
+    let secs = report.elapsed.as_secs_f64().max(1e-9);
     eprintln!(
         "{} datagrams, {} bytes in {:.1} s ({:.1} Mbit/s); {} dropped (decoder lagging), {} receive errors, {} malformed; objects: {} complete, {} failed",
         stats.datagrams,

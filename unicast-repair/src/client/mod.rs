@@ -276,6 +276,48 @@ impl RepairClient {
     }
 }
 
+impl RepairClient {
+    /// GETs `uri` and returns its body (at most `limit` bytes): a signed
+    /// manifest, a descriptor. Any status but 200 is an error.
+    pub async fn fetch(&self, uri: &str, limit: usize) -> Result<Bytes, ClientError> {
+        let request = hyper::Request::builder()
+            .method("GET")
+            .uri(uri)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Url(e.to_string()))?;
+        let response = self.send(request).await?;
+        let status = response.status();
+        let body = self.read_body(response.into_body(), limit).await?;
+        if status != StatusCode::OK {
+            return Err(status_error(status, &body));
+        }
+        Ok(body)
+    }
+
+    /// POSTs `body` as `content_type` to `uri` (a reception report). Any
+    /// status but 2xx is an error.
+    pub async fn post(
+        &self,
+        uri: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<(), ClientError> {
+        let request = hyper::Request::builder()
+            .method("POST")
+            .uri(uri)
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ClientError::Url(e.to_string()))?;
+        let response = self.send(request).await?;
+        let status = response.status();
+        let answer = self.read_body(response.into_body(), 64 << 10).await?;
+        if !status.is_success() {
+            return Err(status_error(status, &answer));
+        }
+        Ok(())
+    }
+}
+
 fn status_error(status: StatusCode, body: &[u8]) -> ClientError {
     ClientError::Status {
         status,

@@ -1,26 +1,29 @@
-//! The repair side of `dms receive`: signed manifests (fetched when the
-//! FDT names them, verified with `--origin-key`), symbol repair from the
+//! The agent's network side: signed manifests (fetched when the FDT names
+//! them, verified with the origin key), repair from peers and then from the
 //! repair service after the back-off, the whole-object download fallback,
-//! and the reception report with bytes by source.
+//! and the reception reports with bytes by source.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail};
 use dms_fec::PayloadId;
-use dms_peer::p2p::{PeerNode, Request, Response, Served};
-use dms_peer::receive::{Control, ManifestCheck, ObjectProgress, ReceiveStats};
 use dms_repair::client::backoff::Backoff;
 use dms_repair::manifest::{ManifestBody, SignedManifest, public_key_from_pem};
 use dms_repair::query::{RepairItem, RepairQuery};
 use dms_repair::report::{BytesBySource, JsonReport};
 use dms_repair::{ClientConfig, DownloadTarget, RepairClient};
+use ed25519_dalek::VerifyingKey;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::ReceiveArgs;
+use super::{AgentConfig, AgentError, AgentEvent, AgentReport, ObjectOutcome};
+use crate::p2p::{PeerNode, Request, Response, Served};
+use crate::receive::{
+    Control, ManifestCheck, ObjectGaps, ObjectProgress, ObjectState, ReceiveStats,
+};
 
 /// Symbols asked beyond what each block needs. RaptorQ decodes with K + 1
 /// symbols in all but a few in a million tries (`dms fec overhead`), and a
@@ -31,9 +34,15 @@ const MARGIN: u32 = 1;
 /// Rounds of symbol repair before the whole object is downloaded.
 const ROUNDS: u32 = 6;
 
+/// Rounds asked of each peer before the next one.
+const PEER_ROUNDS: u32 = 3;
+
 /// Fresh repair ESIs start here (far above what a broadcast sends), each
 /// round and each device in its own range.
 const FRESH_ESI_BASE: u32 = 1 << 22;
+
+/// Largest signed manifest accepted.
+const MAX_MANIFEST_BYTES: usize = 4 << 20;
 
 /// What is known of one object for repair and reporting.
 #[derive(Default)]
@@ -41,10 +50,12 @@ struct ObjectRecord {
     content_location: Option<String>,
     manifest_uri: Option<String>,
     manifest: Option<ManifestBody>,
-    success: bool,
+    path: Option<PathBuf>,
     repair_bytes: u64,
     peer_bytes: u64,
     missed_bytes: Option<u64>,
+    time_to_complete: Option<Duration>,
+    downloaded_whole: bool,
 }
 
 /// How asking the peers went.
@@ -58,13 +69,12 @@ enum PeerOutcome {
 }
 
 /// The agent's network side.
-pub struct Agent {
+pub(super) struct Repairer {
     rt: tokio::runtime::Runtime,
     client: RepairClient,
-    http: reqwest::Client,
     repair_uris: Vec<String>,
     report_uri: Option<String>,
-    key_pem: Option<String>,
+    key: Option<VerifyingKey>,
     backoff: Backoff,
     rng: StdRng,
     out: PathBuf,
@@ -73,104 +83,75 @@ pub struct Agent {
     objects: HashMap<(u64, u128), ObjectRecord>,
     node: Option<PeerNode>,
     linger: Duration,
+    stop_lingering: Option<Arc<AtomicBool>>,
+    banned: Vec<String>,
 }
 
-fn roots(cacert: Option<&Path>) -> anyhow::Result<rustls::RootCertStore> {
-    let mut roots = rustls::RootCertStore::empty();
-    if let Some(path) = cacert {
-        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            roots.add(cert?)?;
-        }
-        if roots.is_empty() {
-            bail!("{}: no certificate", path.display());
-        }
-    }
-    Ok(roots)
-}
-
-fn secs(s: f64, what: &str) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(s).with_context(|| format!("{what} must be ≥ 0 seconds"))
-}
-
-impl Agent {
-    /// The agent for these arguments (reads the origin key and the CA).
-    pub fn new(args: &ReceiveArgs) -> anyhow::Result<Self> {
-        let key_pem = match &args.origin_key {
-            Some(path) => {
-                let pem = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                public_key_from_pem(&pem)
-                    .with_context(|| format!("{}: not an origin public key", path.display()))?;
-                Some(pem)
+impl Repairer {
+    /// The network side for `config` (parses the origin key, starts the
+    /// peer node).
+    pub(super) fn new(config: &AgentConfig) -> Result<Self, AgentError> {
+        let key = match &config.origin_key_pem {
+            Some(pem) => {
+                Some(public_key_from_pem(pem).map_err(|e| AgentError::OriginKey(e.to_string()))?)
             }
             None => None,
         };
-        let roots = roots(args.cacert.as_deref())?;
-        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots.clone())
-        .with_no_client_auth();
-        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .timeout(Duration::from_secs(30))
-            .build()?;
         let client = RepairClient::new(ClientConfig {
-            roots,
+            roots: config.roots.clone(),
             ..ClientConfig::default()
         })?;
-        let report_uri = args.report.clone().or_else(|| {
-            let first = args.repair.first()?;
-            let base = first.trim_end_matches('/');
-            let base = base.strip_suffix("/repair").unwrap_or(base);
-            Some(format!("{base}/report"))
-        });
-        if let Some(state) = &args.state {
-            std::fs::create_dir_all(state)
-                .with_context(|| format!("creating state directory {}", state.display()))?;
+        if let Some(state) = &config.state_dir {
+            std::fs::create_dir_all(state).map_err(|source| AgentError::Io {
+                context: format!("creating state directory {}", state.display()),
+                source,
+            })?;
         }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
-            .build()?;
-        let node = if args.listen.is_empty() && args.peer.is_empty() {
+            .build()
+            .map_err(|source| AgentError::Io {
+                context: "starting the agent's runtime".into(),
+                source,
+            })?;
+        let node = if config.listen.is_empty() && config.peers.is_empty() {
             None
         } else {
             let _guard = rt.enter();
             Some(
-                PeerNode::start(&args.listen, &args.peer, args.malicious_peer)
-                    .context("starting the peer node")?,
+                PeerNode::start(&config.listen, &config.peers, config.malicious_peer)
+                    .map_err(|e| AgentError::Peer(e.to_string()))?,
             )
         };
-        Ok(Agent {
+        Ok(Repairer {
             rt,
             node,
-            linger: secs(args.linger, "--linger")?,
+            linger: config.linger,
+            stop_lingering: config.stop_lingering.clone(),
             client,
-            http,
-            repair_uris: args.repair.clone(),
-            report_uri,
-            key_pem,
-            backoff: Backoff {
-                offset: secs(args.backoff_offset, "--backoff-offset")?,
-                random_period: secs(args.backoff_window, "--backoff-window")?,
-            },
-            rng: StdRng::seed_from_u64(args.seed ^ 0x5eed_0fba_c0ff),
-            out: args.out.clone(),
-            state: args.state.clone(),
-            device: args.device.clone(),
+            repair_uris: config.repair_uris.clone(),
+            report_uri: config.report_uri.clone(),
+            key,
+            backoff: config.backoff,
+            rng: StdRng::seed_from_u64(config.seed ^ 0x5eed_0fba_c0ff),
+            out: config.receive.out_dir.clone(),
+            state: config.state_dir.clone(),
+            device: config.device.clone(),
             objects: HashMap::new(),
+            banned: Vec::new(),
         })
     }
 
-    /// Notes what an event tells of an object; with `--origin-key`, fetches
+    /// Notes what an event tells of an object; with an origin key, fetches
     /// and verifies its manifest the first time the FDT names one, and
     /// hands the check to the receiver. A manifest that does not verify is
     /// an error (the agent stops; nothing was delivered).
-    pub fn object_seen(&mut self, control: &Control, p: &ObjectProgress) -> anyhow::Result<()> {
+    pub(super) fn object_seen(
+        &mut self,
+        control: &Control,
+        p: &ObjectProgress,
+    ) -> Result<(), AgentError> {
         let record = self.objects.entry((p.tsi, p.toi)).or_default();
         if p.content_location.is_some() {
             record.content_location.clone_from(&p.content_location);
@@ -178,18 +159,18 @@ impl Agent {
         if p.manifest.is_some() {
             record.manifest_uri.clone_from(&p.manifest);
         }
-        let (Some(pem), Some(uri)) = (&self.key_pem, &record.manifest_uri) else {
+        let (Some(key), Some(uri)) = (&self.key, &record.manifest_uri) else {
             return Ok(());
         };
         if record.manifest.is_some() {
             return Ok(());
         }
         let uri = uri.clone();
-        let signed = self.rt.block_on(fetch_manifest(&self.http, &uri))?;
-        let key = public_key_from_pem(pem).map_err(|e| anyhow!("origin key: {e}"))?;
-        let body = signed
-            .verify(&key)
-            .map_err(|e| anyhow!("manifest {uri} does not verify with the origin key: {e}"))?;
+        let signed = self.fetch_manifest(&uri)?;
+        let body = signed.verify(key).map_err(|e| AgentError::Manifest {
+            uri: uri.clone(),
+            reason: format!("does not verify with the origin key: {e}"),
+        })?;
         control.set_manifest(
             p.tsi,
             p.toi,
@@ -206,11 +187,29 @@ impl Agent {
         Ok(())
     }
 
-    /// An object was delivered to `path`: it is served to peers from now
-    /// on (when its manifest is known).
-    pub fn object_done(&mut self, p: &ObjectProgress, path: Option<&PathBuf>) {
+    fn fetch_manifest(&self, uri: &str) -> Result<SignedManifest, AgentError> {
+        let error = |reason: String| AgentError::Manifest {
+            uri: uri.to_owned(),
+            reason,
+        };
+        let bytes = self
+            .rt
+            .block_on(self.client.fetch(uri, MAX_MANIFEST_BYTES))
+            .map_err(|e| error(e.to_string()))?;
+        SignedManifest::from_json(&bytes).map_err(|e| error(e.to_string()))
+    }
+
+    /// An object was delivered to `path` after `elapsed`: it is served to
+    /// peers from now on (when its manifest is known).
+    pub(super) fn object_done(
+        &mut self,
+        p: &ObjectProgress,
+        path: Option<&PathBuf>,
+        elapsed: Duration,
+    ) {
         let record = self.objects.entry((p.tsi, p.toi)).or_default();
-        record.success = path.is_some();
+        record.path = path.cloned();
+        record.time_to_complete = Some(elapsed);
         if let (Some(node), Some(path), Some(body), Some(location)) =
             (&self.node, path, &record.manifest, &record.content_location)
         {
@@ -224,15 +223,16 @@ impl Agent {
         }
     }
 
-    /// Asks the connected peers for what object `p` still needs; true once
-    /// it needs nothing more. A peer whose symbols make the object fail its
-    /// manifest is banned (the object is then downloaded again whole).
+    /// Asks the connected peers for what object `p` still needs. A peer
+    /// whose symbols make the object fail its manifest is banned (the
+    /// object is then downloaded again whole).
     fn repair_from_peers(
         &mut self,
         control: &Control,
         p: &ObjectProgress,
         location: &str,
         device_offset: u32,
+        on_event: &mut dyn FnMut(AgentEvent),
     ) -> PeerOutcome {
         let Some(node) = self.node.clone() else {
             return PeerOutcome::Incomplete;
@@ -240,7 +240,7 @@ impl Agent {
         let key = (p.tsi, p.toi);
         let peers = self.rt.block_on(node.peers());
         for (i, peer) in peers.iter().enumerate() {
-            for round in 0..3u32 {
+            for round in 0..PEER_ROUNDS {
                 let Some(gaps) = control.gaps(p.tsi, p.toi) else {
                     return PeerOutcome::Incomplete;
                 };
@@ -285,8 +285,10 @@ impl Agent {
                 tracing::info!(%location, %peer, symbols = got.len(), "peer symbols received");
                 match control.repair(p.tsi, p.toi, got) {
                     Some(left) if left.failed => {
-                        eprintln!("peer {peer} banned: its symbols fail the manifest");
+                        tracing::warn!(%peer, "peer banned: its symbols fail the manifest");
                         self.rt.block_on(node.ban(*peer));
+                        self.banned.push(peer.to_string());
+                        on_event(AgentEvent::PeerBanned(peer.to_string()));
                         return PeerOutcome::Failed;
                     }
                     Some(left) if left.gaps.is_empty() => return PeerOutcome::Complete,
@@ -299,7 +301,7 @@ impl Agent {
     }
 
     /// Records what object `key` missed, the first time its gaps are seen.
-    fn note_missed(&mut self, key: (u64, u128), gaps: &dms_peer::receive::ObjectGaps) {
+    fn note_missed(&mut self, key: (u64, u128), gaps: &ObjectGaps) {
         let record = self.objects.entry(key).or_default();
         if record.missed_bytes.is_none() {
             let t = u64::from(gaps.oti.symbol_size());
@@ -309,23 +311,25 @@ impl Agent {
     }
 
     /// When to start repairing, for a session that just ended; `None`
-    /// without repair servers.
-    pub fn repair_time(&mut self) -> Option<Instant> {
+    /// without repair servers or peers.
+    pub(super) fn repair_time(&mut self) -> Option<Instant> {
         if self.repair_uris.is_empty() && self.node.is_none() {
             return None;
         }
         Some(self.backoff.first_request_at(Instant::now(), &mut self.rng))
     }
 
-    /// Completes object `p` from the repair service: per block
-    /// `max(0, K − received) + margin` fresh repair symbols, round after
-    /// round, then (if symbol repair failed) a whole-object download.
-    /// Returns the path when it was downloaded whole.
-    pub fn repair(
+    /// Completes object `p`: from peers first, then from the repair
+    /// service, per block `max(0, K − received) + margin` fresh repair
+    /// symbols, round after round, then (if symbol repair failed) a
+    /// whole-object download. Returns the path when it was downloaded
+    /// whole.
+    pub(super) fn repair(
         &mut self,
         control: &Control,
         p: &ObjectProgress,
-    ) -> anyhow::Result<Option<PathBuf>> {
+        on_event: &mut dyn FnMut(AgentEvent),
+    ) -> Result<Option<PathBuf>, AgentError> {
         let key = (p.tsi, p.toi);
         let Some(location) = self
             .objects
@@ -336,13 +340,18 @@ impl Agent {
             return Ok(None);
         };
         let device_offset = self.rng.random_range(0..1u32 << 20);
-        match self.repair_from_peers(control, p, &location, device_offset) {
+        match self.repair_from_peers(control, p, &location, device_offset, on_event) {
             PeerOutcome::Complete => return Ok(None),
             // What was received is gone with the bad block: fetch it whole.
             PeerOutcome::Failed if !self.repair_uris.is_empty() => {
                 return self.download(control, p, &location).map(Some);
             }
-            PeerOutcome::Failed => bail!("{location}: a peer sent bad symbols"),
+            PeerOutcome::Failed => {
+                return Err(AgentError::Repair {
+                    location,
+                    reason: "a peer sent bad symbols and no repair service is known".into(),
+                });
+            }
             PeerOutcome::Incomplete => {}
         }
         if self.repair_uris.is_empty() {
@@ -399,21 +408,31 @@ impl Agent {
         control: &Control,
         p: &ObjectProgress,
         location: &str,
-    ) -> anyhow::Result<PathBuf> {
+    ) -> Result<PathBuf, AgentError> {
         let key = (p.tsi, p.toi);
         let record = self.objects.entry(key).or_default();
+        let repair_error = |reason: String| AgentError::Repair {
+            location: location.to_owned(),
+            reason,
+        };
         let body = match (&record.manifest, &record.manifest_uri) {
             (Some(body), _) => body.clone(),
-            // Without --origin-key the manifest still gives the digests the
+            // Without an origin key the manifest still gives the digests the
             // download is checked against (unauthenticated).
             (None, Some(uri)) => {
                 let uri = uri.clone();
-                self.rt
-                    .block_on(fetch_manifest(&self.http, &uri))?
+                self.fetch_manifest(&uri)?
                     .body()
-                    .map_err(|e| anyhow!("manifest {uri}: {e}"))?
+                    .map_err(|e| AgentError::Manifest {
+                        uri,
+                        reason: e.to_string(),
+                    })?
             }
-            (None, None) => bail!("{location}: symbol repair failed and no manifest is known"),
+            (None, None) => {
+                return Err(repair_error(
+                    "symbol repair failed and no manifest is known".into(),
+                ));
+            }
         };
         control.abandon(p.tsi, p.toi);
         let dest = self.out.join(&p.name);
@@ -426,96 +445,112 @@ impl Agent {
         let stats = self
             .rt
             .block_on(self.client.download(&target, &dest))
-            .with_context(|| format!("downloading {location}"))?;
+            .map_err(|e| repair_error(format!("downloading: {e}")))?;
         let record = self.objects.entry(key).or_default();
         record.repair_bytes += stats.bytes_received;
-        record.success = true;
+        record.downloaded_whole = true;
         Ok(dest)
     }
 
-    /// Prints the bytes by source, posts a reception report per object and
-    /// keeps it in the state directory.
-    pub fn finish(&mut self, stats: &ReceiveStats, elapsed: Duration) -> anyhow::Result<()> {
-        let repair: u64 = self.objects.values().map(|r| r.repair_bytes).sum();
-        let peers: u64 = self.objects.values().map(|r| r.peer_bytes).sum();
-        let missed: u64 = self.objects.values().filter_map(|r| r.missed_bytes).sum();
-        let bytes = BytesBySource {
-            broadcast: stats.bytes_kept,
-            peers,
-            repair,
-        };
-        let ratio = if missed > 0 {
-            format!("{:.3}", (repair + peers) as f64 / missed as f64)
-        } else {
-            "-".into()
-        };
-        eprintln!(
-            "bytes by source: broadcast {} peers {} repair {} (missed {missed}, (peers+repair)/missed {ratio}; {} datagrams dropped by --drop)",
-            bytes.broadcast, bytes.peers, bytes.repair, stats.dropped_injected
-        );
-        for record in self.objects.values() {
-            let Some(location) = &record.content_location else {
-                continue;
+    /// Posts a reception report per object, keeps it in the state
+    /// directory, lingers for peers, and returns the agent's report.
+    pub(super) fn finish(
+        mut self,
+        seen: BTreeMap<(u64, u128), ObjectProgress>,
+        complete: u64,
+        wanted: u64,
+        stats: ReceiveStats,
+        elapsed: Duration,
+    ) -> Result<AgentReport, AgentError> {
+        let mut objects = Vec::with_capacity(seen.len());
+        for (key, progress) in seen {
+            let record = self.objects.remove(&key).unwrap_or_default();
+            let verified = match &progress.state {
+                ObjectState::Complete { verified, .. } => *verified,
+                _ => false,
             };
-            let report = JsonReport {
-                object: record.manifest.as_ref().map(|m| m.id.clone()),
-                file_uri: Some(location.clone()),
-                device: self.device.clone(),
-                success: record.success,
-                bytes: BytesBySource {
-                    broadcast: stats.bytes_kept,
-                    peers: record.peer_bytes,
-                    repair: record.repair_bytes,
-                },
-                seconds_to_complete: record.success.then_some(elapsed.as_secs_f64()),
-            };
-            let json = serde_json::to_vec_pretty(&report)?;
-            if let Some(state) = &self.state {
-                let name = dms_peer::receive::file_name_or_toi(Some(location), 0);
-                write_atomic(state, &format!("report-{name}.json"), &json)?;
+            if let Some(location) = &record.content_location {
+                let report = JsonReport {
+                    object: record.manifest.as_ref().map(|m| m.id.clone()),
+                    file_uri: Some(location.clone()),
+                    device: self.device.clone(),
+                    success: record.path.is_some(),
+                    bytes: BytesBySource {
+                        broadcast: stats.bytes_kept,
+                        peers: record.peer_bytes,
+                        repair: record.repair_bytes,
+                    },
+                    seconds_to_complete: record.time_to_complete.map(|t| t.as_secs_f64()),
+                };
+                self.send_report(location, &report)?;
             }
-            if let Some(uri) = &self.report_uri {
-                let request = self
-                    .http
-                    .post(uri)
-                    .header("content-type", "application/json")
-                    .body(json);
-                // The request's timer needs the runtime: build it inside.
-                let posted = self.rt.block_on(async move { request.send().await });
-                match posted {
-                    Ok(r) if r.status().is_success() => {}
-                    Ok(r) => tracing::warn!(%uri, status = %r.status(), "report refused"),
-                    Err(e) => tracing::warn!(%uri, error = %e, "report not sent"),
-                }
+            objects.push(ObjectOutcome {
+                verified: verified || record.downloaded_whole,
+                manifest_verified: record.manifest.is_some(),
+                path: record.path,
+                peer_bytes: record.peer_bytes,
+                repair_bytes: record.repair_bytes,
+                missed_bytes: record.missed_bytes,
+                time_to_complete: record.time_to_complete,
+                downloaded_whole: record.downloaded_whole,
+                progress,
+            });
+        }
+        if self.node.is_some() {
+            // Peers may still need what we hold.
+            let until = Instant::now() + self.linger;
+            while Instant::now() < until
+                && !self
+                    .stop_lingering
+                    .as_ref()
+                    .is_some_and(|stop| stop.load(Ordering::Relaxed))
+            {
+                std::thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));
             }
         }
-        if self.node.is_some() && !self.linger.is_zero() {
-            // Peers may still need what we hold.
-            std::thread::sleep(self.linger);
+        Ok(AgentReport {
+            objects,
+            complete,
+            wanted,
+            stats,
+            elapsed,
+            banned_peers: self.banned,
+        })
+    }
+
+    /// Keeps `report` in the state directory and posts it; a report the
+    /// server refuses is logged, not fatal.
+    fn send_report(&self, location: &str, report: &JsonReport) -> Result<(), AgentError> {
+        let json = serde_json::to_vec_pretty(report).map_err(|e| AgentError::Io {
+            context: "encoding the reception report".into(),
+            source: e.into(),
+        })?;
+        if let Some(state) = &self.state {
+            let name = crate::receive::file_name_or_toi(Some(location), 0);
+            write_atomic(state, &format!("report-{name}.json"), &json).map_err(|source| {
+                AgentError::Io {
+                    context: format!("writing the report into {}", state.display()),
+                    source,
+                }
+            })?;
+        }
+        if let Some(uri) = &self.report_uri
+            && let Err(e) = self
+                .rt
+                .block_on(self.client.post(uri, "application/json", json))
+        {
+            tracing::warn!(%uri, error = %e, "reception report not accepted");
         }
         Ok(())
     }
 }
 
-async fn fetch_manifest(http: &reqwest::Client, uri: &str) -> anyhow::Result<SignedManifest> {
-    let response = http
-        .get(uri)
-        .send()
-        .await
-        .with_context(|| format!("fetching manifest {uri}"))?;
-    if !response.status().is_success() {
-        bail!("fetching manifest {uri}: {}", response.status());
-    }
-    let bytes = response.bytes().await?;
-    SignedManifest::from_json(&bytes).map_err(|e| anyhow!("manifest {uri}: {e}"))
-}
-
 /// Writes `dir/name` atomically (temp file, fsync, rename).
-fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> anyhow::Result<()> {
+fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut temp = tempfile::NamedTempFile::new_in(dir)?;
     temp.write_all(data)?;
     temp.as_file().sync_all()?;
-    temp.persist(dir.join(name))?;
+    temp.persist(dir.join(name)).map_err(|e| e.error)?;
     Ok(())
 }
