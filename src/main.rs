@@ -21,6 +21,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The whole system on this machine: an origin, a broadcast and N UEs
+    /// that repair from peers and the repair service, then a table.
+    Demo(commands::demo::DemoArgs),
     /// Binary deltas between versions: make one, apply one.
     #[command(subcommand)]
     Delta(commands::delta::DeltaCommand),
@@ -60,6 +63,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo(args) => commands::demo::run(args),
         Command::Delta(command) => commands::delta::run(command),
         Command::Fec(command) => commands::fec::run(command),
         Command::Send(args) => commands::send::run(&args),

@@ -1,6 +1,7 @@
 //! One module per subcommand group.
 
 pub mod delta;
+pub mod demo;
 pub mod fec;
 pub mod keygen;
 pub mod objects;
@@ -10,3 +11,4 @@ pub mod repair_serve;
 pub mod send;
 pub mod serve;
 pub mod session;
+pub mod units;
