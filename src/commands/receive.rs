@@ -171,6 +171,7 @@ pub fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         seed: args.seed,
     });
     config.require_manifest = args.origin_key.is_some();
+    config.state = args.state.clone();
     let mut agent = repair::Agent::new(&args)?;
     let (receiver, events) = MulticastReceiver::start(config)
         .with_context(|| format!("receiving {} on {:?}", args.group, args.iface))?;

@@ -421,7 +421,9 @@ impl Persisted {
         }
         let t = u64::from(layout.symbol_size()).max(1);
         let cap = u64::from(k) + u64::from(k) / 4 + 16;
-        if self.spools.len() >= MAX_OPEN_SPOOLS && !self.spools.contains_key(&id.sbn) {
+        let open = self.spools.values().filter(|s| s.writer.is_some()).count();
+        let is_open = self.spools.get(&id.sbn).is_some_and(|s| s.writer.is_some());
+        if open >= MAX_OPEN_SPOOLS && !is_open {
             self.close_least_used();
         }
         self.uses += 1;

@@ -12,6 +12,7 @@ use dms_flute::AlcPacket;
 use sha2::{Digest, Sha256};
 
 use super::{DecodeLoop, Tracked};
+use crate::receive::control::ManifestCheck;
 use crate::receive::output::ObjectWriter;
 use crate::receive::state::{Persisted, block_crc, object_dirs};
 
@@ -42,13 +43,7 @@ impl DecodeLoop {
     fn restore_object(&mut self, persisted: Persisted) {
         let (tsi, toi) = (persisted.tsi, persisted.toi);
         let now = Instant::now();
-        let prepared = (|| -> Result<_, String> {
-            let xml = persisted.fdt_xml().map_err(|e| e.to_string())?;
-            let check = persisted.check().map_err(|e| e.to_string())?;
-            let writer =
-                ObjectWriter::open_kept(&persisted.data_path()).map_err(|e| e.to_string())?;
-            Ok((xml, check, writer))
-        })();
+        let prepared = prepare(&persisted);
         let (xml, check, writer) = match prepared {
             Ok(p) => p,
             Err(e) => {
@@ -291,4 +286,13 @@ impl DecodeLoop {
             }
         }
     }
+}
+
+/// What reloading `persisted` needs: its FDT Instance, its manifest check
+/// and a writer on its partial file.
+fn prepare(persisted: &Persisted) -> Result<(String, Option<ManifestCheck>, ObjectWriter), String> {
+    let xml = persisted.fdt_xml().map_err(|e| e.to_string())?;
+    let check = persisted.check().map_err(|e| e.to_string())?;
+    let writer = ObjectWriter::open_kept(&persisted.data_path()).map_err(|e| e.to_string())?;
+    Ok((xml, check, writer))
 }
