@@ -17,8 +17,8 @@ use dms_fec::Oti;
 use dms_flute::net::Interface;
 use dms_flute::{AlcPacket, ObjectSpec, Sender, SenderConfig};
 use dms_peer::receive::{
-    MulticastReceiver, ObjectProgress, ObjectState, ReceiveConfig, ReceiveEvent, STATE_OBJECTS_DIR,
-    TEMP_PREFIX,
+    ManifestCheck, MulticastReceiver, ObjectProgress, ObjectState, ReceiveConfig, ReceiveEvent,
+    STATE_OBJECTS_DIR, TEMP_PREFIX,
 };
 use sha2::{Digest, Sha256};
 
@@ -74,12 +74,21 @@ fn datagrams(data: &[u8]) -> (Vec<Datagram>, Oti) {
 }
 
 fn start(out: &Path, state: &Path) -> (MulticastReceiver, Events<ReceiveEvent>) {
+    start_with(out, state, false)
+}
+
+fn start_with(
+    out: &Path,
+    state: &Path,
+    require_manifest: bool,
+) -> (MulticastReceiver, Events<ReceiveEvent>) {
     let mut config = ReceiveConfig::new(
         "127.0.0.1:0".parse().unwrap(),
         Interface::V4(Ipv4Addr::LOCALHOST),
         out,
     );
     config.state = Some(state.to_owned());
+    config.require_manifest = require_manifest;
     MulticastReceiver::start(config).unwrap()
 }
 
@@ -274,4 +283,75 @@ fn a_torn_spool_tail_is_cut_and_a_damaged_block_is_received_again() {
         "{:?}",
         names(&out)
     );
+}
+
+#[test]
+fn reloaded_blocks_wait_for_the_manifest_and_one_that_contradicts_it_is_received_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, state) = (dir.path().join("out"), dir.path().join("state"));
+    std::fs::create_dir(&out).unwrap();
+    let data = pattern();
+    let (all, oti) = datagrams(&data);
+    let layout = oti.layout();
+
+    let (receiver, _events) = start_with(&out, &state, true);
+    receive_part(receiver.local_addr().unwrap(), &receiver, &all);
+    drop(receiver);
+
+    // Block 1 is changed on disk, and have.json made to agree (its CRC
+    // matches): only the manifest's block hash can tell.
+    let object = object_dir(&state);
+    let partial = object.join("data");
+    let mut bytes = std::fs::read(&partial).unwrap();
+    let range = layout.block_range(1).unwrap();
+    let (start, end) = (range.start as usize, range.end as usize);
+    bytes[start + 7] ^= 0x01;
+    std::fs::write(&partial, &bytes).unwrap();
+    let crc = |r: std::ops::Range<usize>| crc32fast::hash(&bytes[r]);
+    let have = serde_json::json!({
+        "blocks": [[0, crc(0..start)], [1, crc(start..end)]]
+    });
+    std::fs::write(object.join("have.json"), have.to_string()).unwrap();
+
+    let (receiver, events) = start_with(&out, &state, true);
+    let to = receiver.local_addr().unwrap();
+    let p = progress(&events, Duration::from_secs(2)).expect("no progress after restart");
+    assert_eq!(p.bytes_decoded, 0, "blocks were used before the manifest");
+    let k = |sbn| layout.source_symbols(sbn).unwrap();
+    assert_eq!(needed(&receiver, 0), Some(k(0)));
+
+    let block_sha256: Vec<[u8; 32]> = (0..BLOCKS)
+        .map(|sbn| {
+            let r = layout.block_range(sbn).unwrap();
+            Sha256::digest(&data[r.start as usize..r.end as usize]).into()
+        })
+        .collect();
+    receiver.control().set_manifest(
+        TSI,
+        1,
+        ManifestCheck {
+            size: LEN as u64,
+            sha256: Sha256::digest(&data).into(),
+            block_sha256,
+        },
+    );
+    let p = progress(&events, Duration::from_secs(2)).expect("no progress after the manifest");
+    assert_eq!(p.state, ObjectState::Receiving);
+    assert_eq!(
+        p.bytes_decoded,
+        layout.block_len(0).unwrap() as u64,
+        "block 0 matches the manifest; block 1 does not"
+    );
+    assert_eq!(
+        needed(&receiver, 1),
+        Some(k(1)),
+        "the contradicted block was used"
+    );
+
+    let path = complete(to, &events, &all);
+    assert!(
+        std::fs::read(&path).unwrap() == data,
+        "resumed file differs"
+    );
+    assert!(!object.exists());
 }
