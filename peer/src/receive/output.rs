@@ -518,6 +518,34 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_partial_file_is_resumed_and_moved_even_across_file_systems() {
+        // /dev/shm is usually another file system than the temp dir: the
+        // rename fails with EXDEV and the file is copied, then renamed.
+        let shm = Path::new("/dev/shm");
+        let state = if shm.is_dir() {
+            tempfile::tempdir_in(shm).unwrap()
+        } else {
+            tempfile::tempdir().unwrap()
+        };
+        let out = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i * 7) as u8).collect();
+        let partial = state.path().join("data");
+        let mut writer = ObjectWriter::open_kept(&partial).unwrap();
+        writer.write_block(0, &data[..20_000]).unwrap();
+        assert_eq!(writer.sync().unwrap(), 1);
+        drop(writer);
+        // Kept on drop, and taken up again where it was.
+        let mut writer = ObjectWriter::open_kept(&partial).unwrap();
+        writer.write_block(20_000, &data[20_000..]).unwrap();
+        let finished = writer
+            .finish(out.path(), "obj", &info(None, None, None))
+            .unwrap();
+        assert_eq!(finished.size, data.len() as u64);
+        assert_eq!(std::fs::read(&finished.path).unwrap(), data);
+        assert_eq!(entries(out.path()), ["obj"]);
+    }
+
+    #[test]
     fn http_style_deflate_with_a_zlib_wrapper_is_decoded() {
         let dir = tempfile::tempdir().unwrap();
         let content = b"zlib-wrapped deflate, as HTTP means it ".repeat(100);
