@@ -434,6 +434,16 @@ impl DecodeLoop {
         }
         let dir = self.out_dir.clone();
         let tracked = self.tracked(tsi, toi);
+        if let Some(i) = tracked.deferred.iter().position(|(s, _)| *s == sbn) {
+            // Decoded afresh before the manifest could vouch for the copy
+            // on disk: the fresh one is written instead.
+            tracked.deferred.swap_remove(i);
+            if let Some(persist) = &mut tracked.persist
+                && let Err(e) = persist.forget(sbn)
+            {
+                tracing::warn!("recording a replaced block: {e}");
+            }
+        }
         if tracked.persist.as_ref().is_some_and(|p| p.has(sbn)) {
             // Reloaded from the partial file: already there.
             tracked.decoded += data.len() as u64;
