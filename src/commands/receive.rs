@@ -76,8 +76,10 @@ pub struct ReceiveArgs {
     /// Seed of the injected loss and of the repair back-off.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Directory for the agent's state (repair bookkeeping: the last
-    /// reception report of each object).
+    /// Directory for the agent's state: the reception of each object in
+    /// progress (partial file, blocks done, symbols received), so a killed
+    /// agent resumes where it was, and the last reception report of each
+    /// object.
     #[arg(long, value_name = "DIR")]
     state: Option<PathBuf>,
     /// Seconds without a packet after which a session counts as ended.
@@ -174,6 +176,9 @@ fn agent_config(args: &ReceiveArgs) -> anyhow::Result<AgentConfig> {
         mean_burst,
         seed: args.seed,
     });
+    // Reception state (partial files, have-maps, spooled symbols) sits
+    // beside the reports, so a killed agent resumes where it was.
+    receive.state.clone_from(&args.state);
     let mut config = AgentConfig::new(receive);
     config.count = args.count;
     config.timeout = args

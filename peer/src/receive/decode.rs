@@ -3,6 +3,8 @@
 //! files, renames verified objects to their final names, and reports
 //! progress.
 
+mod resume;
+
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
@@ -25,10 +27,17 @@ use super::event::{ObjectProgress, ObjectState, ReceiveEvent};
 use super::name::file_name_or_toi;
 use super::output::{ObjectWriter, OutputError};
 use super::socket::Batch;
+use super::state::{Persisted, block_crc};
 use super::stats::SharedStats;
 
 /// Longest wait for a batch before the timers are looked at again.
 const TICK: Duration = Duration::from_millis(100);
+/// How often persisted objects are looked at: finished flushes recorded,
+/// new flushes started.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// Blocks written this long ago are flushed (and recorded as on disk) even
+/// if fewer than the writer's flush threshold of bytes followed them.
+const FLUSH_AFTER: Duration = Duration::from_secs(1);
 
 /// An object the decode thread writes.
 #[derive(Debug)]
@@ -48,6 +57,42 @@ struct Tracked {
     /// Created at the first block, so objects only listed in an FDT leave
     /// no file behind.
     writer: Option<ObjectWriter>,
+    /// Its persisted state (with a state directory).
+    persist: Option<Persisted>,
+    /// Not to be persisted (it started before its description, or
+    /// persisting failed).
+    no_persist: bool,
+    /// Blocks reloaded from the state directory that wait for the
+    /// manifest check before they are used: (SBN, CRC-32).
+    deferred: Vec<(u32, u32)>,
+}
+
+impl Tracked {
+    fn new(toi: u128) -> Self {
+        Tracked {
+            name: file_name_or_toi(None, toi),
+            total: 0,
+            decoded: 0,
+            content_location: None,
+            manifest: None,
+            block_hashes: HashMap::new(),
+            check: None,
+            held: None,
+            writer: None,
+            persist: None,
+            no_persist: false,
+            deferred: Vec::new(),
+        }
+    }
+
+    /// Removes its persisted state (it completed, failed or was given up).
+    fn forget_state(&mut self) {
+        if let Some(persist) = self.persist.take()
+            && let Err(e) = persist.remove()
+        {
+            tracing::warn!("removing reception state: {e}");
+        }
+    }
 }
 
 /// The decode side of a receiver.
@@ -62,6 +107,12 @@ pub(super) struct DecodeLoop {
     /// Injected loss, if any.
     pub dropper: Option<Dropper>,
     pub commands: CommandReceiver<Command>,
+    /// Where reception state is kept, if anywhere.
+    pub state: Option<PathBuf>,
+    /// The only session received, if one was chosen.
+    pub tsi_filter: Option<u64>,
+    /// When persisted objects were last checkpointed.
+    last_checkpoint: Instant,
     objects: HashMap<(u64, u128), Tracked>,
     /// The last object that failed.
     last_failed: Option<(u64, u128)>,
@@ -85,6 +136,9 @@ impl DecodeLoop {
             require_manifest: false,
             dropper: None,
             commands,
+            state: None,
+            tsi_filter: None,
+            last_checkpoint: Instant::now(),
             objects: HashMap::new(),
             last_failed: None,
         }
@@ -98,6 +152,9 @@ impl DecodeLoop {
         empty: ChannelSender<Batch>,
         queued: &AtomicUsize,
     ) {
+        if let Some(root) = self.state.clone() {
+            self.restore(&root);
+        }
         loop {
             let now = Instant::now();
             let wait = self
@@ -119,7 +176,11 @@ impl DecodeLoop {
                         // Bad packets are counted in the receiver's stats.
                         let _ = self.receiver.handle_datagram(now, datagram);
                         self.drain(now);
+                        if self.state.is_some() {
+                            self.spool_datagram(datagram);
+                        }
                     }
+                    self.flush_spools();
                     // The socket thread may have ended: then nobody needs it.
                     let _ = empty.send(batch);
                 }
@@ -134,7 +195,14 @@ impl DecodeLoop {
                 self.receiver.handle_timeout(now);
                 self.drain(now);
             }
+            if self.state.is_some() && now >= self.last_checkpoint + CHECKPOINT_EVERY {
+                self.last_checkpoint = now;
+                self.checkpoint(false);
+            }
             self.publish_stats();
+        }
+        if self.state.is_some() {
+            self.checkpoint(true);
         }
         self.publish_stats();
     }
@@ -159,7 +227,11 @@ impl DecodeLoop {
                     // counted in the receiver's stats.
                     let _ = self.receiver.handle_repair_symbol(tsi, toi, *id, symbol);
                     self.drain(now);
+                    if self.state.is_some() {
+                        self.spool(tsi, toi, *id, symbol);
+                    }
                 }
+                self.flush_spools();
                 // An object that completed with these symbols may be gone
                 // from the receiver: it needs nothing more.
                 let failed = self.last_failed == Some((tsi, toi));
@@ -175,7 +247,20 @@ impl DecodeLoop {
             }
             Command::Manifest { tsi, toi, check } => {
                 let tracked = self.tracked(tsi, toi);
+                if let Some(persist) = &mut tracked.persist
+                    && let Err(e) = persist.set_check(&check)
+                {
+                    tracing::warn!("keeping the manifest check: {e}");
+                }
                 tracked.check = Some(check);
+                let deferred = std::mem::take(&mut tracked.deferred);
+                if !deferred.is_empty() {
+                    self.feed_blocks(tsi, toi, &deferred);
+                }
+                let Some(tracked) = self.objects.get_mut(&(tsi, toi)) else {
+                    // Finished (or failed) with the reloaded blocks.
+                    return;
+                };
                 if let Some(info) = tracked.held.take() {
                     self.finish(tsi, toi, &info, true);
                 } else if let Some(sbn) = self.bad_block(tsi, toi) {
@@ -186,7 +271,9 @@ impl DecodeLoop {
             Command::Abandon { tsi, toi } => {
                 self.receiver.remove_object(tsi, toi);
                 // Dropping the writer removes its temp file.
-                self.objects.remove(&(tsi, toi));
+                if let Some(mut tracked) = self.objects.remove(&(tsi, toi)) {
+                    tracked.forget_state();
+                }
             }
         }
     }
@@ -258,7 +345,7 @@ impl DecodeLoop {
                             continue;
                         }
                     }
-                    self.write_block(tsi, toi, offset, &data)
+                    self.write_block(tsi, toi, sbn, offset, &data)
                 }
                 Event::ObjectComplete {
                     tsi,
@@ -336,22 +423,33 @@ impl DecodeLoop {
     }
 
     fn tracked(&mut self, tsi: u64, toi: u128) -> &mut Tracked {
-        self.objects.entry((tsi, toi)).or_insert_with(|| Tracked {
-            name: file_name_or_toi(None, toi),
-            total: 0,
-            decoded: 0,
-            content_location: None,
-            manifest: None,
-            block_hashes: HashMap::new(),
-            check: None,
-            held: None,
-            writer: None,
-        })
+        self.objects
+            .entry((tsi, toi))
+            .or_insert_with(|| Tracked::new(toi))
     }
 
-    fn write_block(&mut self, tsi: u64, toi: u128, offset: u64, data: &[u8]) {
+    fn write_block(&mut self, tsi: u64, toi: u128, sbn: u32, offset: u64, data: &[u8]) {
+        if self.state.is_some() {
+            self.ensure_persisted(tsi, toi);
+        }
         let dir = self.out_dir.clone();
         let tracked = self.tracked(tsi, toi);
+        if let Some(i) = tracked.deferred.iter().position(|(s, _)| *s == sbn) {
+            // Decoded afresh before the manifest could vouch for the copy
+            // on disk: the fresh one is written instead.
+            tracked.deferred.swap_remove(i);
+            if let Some(persist) = &mut tracked.persist
+                && let Err(e) = persist.forget(sbn)
+            {
+                tracing::warn!("recording a replaced block: {e}");
+            }
+        }
+        if tracked.persist.as_ref().is_some_and(|p| p.has(sbn)) {
+            // Reloaded from the partial file: already there.
+            tracked.decoded += data.len() as u64;
+            self.report(tsi, toi, ObjectState::Receiving);
+            return;
+        }
         let result = match &mut tracked.writer {
             Some(writer) => writer.write_block(offset, data),
             slot @ None => {
@@ -359,7 +457,10 @@ impl DecodeLoop {
             }
         };
         match result {
-            Ok(()) => {
+            Ok(seq) => {
+                if let Some(persist) = &mut tracked.persist {
+                    persist.block_written(seq, sbn, block_crc(data));
+                }
                 tracked.decoded += data.len() as u64;
                 self.report(tsi, toi, ObjectState::Receiving);
             }
@@ -398,6 +499,8 @@ impl DecodeLoop {
             }
             None => w.finish(&self.out_dir, &tracked.name, info),
         });
+        // Delivered or failed: what was kept of it is of no more use.
+        tracked.forget_state();
         let state = match result {
             Ok(finished) => {
                 self.stats.objects_complete.fetch_add(1, Ordering::Relaxed);
@@ -420,17 +523,11 @@ impl DecodeLoop {
     /// Drops the object's temp file and reports the failure.
     fn fail(&mut self, tsi: u64, toi: u128, reason: String) {
         self.last_failed = Some((tsi, toi));
-        let tracked = self.objects.remove(&(tsi, toi)).unwrap_or(Tracked {
-            name: file_name_or_toi(None, toi),
-            total: 0,
-            decoded: 0,
-            content_location: None,
-            manifest: None,
-            block_hashes: HashMap::new(),
-            check: None,
-            held: None,
-            writer: None,
-        });
+        let mut tracked = self
+            .objects
+            .remove(&(tsi, toi))
+            .unwrap_or_else(|| Tracked::new(toi));
+        tracked.forget_state();
         self.stats.objects_failed.fetch_add(1, Ordering::Relaxed);
         let state = ObjectState::Failed { reason };
         self.send(ReceiveEvent::Object(progress(tsi, toi, &tracked, state)));

@@ -19,6 +19,39 @@
 //! second temp file, and the result checked against `dms:SHA-256` and
 //! `Content-Length`. A failed object leaves nothing behind.
 //!
+//! # Resuming
+//!
+//! With [`ReceiveConfig::state`], each object with a description (FDT) and
+//! an OTI is persisted as it arrives, in `STATE/objects/<TSI>-<TOI>/`:
+//!
+//! ```text
+//!   meta.json    TSI, TOI, the FDT description (Content-Location, lengths,
+//!                type, encoding, MD5/SHA-256, manifest URI), the FEC OTI,
+//!                the verified manifest check once given   (atomic writes)
+//!   data         the partial file: decoded blocks at their offsets
+//!   have.json    {"blocks": [[SBN, CRC-32], …]}: blocks of `data` that were
+//!                fsynced before this was written          (atomic writes)
+//!   spool-<SBN>  symbols of block SBN while it is not on disk: records
+//!                u32 LE length | u32 LE ESI | u32 LE CRC-32(ESI ‖ payload) | payload
+//! ```
+//!
+//! The partial file is fsynced in the background (every 32 MiB, and a
+//! second after blocks were last written); `have.json` is rewritten when a
+//! flush ends, and only then are the spools of the blocks it lists removed,
+//! so every block can be had from one or the other. Spools are appended
+//! without fsync: a killed process loses nothing, a power cut at most a
+//! tail, which the CRC detects. A receiver started with the same state
+//! directory reloads each object: the FDT description and OTI are given to
+//! the FLUTE receiver, the blocks of `have.json` are read back, checked
+//! against their CRC-32 (and the manifest's block hashes: with
+//! [`ReceiveConfig::require_manifest`] they wait for the check) and fed to
+//! it as source symbols, and the spooled symbols after them; a damaged block
+//! is simply missing. The object is then reported like any other, and
+//! packets of the same TSI and TOI (or repair symbols) complete it. When it
+//! completes (the partial file is renamed to its final name, so nothing
+//! unverified is ever visible there), fails or is abandoned, its state is
+//! removed.
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use dms_peer::receive::{MulticastReceiver, ObjectState, ReceiveConfig, ReceiveEvent};
@@ -49,6 +82,7 @@ mod loss;
 mod name;
 mod output;
 mod socket;
+mod state;
 mod stats;
 
 use std::io;
@@ -68,6 +102,7 @@ pub use event::{ObjectProgress, ObjectState, ReceiveEvent};
 pub use loss::LossModel;
 pub use name::{file_name, file_name_or_toi};
 pub use output::{OutputError, TEMP_PREFIX};
+pub use state::OBJECTS_DIR as STATE_OBJECTS_DIR;
 pub use stats::ReceiveStats;
 
 use decode::DecodeLoop;
@@ -98,6 +133,16 @@ pub struct ReceiveConfig {
     /// Hold every complete object until its verified manifest is given
     /// ([`Control::set_manifest`]); off by default.
     pub require_manifest: bool,
+    /// A directory (created if missing) where the reception state of each
+    /// object is kept, so that a receiver started again with it — after
+    /// a stop or a kill — resumes with what was received: its partial
+    /// file, the blocks on disk and the symbols of the blocks not yet
+    /// decoded (see *Resuming* in the [module documentation](self)). On
+    /// start, the objects found there are reported
+    /// ([`ObjectState::Receiving`], or complete) and continue with
+    /// packets of the same session and object, or with repair. None by
+    /// default: incomplete objects are then lost when the receiver stops.
+    pub state: Option<PathBuf>,
 }
 
 impl ReceiveConfig {
@@ -117,6 +162,7 @@ impl ReceiveConfig {
             flute,
             loss: None,
             require_manifest: false,
+            state: None,
         }
     }
 }
@@ -136,6 +182,14 @@ pub enum ReceiveError {
         /// The error.
         source: io::Error,
     },
+    /// The state directory could not be created.
+    #[error("state directory {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
     /// Starting a thread failed.
     #[error("starting a thread: {0}")]
     Thread(io::Error),
@@ -149,7 +203,9 @@ pub enum ReceiveError {
 
 /// A running receiver: a socket thread and a decode thread. Dropping it
 /// stops both (as [`MulticastReceiver::stop`] does, discarding errors);
-/// objects still incomplete are abandoned and their temp files removed.
+/// objects still incomplete are abandoned and their temp files removed —
+/// unless [`ReceiveConfig::state`] is set, where they are kept (flushed)
+/// for the next receiver started with it.
 #[derive(Debug)]
 pub struct MulticastReceiver {
     stop: Arc<AtomicBool>,
@@ -168,6 +224,14 @@ impl MulticastReceiver {
     ) -> Result<(Self, mpsc::Receiver<ReceiveEvent>), ReceiveError> {
         if !config.out_dir.is_dir() {
             return Err(ReceiveError::OutDir(config.out_dir));
+        }
+        if let Some(path) = &config.state {
+            std::fs::create_dir_all(path.join(STATE_OBJECTS_DIR)).map_err(|source| {
+                ReceiveError::StateDir {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
         }
         let socket_config = ReceiverSocketConfig {
             interface: config.interface,
@@ -189,6 +253,7 @@ impl MulticastReceiver {
 
         let queued = Arc::new(AtomicUsize::new(0));
         let max_fdt_size = config.flute.max_fdt_size;
+        let tsi_filter = config.flute.tsi;
         let (command_tx, command_rx) = mpsc::channel();
         let mut decoder = DecodeLoop::new(
             dms_flute::Receiver::new(config.flute),
@@ -199,6 +264,8 @@ impl MulticastReceiver {
             command_rx,
         );
         decoder.require_manifest = config.require_manifest;
+        decoder.state = config.state;
+        decoder.tsi_filter = tsi_filter;
         decoder.dropper = config.loss.map(loss::Dropper::new);
         let decode_thread = std::thread::Builder::new()
             .name("dms-recv-decode".into())

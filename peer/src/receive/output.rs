@@ -1,12 +1,13 @@
 //! Atomic output of one object: decoded blocks are written at their offsets
-//! into a hidden temp file in the output directory; only a complete,
-//! verified object is renamed (after fsync) to its final name. A failed or
-//! abandoned object's temp file is removed (on drop), so nothing partial or
-//! unverified ever appears under a final name.
+//! into a hidden temp file in the output directory (or, for an object
+//! whose reception state is kept, a partial file in the state directory);
+//! only a complete, verified object is renamed (after fsync) to its final
+//! name. A failed or abandoned object's temp file is removed (on drop), so
+//! nothing partial or unverified ever appears under a final name.
 
 use std::fs::{File, Permissions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use dms_flute::receiver::ObjectInfo;
@@ -79,16 +80,45 @@ impl Encoding {
     }
 }
 
-/// An object being written: its temp file and how much went in.
+/// Where an object's bytes are written before its final rename.
+#[derive(Debug)]
+enum Backing {
+    /// A hidden temp file in the output directory, removed on drop.
+    Temp(NamedTempFile),
+    /// A file that outlives the writer (the partial file of a persisted
+    /// object, in the state directory): removed only by its owner.
+    Kept {
+        /// The open file.
+        file: File,
+        /// Its path.
+        path: PathBuf,
+    },
+}
+
+impl Backing {
+    fn file(&self) -> &File {
+        match self {
+            Backing::Temp(temp) => temp.as_file(),
+            Backing::Kept { file, .. } => file,
+        }
+    }
+}
+
+/// An object being written: its partial file and how much went in.
 #[derive(Debug)]
 pub struct ObjectWriter {
-    temp: NamedTempFile,
+    backing: Backing,
     written: u64,
     /// Bytes written when the last background flush started.
     flushed_at: u64,
-    /// A background `fdatasync` of the temp file, so that the final
-    /// fsync (before the rename) has only the tail left to write.
-    flushing: Option<std::thread::JoinHandle<io::Result<()>>>,
+    /// A background `fdatasync` of the partial file, so that the final
+    /// fsync (before the rename) has only the tail left to write; with the
+    /// [`ObjectWriter::seq`] it started at.
+    flushing: Option<(std::thread::JoinHandle<io::Result<()>>, u64)>,
+    /// Blocks written so far (a sequence number for [`Self::durable_seq`]).
+    seq: u64,
+    /// Every block up to this sequence number is on disk (fsynced).
+    durable: u64,
 }
 
 /// Start a background flush after this many more bytes are written.
@@ -108,48 +138,121 @@ pub struct Finished {
 impl ObjectWriter {
     /// A new hidden temp file in `dir`.
     pub fn create(dir: &Path) -> Result<Self, OutputError> {
-        Ok(ObjectWriter {
-            temp: temp_file(dir)?,
+        Ok(Self::with(Backing::Temp(temp_file(dir)?)))
+    }
+
+    /// The partial file at `path`, created if missing and kept as it is
+    /// otherwise (a resumed object); it is not removed when the writer is
+    /// dropped.
+    pub fn open_kept(path: &Path) -> Result<Self, OutputError> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o666)
+            .open(path)
+            .map_err(io_err("open partial file"))?;
+        Ok(Self::with(Backing::Kept {
+            file,
+            path: path.to_owned(),
+        }))
+    }
+
+    fn with(backing: Backing) -> Self {
+        ObjectWriter {
+            backing,
             written: 0,
             flushed_at: 0,
             flushing: None,
-        })
+            seq: 0,
+            durable: 0,
+        }
     }
 
-    /// Writes a decoded block at its offset.
-    /// SHA-256 of the bytes written so far (read back from the temp file).
+    /// The partial file (to read blocks back from).
+    pub fn file(&self) -> &File {
+        self.backing.file()
+    }
+
+    /// SHA-256 of the bytes written so far (read back from the partial
+    /// file).
     pub fn sha256(&self) -> Result<[u8; 32], OutputError> {
-        let mut file = self.temp.reopen().map_err(io_err("reopen temp file"))?;
+        let mut file = match &self.backing {
+            Backing::Temp(temp) => temp.reopen(),
+            Backing::Kept { path, .. } => File::open(path),
+        }
+        .map_err(io_err("reopen temp file"))?;
         let mut hasher = Sha256::new();
         io::copy(&mut file, &mut hasher).map_err(io_err("hash temp file"))?;
         Ok(hasher.finalize().into())
     }
 
-    /// Writes a decoded block at `offset`.
-    pub fn write_block(&mut self, offset: u64, data: &[u8]) -> Result<(), OutputError> {
-        self.temp
-            .as_file()
+    /// Writes a decoded block at `offset`; returns its sequence number
+    /// (see [`Self::durable_seq`]).
+    pub fn write_block(&mut self, offset: u64, data: &[u8]) -> Result<u64, OutputError> {
+        self.backing
+            .file()
             .write_all_at(data, offset)
             .map_err(io_err("write block"))?;
         self.written += data.len() as u64;
+        self.seq += 1;
         if self.written - self.flushed_at >= FLUSH_EVERY
-            && self.flushing.as_ref().is_none_or(|t| t.is_finished())
+            && self.flushing.as_ref().is_none_or(|(t, _)| t.is_finished())
         {
-            self.join_flush()?;
-            let file = self
-                .temp
-                .as_file()
-                .try_clone()
-                .map_err(io_err("clone temp file"))?;
-            self.flushed_at = self.written;
-            self.flushing = Some(std::thread::spawn(move || file.sync_data()));
+            self.start_flush()?;
         }
+        Ok(self.seq)
+    }
+
+    /// Starts a background flush of what was written, unless one runs.
+    pub fn start_flush(&mut self) -> Result<(), OutputError> {
+        if self
+            .flushing
+            .as_ref()
+            .is_some_and(|(t, _)| !t.is_finished())
+        {
+            return Ok(());
+        }
+        self.join_flush()?;
+        let file = self
+            .backing
+            .file()
+            .try_clone()
+            .map_err(io_err("clone temp file"))?;
+        self.flushed_at = self.written;
+        self.flushing = Some((std::thread::spawn(move || file.sync_data()), self.seq));
         Ok(())
+    }
+
+    /// The sequence number up to which every block written is on disk
+    /// (a finished background flush is collected first).
+    pub fn durable_seq(&mut self) -> Result<u64, OutputError> {
+        if self.flushing.as_ref().is_some_and(|(t, _)| t.is_finished()) {
+            self.join_flush()?;
+        }
+        Ok(self.durable)
+    }
+
+    /// Whether blocks were written since the last flush started.
+    pub fn unflushed(&self) -> bool {
+        self.flushing.as_ref().map_or(self.durable, |(_, seq)| *seq) < self.seq
+    }
+
+    /// Flushes everything now (waiting); returns [`Self::durable_seq`].
+    pub fn sync(&mut self) -> Result<u64, OutputError> {
+        self.join_flush()?;
+        self.backing
+            .file()
+            .sync_data()
+            .map_err(io_err("sync partial file"))?;
+        self.durable = self.seq;
+        Ok(self.durable)
     }
 
     /// Waits for the background flush, if one runs.
     fn join_flush(&mut self) -> Result<(), OutputError> {
-        if let Some(flush) = self.flushing.take() {
+        if let Some((flush, seq)) = self.flushing.take() {
             flush
                 .join()
                 .map_err(|_| OutputError::Io {
@@ -157,6 +260,7 @@ impl ObjectWriter {
                     source: io::Error::other("flush thread panicked"),
                 })?
                 .map_err(io_err("background flush"))?;
+            self.durable = self.durable.max(seq);
         }
         Ok(())
     }
@@ -164,7 +268,7 @@ impl ObjectWriter {
     /// The object is complete and its transported bytes verified: undo its
     /// content encoding (checking `dms:SHA-256` and `Content-Length` on the
     /// result), fsync, and rename it to `dir/name`. On error the temp
-    /// files are removed.
+    /// files are removed (a kept partial file is left to its owner).
     pub fn finish(
         mut self,
         dir: &Path,
@@ -174,27 +278,57 @@ impl ObjectWriter {
         self.join_flush()?;
         let encoding = Encoding::of(info)?;
         let target = dir.join(name);
-        let (file, size, sha256_checked) = match encoding {
-            Encoding::Identity => {
-                self.temp
-                    .as_file()
+        let size;
+        let mut sha256_checked = false;
+        match (encoding, self.backing) {
+            (Encoding::Identity, Backing::Temp(temp)) => {
+                temp.as_file()
                     .sync_all()
                     .map_err(io_err("sync temp file"))?;
-                (self.temp, self.written, false)
+                size = self.written;
+                persist(temp, &target)?;
             }
-            _ => {
-                let file = self.temp.as_file_mut();
+            (Encoding::Identity, Backing::Kept { file, path }) => {
+                file.sync_all().map_err(io_err("sync partial file"))?;
+                size = file.metadata().map_err(io_err("stat partial file"))?.len();
+                match std::fs::rename(&path, &target) {
+                    Ok(()) => {}
+                    // The state directory is on another file system: copy
+                    // into a temp file beside the target, then rename.
+                    Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {
+                        let copy = temp_file(dir)?;
+                        let mut from = &file;
+                        from.seek(SeekFrom::Start(0))
+                            .map_err(io_err("rewind partial file"))?;
+                        io::copy(&mut from, &mut copy.as_file())
+                            .map_err(io_err("copy partial file"))?;
+                        copy.as_file()
+                            .sync_all()
+                            .map_err(io_err("sync temp file"))?;
+                        persist(copy, &target)?;
+                    }
+                    Err(source) => {
+                        return Err(OutputError::Io {
+                            what: "rename to final name",
+                            source,
+                        });
+                    }
+                }
+            }
+            (encoding, mut backing) => {
+                let file = match &mut backing {
+                    Backing::Temp(temp) => temp.as_file_mut(),
+                    Backing::Kept { file, .. } => file,
+                };
                 file.seek(SeekFrom::Start(0))
                     .map_err(io_err("rewind temp file"))?;
-                let (decoded, size, checked) = decode_into(dir, file, encoding, info)?;
-                // `self.temp` (the encoded bytes) is removed when dropped.
-                (decoded, size, checked)
+                let (decoded, decoded_size, checked) = decode_into(dir, file, encoding, info)?;
+                size = decoded_size;
+                sha256_checked = checked;
+                persist(decoded, &target)?;
+                // A temp `backing` (the encoded bytes) is removed when dropped.
             }
-        };
-        file.persist(&target).map_err(|e| OutputError::Io {
-            what: "rename to final name",
-            source: e.error,
-        })?;
+        }
         // Make the rename itself durable.
         File::open(dir)
             .and_then(|d| d.sync_all())
@@ -205,6 +339,15 @@ impl ObjectWriter {
             sha256_checked,
         })
     }
+}
+
+/// Renames a synced temp file to `target`.
+fn persist(temp: NamedTempFile, target: &Path) -> Result<(), OutputError> {
+    temp.persist(target).map_err(|e| OutputError::Io {
+        what: "rename to final name",
+        source: e.error,
+    })?;
+    Ok(())
 }
 
 /// Decodes `encoded` into a new synced temp file in `dir`; returns it, its
@@ -372,6 +515,34 @@ mod tests {
         assert_eq!(finished.size, data.len() as u64);
         assert_eq!(std::fs::read(&finished.path).unwrap(), data);
         assert_eq!(entries(dir.path()), ["obj"]);
+    }
+
+    #[test]
+    fn a_kept_partial_file_is_resumed_and_moved_even_across_file_systems() {
+        // /dev/shm is usually another file system than the temp dir: the
+        // rename fails with EXDEV and the file is copied, then renamed.
+        let shm = Path::new("/dev/shm");
+        let state = if shm.is_dir() {
+            tempfile::tempdir_in(shm).unwrap()
+        } else {
+            tempfile::tempdir().unwrap()
+        };
+        let out = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i * 7) as u8).collect();
+        let partial = state.path().join("data");
+        let mut writer = ObjectWriter::open_kept(&partial).unwrap();
+        writer.write_block(0, &data[..20_000]).unwrap();
+        assert_eq!(writer.sync().unwrap(), 1);
+        drop(writer);
+        // Kept on drop, and taken up again where it was.
+        let mut writer = ObjectWriter::open_kept(&partial).unwrap();
+        writer.write_block(20_000, &data[20_000..]).unwrap();
+        let finished = writer
+            .finish(out.path(), "obj", &info(None, None, None))
+            .unwrap();
+        assert_eq!(finished.size, data.len() as u64);
+        assert_eq!(std::fs::read(&finished.path).unwrap(), data);
+        assert_eq!(entries(out.path()), ["obj"]);
     }
 
     #[test]
