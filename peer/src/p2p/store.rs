@@ -178,3 +178,113 @@ fn symbols(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+    use dms_fec::{BlockDecoder, BlockSize};
+
+    use super::*;
+
+    fn object(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    fn served(scheme: FecScheme, data: &[u8], t: u16) -> (tempfile::TempDir, Store, Oti) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("object");
+        std::fs::write(&path, data).unwrap();
+        let oti = Oti::for_object(scheme, data.len() as u64, t, BlockSize::Bytes(4096)).unwrap();
+        let store = Store::default();
+        let blocks = oti.layout().block_count() as usize;
+        store.serve_blocks("/o".into(), oti, path, vec![true; blocks]);
+        (dir, store, oti)
+    }
+
+    fn ask(count: u32, first_esi: u32, not: Vec<u32>) -> Request {
+        Request::Symbols {
+            content_location: "/o".into(),
+            sbn: 0,
+            count,
+            first_esi,
+            not,
+        }
+    }
+
+    #[test]
+    fn no_code_serves_the_source_symbols_asked_for() {
+        let data = object(1000);
+        let (_dir, store, oti) = served(FecScheme::NoCode, &data, 100);
+        let (response, bytes) = store.answer(ask(100, 0, vec![0, 2]), &PeerLimits::default());
+        let Response::Symbols { symbols } = response else {
+            panic!("{response:?}")
+        };
+        let esis: Vec<u32> = symbols.iter().map(|(e, _)| *e).collect();
+        assert_eq!(esis, vec![1, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(bytes, 800);
+        // With the two the asker has, the block is whole.
+        let layout = oti.layout();
+        let mut decoder = BlockDecoder::new(&layout, 0).unwrap();
+        for esi in [0u32, 2] {
+            let s = esi as usize * 100;
+            decoder.add_symbol(esi, &data[s..s + 100]).unwrap();
+        }
+        for (esi, symbol) in &symbols {
+            decoder.add_symbol(*esi, symbol).unwrap();
+        }
+        assert_eq!(decoder.data().unwrap(), &data[..]);
+    }
+
+    #[test]
+    fn answers_are_capped_by_symbols_and_bytes() {
+        let data = object(20_000);
+        let (_dir, store, _oti) = served(FecScheme::RaptorQ, &data, 64);
+        let limits = PeerLimits {
+            max_symbols_per_request: 30,
+            ..PeerLimits::default()
+        };
+        let (response, bytes) = store.answer(ask(1000, 0, Vec::new()), &limits);
+        assert!(matches!(&response, Response::Symbols { symbols } if symbols.len() == 30));
+        assert_eq!(bytes, 30 * 64);
+        let limits = PeerLimits {
+            max_response_bytes: 640,
+            ..PeerLimits::default()
+        };
+        let (response, _) = store.answer(ask(1000, 0, Vec::new()), &limits);
+        assert!(matches!(&response, Response::Symbols { symbols } if symbols.len() == 10));
+    }
+
+    #[test]
+    fn bad_requests_get_errors_not_panics() {
+        let data = object(5000);
+        let (_dir, store, _oti) = served(FecScheme::RaptorQ, &data, 64);
+        let limits = PeerLimits::default();
+        // ESIs past RaptorQ's range.
+        let (response, _) = store.answer(ask(10, u32::MAX - 3, Vec::new()), &limits);
+        assert!(matches!(response, Response::Error { .. }), "{response:?}");
+        let (response, _) = store.answer(ask(10, (1 << 24) - 4, Vec::new()), &limits);
+        assert!(
+            matches!(&response, Response::Symbols { symbols } if symbols.len() == 4),
+            "{response:?}"
+        );
+        // A block number past the end is simply not held.
+        let request = Request::Symbols {
+            content_location: "/o".into(),
+            sbn: 99,
+            count: 1,
+            first_esi: 0,
+            not: Vec::new(),
+        };
+        assert_eq!(store.answer(request, &limits).0, Response::DontHave);
+    }
+
+    #[test]
+    fn a_file_shorter_than_its_have_map_claims_is_an_error() {
+        let data = object(5000);
+        let (dir, store, oti) = served(FecScheme::RaptorQ, &data, 64);
+        std::fs::write(dir.path().join("short"), &data[..100]).unwrap();
+        store.serve_blocks("/o".into(), oti, dir.path().join("short"), vec![true]);
+        let (response, _) = store.answer(ask(10, 0, Vec::new()), &PeerLimits::default());
+        assert!(matches!(response, Response::Error { .. }), "{response:?}");
+    }
+}
