@@ -21,8 +21,9 @@ pub struct PeerConfig {
     pub mdns: bool,
     /// Find peers through the peers already known (Kademlia).
     pub kademlia: bool,
-    /// Most peers connected at once through discovery (Kademlia, mDNS);
-    /// explicit peers and inbound connections are not counted against it.
+    /// Peers found by discovery (Kademlia, mDNS) are dialed only while
+    /// fewer than this many peers are connected (explicit peers and
+    /// inbound connections are never refused for it).
     pub max_discovered_peers: usize,
     /// What one asking peer may take from this node.
     pub limits: PeerLimits,

@@ -30,8 +30,9 @@ const KAD_PROTOCOL: &str = "/dms/kad/1";
 /// by the limits below this).
 const MAX_REQUEST_BYTES: u64 = 1 << 20;
 const MAX_RESPONSE_BYTES: u64 = 64 << 20;
-/// How often explicit peers are dialed again while not connected.
-const REDIAL: Duration = Duration::from_secs(15);
+/// How often explicit peers are dialed again while not connected (and
+/// Kademlia asked for more peers).
+const REDIAL: Duration = Duration::from_secs(10);
 
 type SymbolsBehaviour = request_response::cbor::Behaviour<Request, Response>;
 
@@ -172,7 +173,8 @@ impl Task {
 
     /// Runs until every handle is dropped.
     pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let mut redial = tokio::time::interval(REDIAL);
+        // The first dials were made at start.
+        let mut redial = tokio::time::interval_at(tokio::time::Instant::now() + REDIAL, REDIAL);
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -235,9 +237,16 @@ impl Task {
         }
     }
 
-    /// Dials the explicit peers this node is not connected to.
+    /// Dials the explicit peers this node is not connected to, and asks
+    /// Kademlia again for peers while it could take more (a bootstrap peer
+    /// may not have known its neighbours when first asked).
     fn redial(&mut self) {
         self.limiter.prune(Instant::now());
+        let room = self.connected.len() < self.config.max_discovered_peers;
+        if let (true, Some(kad)) = (room, self.swarm.behaviour_mut().kad.as_mut()) {
+            // Fails only while no peer is known.
+            let _ = kad.bootstrap();
+        }
         for (addr, peer) in &self.explicit {
             let skip =
                 peer.is_some_and(|p| self.connected.contains(&p) || self.banned.contains(&p));
