@@ -152,3 +152,91 @@ mod oti_wire {
         Oti::decode(scheme, &wire.oti).map_err(D::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+    use dms_fec::{BlockSize, FecScheme};
+
+    use super::*;
+
+    fn round_trip<T: Serialize + serde::de::DeserializeOwned>(value: &T) -> (T, usize) {
+        let bytes = cbor4ii::serde::to_vec(Vec::new(), value).unwrap();
+        (cbor4ii::serde::from_slice(&bytes).unwrap(), bytes.len())
+    }
+
+    #[test]
+    fn symbols_travel_as_byte_strings() {
+        let response = Response::Symbols {
+            symbols: (0..10u32)
+                .map(|i| (i + 100, vec![i as u8 | 0x80; 1000]))
+                .collect(),
+        };
+        let (back, len) = round_trip(&response);
+        assert_eq!(back, response);
+        // Payload plus a few bytes per symbol (an array of integers would
+        // take two bytes per byte above 23).
+        assert!(len < 10_000 + 10 * 8 + 32, "{len} bytes");
+    }
+
+    #[test]
+    fn announcements_round_trip_and_bad_otis_are_refused() {
+        let oti = Oti::for_object(FecScheme::RaptorQ, 5000, 64, BlockSize::Bytes(4096)).unwrap();
+        let announcement = ObjectAnnouncement {
+            content_location: "/a".into(),
+            content_length: 5000,
+            content_type: Some("text/plain".into()),
+            content_encoding: None,
+            oti,
+            sha256: Some([1; 32]),
+            manifest_uri: Some("https://o/m.json".into()),
+            manifest: b"{}".to_vec(),
+        };
+        let response = Response::Objects {
+            objects: vec![announcement.clone()],
+        };
+        assert_eq!(round_trip(&response).0, response);
+
+        // The same with FEC Encoding ID 6 turned into 7: refused, no panic.
+        let mut bytes = cbor4ii::serde::to_vec(Vec::new(), &announcement).unwrap();
+        let id = b"fec_encoding_id";
+        let at = bytes.windows(id.len()).position(|w| w == id).unwrap() + id.len();
+        assert_eq!(bytes[at], 6);
+        bytes[at] = 7;
+        assert!(cbor4ii::serde::from_slice::<ObjectAnnouncement>(&bytes).is_err());
+        // A truncated announcement is refused too.
+        let short = cbor4ii::serde::to_vec(Vec::new(), &announcement).unwrap();
+        let cut = short.len() - 1;
+        assert!(cbor4ii::serde::from_slice::<ObjectAnnouncement>(&short[..cut]).is_err());
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        for request in [
+            Request::Objects,
+            Request::HaveMap {
+                content_location: "/x".into(),
+            },
+            Request::Symbols {
+                content_location: "/x".into(),
+                sbn: 3,
+                count: 9,
+                first_esi: 70_000,
+                not: vec![70_001, 70_003],
+            },
+        ] {
+            assert_eq!(round_trip(&request).0, request);
+        }
+        for response in [
+            Response::DontHave,
+            Response::Busy {
+                retry_after_ms: 1500,
+            },
+            Response::HaveMap {
+                blocks: vec![true, false],
+            },
+        ] {
+            assert_eq!(round_trip(&response).0, response);
+        }
+    }
+}
