@@ -125,6 +125,17 @@ impl ObjectDecoder {
         })
     }
 
+    /// Block `sbn` if it is decoded but not yet handed out by
+    /// [`Self::pop_block`] (it waits for an earlier block): its byte offset
+    /// and bytes. Lets a caller use blocks ahead of the in-order stream.
+    pub fn peek_decoded(&self, sbn: u32) -> Option<(u64, &[u8])> {
+        if sbn < self.next_out || !*self.decoded.get(sbn as usize)? {
+            return None;
+        }
+        let data = self.blocks.get(sbn as usize)?.as_ref()?.data()?;
+        Some((self.layout.block_offset(sbn)?, data))
+    }
+
     /// Whether every block is decoded.
     pub fn is_complete(&self) -> bool {
         self.decoded_count == self.layout.block_count()

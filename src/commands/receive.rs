@@ -101,6 +101,10 @@ pub struct ReceiveArgs {
     /// are asked for repair symbols before the repair service.
     #[arg(long, value_name = "MULTIADDR")]
     peer: Vec<dms_peer::p2p::Multiaddr>,
+    /// Find peers on the local network with mDNS (it sends on every
+    /// interface, so it is off unless asked for).
+    #[arg(long)]
+    mdns: bool,
     /// Seconds to keep serving peers after the objects are complete.
     #[arg(long, default_value_t = 0.0)]
     linger: f64,
@@ -202,6 +206,7 @@ fn agent_config(args: &ReceiveArgs) -> anyhow::Result<AgentConfig> {
     };
     config.listen.clone_from(&args.listen);
     config.peers.clone_from(&args.peer);
+    config.mdns = args.mdns;
     config.malicious_peer = args.malicious_peer;
     config.linger = secs(args.linger, "--linger")?;
     config.device.clone_from(&args.device);

@@ -185,6 +185,22 @@ pub enum Event {
         /// The block's bytes.
         data: Vec<u8>,
     },
+    /// A block decoded while an earlier block is still incomplete (only
+    /// with [`ReceiverConfig::blocks_ahead`](super::ReceiverConfig)): a
+    /// copy to write at `offset` now. The same block comes again as
+    /// [`Event::BlockDecoded`] when the blocks before it are out.
+    BlockDecodedAhead {
+        /// Session.
+        tsi: u64,
+        /// Object.
+        toi: u128,
+        /// Source block number.
+        sbn: u32,
+        /// Byte offset in the object.
+        offset: u64,
+        /// The block's bytes.
+        data: Vec<u8>,
+    },
     /// Every block was handed out and the digests that could be checked
     /// match.
     ObjectComplete {

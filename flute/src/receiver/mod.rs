@@ -104,6 +104,11 @@ pub struct ReceiverConfig {
     /// this off, and such objects report [`Verification::NotChecked`] for
     /// MD5.
     pub md5_with_sha256: bool,
+    /// Also hand out blocks decoded ahead of an earlier, still incomplete
+    /// block ([`Event::BlockDecodedAhead`], a copy), so they can be written
+    /// and shared at once (default off). The in-order
+    /// [`Event::BlockDecoded`] still follows for each.
+    pub blocks_ahead: bool,
 }
 
 impl Default for ReceiverConfig {
@@ -123,6 +128,7 @@ impl Default for ReceiverConfig {
             session_idle_timeout: Duration::from_secs(60),
             fdt_wait: Duration::from_secs(3),
             md5_with_sha256: true,
+            blocks_ahead: false,
         }
     }
 }

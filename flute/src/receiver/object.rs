@@ -98,6 +98,10 @@ pub(super) struct Active {
     md5: Option<Md5>,
     sha256: Sha256,
     blocks_out: u32,
+    /// Blocks decoded when the ahead-of-order scan last ran, and the
+    /// blocks it handed out.
+    decoded_seen: u32,
+    ahead_out: Vec<bool>,
 }
 
 /// Where an object is.
@@ -190,6 +194,8 @@ impl Active {
             md5: Some(Md5::new()),
             sha256: Sha256::new(),
             blocks_out: 0,
+            decoded_seen: 0,
+            ahead_out: Vec::new(),
         }
     }
 
@@ -207,6 +213,7 @@ impl Active {
         meta: Option<&FileDescription>,
         wait_for_fdt: bool,
         skip_md5: bool,
+        blocks_ahead: bool,
     ) -> Drained {
         let Some(decoder) = self.decoder.as_mut() else {
             return Drained::Decoding;
@@ -228,7 +235,28 @@ impl Active {
                 data: block.data,
             });
         }
-        if self.blocks_out < decoder.layout().block_count() {
+        let blocks = decoder.layout().block_count();
+        if self.blocks_out < blocks {
+            if blocks_ahead && decoder.blocks_decoded() > self.decoded_seen {
+                // A block finished out of order: copy it out now.
+                self.decoded_seen = decoder.blocks_decoded();
+                self.ahead_out.resize(blocks as usize, false);
+                for sbn in self.blocks_out + 1..blocks {
+                    if self.ahead_out[sbn as usize] {
+                        continue;
+                    }
+                    if let Some((offset, data)) = decoder.peek_decoded(sbn) {
+                        self.ahead_out[sbn as usize] = true;
+                        out.events.push_back(Event::BlockDecodedAhead {
+                            tsi: out.tsi,
+                            toi: out.toi,
+                            sbn,
+                            offset,
+                            data: data.to_vec(),
+                        });
+                    }
+                }
+            }
             return Drained::Decoding;
         }
         let md5: Option<[u8; 16]> = self.md5.take().map(|md5| md5.finalize().into());

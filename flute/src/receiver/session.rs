@@ -195,11 +195,13 @@ impl Session {
                 let result = add_symbols(decoder, cx.stats, id, symbols);
                 let wait_for_fdt = !cx.config.fdt_wait.is_zero() && !self.closed;
                 let skip_md5 = !cx.config.md5_with_sha256;
+                let blocks_ahead = cx.config.blocks_ahead;
                 match active.drain(
                     &mut cx.output(toi),
                     object.meta.as_ref(),
                     wait_for_fdt,
                     skip_md5,
+                    blocks_ahead,
                 ) {
                     Drained::Decoding => {}
                     Drained::Finished => {

@@ -69,6 +69,9 @@ pub struct AgentConfig {
     pub listen: Vec<Multiaddr>,
     /// Peers to dial.
     pub peers: Vec<Multiaddr>,
+    /// Find peers on the local network with mDNS (off by default: it
+    /// sends on every interface).
+    pub mdns: bool,
     /// Serve garbage symbols to peers (tests of banning).
     pub malicious_peer: bool,
     /// Keep serving peers this long after the objects are delivered.
@@ -100,6 +103,7 @@ impl AgentConfig {
             },
             listen: Vec::new(),
             peers: Vec::new(),
+            mdns: false,
             malicious_peer: false,
             linger: Duration::ZERO,
             stop_lingering: None,

@@ -4,6 +4,8 @@
 //! and the reception reports with bytes by source.
 
 use std::collections::{BTreeMap, HashMap};
+
+use futures_util::future::join_all;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +22,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::{AgentConfig, AgentError, AgentEvent, AgentReport, ObjectOutcome};
-use crate::p2p::{PeerNode, Request, Response, Served};
+use crate::p2p::{ObjectAnnouncement, PeerConfig, PeerId, PeerNode, Request, Response, Served};
 use crate::receive::{
     Control, ManifestCheck, ObjectGaps, ObjectProgress, ObjectState, ReceiveStats,
 };
@@ -34,6 +36,11 @@ const MARGIN: u32 = 0;
 
 /// Rounds of symbol repair before the whole object is downloaded.
 const ROUNDS: u32 = 6;
+
+/// Times a round is asked again when the repair service answers 429 or
+/// 503, and the mean pause before each (jittered ±50 %).
+const OVERLOAD_RETRIES: u32 = 10;
+const OVERLOAD_PAUSE: Duration = Duration::from_secs(1);
 
 /// Rounds asked of each peer before the next one.
 const PEER_ROUNDS: u32 = 3;
@@ -51,6 +58,8 @@ struct ObjectRecord {
     content_location: Option<String>,
     manifest_uri: Option<String>,
     manifest: Option<ManifestBody>,
+    /// The partial file served to peers block by block.
+    serving_partial: Option<PathBuf>,
     path: Option<PathBuf>,
     repair_bytes: u64,
     peer_bytes: u64,
@@ -121,8 +130,14 @@ impl Repairer {
         } else {
             let _guard = rt.enter();
             Some(
-                PeerNode::start(&config.listen, &config.peers, config.malicious_peer)
-                    .map_err(|e| AgentError::Peer(e.to_string()))?,
+                PeerNode::start_with(PeerConfig {
+                    listen: config.listen.clone(),
+                    peers: config.peers.clone(),
+                    mdns: config.mdns,
+                    malicious: config.malicious_peer,
+                    ..PeerConfig::default()
+                })
+                .map_err(|e| AgentError::Peer(e.to_string()))?,
             )
         };
         Ok(Repairer {
@@ -160,6 +175,18 @@ impl Repairer {
         if p.manifest.is_some() {
             record.manifest_uri.clone_from(&p.manifest);
         }
+        self.verify_manifest(control, p)?;
+        self.serve_decoded_block(p);
+        Ok(())
+    }
+
+    /// With an origin key, fetches and verifies the manifest of object `p`
+    /// the first time the FDT names one, hands the check to the receiver
+    /// and announces the object to peers.
+    fn verify_manifest(&mut self, control: &Control, p: &ObjectProgress) -> Result<(), AgentError> {
+        let Some(record) = self.objects.get(&(p.tsi, p.toi)) else {
+            return Ok(());
+        };
         let (Some(key), Some(uri)) = (&self.key, &record.manifest_uri) else {
             return Ok(());
         };
@@ -167,11 +194,24 @@ impl Repairer {
             return Ok(());
         }
         let uri = uri.clone();
-        let signed = self.fetch_manifest(&uri)?;
+        let (signed, raw) = self.fetch_manifest_raw(&uri)?;
         let body = signed.verify(key).map_err(|e| AgentError::Manifest {
             uri: uri.clone(),
             reason: format!("does not verify with the origin key: {e}"),
         })?;
+        if let (Some(node), Some(location)) = (&self.node, &record.content_location) {
+            // Late joiners learn the object, and can check it, from us.
+            node.announce(ObjectAnnouncement {
+                content_location: location.clone(),
+                content_length: body.size,
+                content_type: None,
+                content_encoding: None,
+                oti: body.oti,
+                sha256: Some(body.sha256),
+                manifest_uri: Some(uri.clone()),
+                manifest: raw,
+            });
+        }
         control.set_manifest(
             p.tsi,
             p.toi,
@@ -188,7 +228,39 @@ impl Repairer {
         Ok(())
     }
 
+    /// Offers peers the block event `p` reports written (blocks are served
+    /// from the partial file before the object is whole). Only blocks the
+    /// receiver checked against a verified manifest are offered.
+    fn serve_decoded_block(&mut self, p: &ObjectProgress) {
+        let (Some(node), Some(sbn), Some(partial)) = (&self.node, p.decoded_block, &p.partial)
+        else {
+            return;
+        };
+        let Some(record) = self.objects.get_mut(&(p.tsi, p.toi)) else {
+            return;
+        };
+        let (Some(location), Some(body)) = (&record.content_location, &record.manifest) else {
+            return;
+        };
+        if record.serving_partial.as_ref() != Some(partial) {
+            let blocks = body.oti.source_blocks() as usize;
+            node.serve_blocks(
+                location.clone(),
+                body.oti,
+                partial.clone(),
+                vec![false; blocks],
+            );
+            record.serving_partial = Some(partial.clone());
+        }
+        node.block_done(location, sbn);
+    }
+
     fn fetch_manifest(&self, uri: &str) -> Result<SignedManifest, AgentError> {
+        self.fetch_manifest_raw(uri).map(|(signed, _)| signed)
+    }
+
+    /// The signed manifest at `uri`, parsed, and its bytes as served.
+    fn fetch_manifest_raw(&self, uri: &str) -> Result<(SignedManifest, Vec<u8>), AgentError> {
         let error = |reason: String| AgentError::Manifest {
             uri: uri.to_owned(),
             reason,
@@ -197,7 +269,8 @@ impl Repairer {
             .rt
             .block_on(self.client.fetch(uri, MAX_MANIFEST_BYTES))
             .map_err(|e| error(e.to_string()))?;
-        SignedManifest::from_json(&bytes).map_err(|e| error(e.to_string()))
+        let signed = SignedManifest::from_json(&bytes).map_err(|e| error(e.to_string()))?;
+        Ok((signed, bytes.to_vec()))
     }
 
     /// An object was delivered to `path` after `elapsed`: it is served to
@@ -224,7 +297,9 @@ impl Repairer {
         }
     }
 
-    /// Asks the connected peers for what object `p` still needs. A peer
+    /// Asks the connected peers for what object `p` still needs: their
+    /// have-maps first, then, each round, every missing block from a peer
+    /// that holds it (spread over the peers, all requests at once). A peer
     /// whose symbols make the object fail its manifest is banned (the
     /// object is then downloaded again whole).
     fn repair_from_peers(
@@ -239,66 +314,125 @@ impl Repairer {
             return PeerOutcome::Incomplete;
         };
         let key = (p.tsi, p.toi);
-        let peers = self.rt.block_on(node.peers());
-        for (i, peer) in peers.iter().enumerate() {
-            for round in 0..PEER_ROUNDS {
-                let Some(gaps) = control.gaps(p.tsi, p.toi) else {
-                    return PeerOutcome::Incomplete;
+        let mut holders: Vec<(PeerId, Vec<bool>)> = self.rt.block_on(async {
+            let peers = node.peers().await;
+            let maps = join_all(peers.iter().map(|peer| {
+                node.ask(
+                    *peer,
+                    Request::HaveMap {
+                        content_location: location.to_owned(),
+                    },
+                )
+            }))
+            .await;
+            peers
+                .into_iter()
+                .zip(maps)
+                .filter_map(|(peer, map)| match map {
+                    Ok(Response::HaveMap { blocks }) if blocks.contains(&true) => {
+                        Some((peer, blocks))
+                    }
+                    _ => None,
+                })
+                .collect()
+        });
+        for round in 0..PEER_ROUNDS {
+            let Some(gaps) = control.gaps(p.tsi, p.toi) else {
+                return PeerOutcome::Incomplete;
+            };
+            if gaps.gaps.is_empty() {
+                return PeerOutcome::Complete;
+            }
+            self.note_missed(key, &gaps);
+            // Each block from one holder, turn by turn, so the load spreads.
+            let mut asks: Vec<(usize, Request, u32)> = Vec::new();
+            for (n, g) in gaps.gaps.iter().enumerate() {
+                let has = |(_, blocks): &(PeerId, Vec<bool>)| {
+                    blocks.get(g.sbn as usize).copied().unwrap_or(false)
                 };
-                if gaps.gaps.is_empty() {
-                    return PeerOutcome::Complete;
+                let candidates: Vec<usize> =
+                    (0..holders.len()).filter(|&i| has(&holders[i])).collect();
+                if candidates.is_empty() {
+                    continue;
                 }
-                self.note_missed(key, &gaps);
+                let i = candidates[(n + round as usize) % candidates.len()];
                 // Each peer and round its own ESI range, apart from the
                 // repair service's.
-                let slot = (i as u32).saturating_mul(4).saturating_add(round).min(255);
+                let slot = ((i as u32) % 64) * 4 + round;
                 let first_esi = FRESH_ESI_BASE + device_offset + (1 << 21) + slot * (1 << 14);
-                let mut got = Vec::new();
-                for g in &gaps.gaps {
-                    let request = Request::Symbols {
-                        content_location: location.to_owned(),
-                        sbn: g.sbn,
-                        count: g.symbols_needed + MARGIN,
-                        first_esi,
-                        not: Vec::new(),
-                    };
-                    match self.rt.block_on(node.ask(*peer, request)) {
-                        Ok(Response::Symbols { symbols }) => got.extend(
-                            symbols
-                                .into_iter()
-                                .map(|(esi, s)| (PayloadId::new(g.sbn, esi), s)),
-                        ),
-                        Ok(other) => {
-                            tracing::debug!(%peer, answer = ?other, "peer has no symbols");
-                            break;
-                        }
-                        Err(e) => {
-                            tracing::debug!(%peer, error = %e, "peer request failed");
-                            break;
-                        }
+                let request = Request::Symbols {
+                    content_location: location.to_owned(),
+                    sbn: g.sbn,
+                    count: g.symbols_needed + MARGIN,
+                    first_esi,
+                    not: Vec::new(),
+                };
+                asks.push((i, request, g.sbn));
+            }
+            tracing::debug!(
+                %location,
+                round,
+                holders = holders.len(),
+                gaps = gaps.gaps.len(),
+                asks = asks.len(),
+                "asking peers"
+            );
+            if asks.is_empty() {
+                break;
+            }
+            let answers = self.rt.block_on(join_all(
+                asks.iter()
+                    .map(|(i, request, _)| node.ask(holders[*i].0, request.clone())),
+            ));
+            // Symbols fed peer by peer, so a bad block names its sender.
+            let mut by_peer: BTreeMap<usize, Vec<(PayloadId, Vec<u8>)>> = BTreeMap::new();
+            let mut unusable = Vec::new();
+            for ((i, _, sbn), answer) in asks.iter().zip(answers) {
+                match answer {
+                    Ok(Response::Symbols { symbols }) => by_peer.entry(*i).or_default().extend(
+                        symbols
+                            .into_iter()
+                            .map(|(esi, s)| (PayloadId::new(*sbn, esi), s)),
+                    ),
+                    other => {
+                        tracing::debug!(peer = %holders[*i].0, answer = ?other, "peer gave no symbols");
+                        unusable.push(*i);
                     }
                 }
-                if got.is_empty() {
-                    break;
-                }
+            }
+            if by_peer.is_empty() {
+                break;
+            }
+            for (i, got) in by_peer {
+                let peer = holders[i].0;
                 let bytes: u64 = got.iter().map(|(_, s)| s.len() as u64).sum();
                 self.objects.entry(key).or_default().peer_bytes += bytes;
                 tracing::info!(%location, %peer, symbols = got.len(), "peer symbols received");
                 match control.repair(p.tsi, p.toi, got) {
                     Some(left) if left.failed => {
                         tracing::warn!(%peer, "peer banned: its symbols fail the manifest");
-                        self.rt.block_on(node.ban(*peer));
+                        self.rt.block_on(node.ban(peer));
                         self.banned.push(peer.to_string());
                         on_event(AgentEvent::PeerBanned(peer.to_string()));
                         return PeerOutcome::Failed;
                     }
+                    // Whole now (the receiver then forgets its gaps).
                     Some(left) if left.gaps.is_empty() => return PeerOutcome::Complete,
                     Some(_) => {}
                     None => return PeerOutcome::Incomplete,
                 }
             }
+            // A peer that was busy or failed is not asked again now.
+            unusable.sort_unstable();
+            unusable.dedup();
+            for i in unusable.into_iter().rev() {
+                holders.swap_remove(i);
+            }
         }
-        PeerOutcome::Incomplete
+        match control.gaps(p.tsi, p.toi) {
+            Some(gaps) if gaps.gaps.is_empty() => PeerOutcome::Complete,
+            _ => PeerOutcome::Incomplete,
+        }
     }
 
     /// Records what object `key` missed, the first time its gaps are seen.
@@ -358,8 +492,11 @@ impl Repairer {
         if self.repair_uris.is_empty() {
             return Ok(None);
         }
-        for round in 0..ROUNDS {
+        let mut round = 0;
+        let mut overloaded = 0;
+        while round < ROUNDS {
             let Some(gaps) = control.gaps(p.tsi, p.toi) else {
+                tracing::warn!(%location, "no gap map for the object");
                 break;
             };
             if gaps.gaps.is_empty() {
@@ -385,6 +522,15 @@ impl Repairer {
                     .block_on(self.client.symbols(&self.repair_uris, &query, &gaps.oti))
                 {
                     Ok(symbols) => symbols,
+                    // A storm of repair requests: wait and ask again
+                    // rather than fetch the whole object.
+                    Err(e) if e.is_overload() && overloaded < OVERLOAD_RETRIES => {
+                        overloaded += 1;
+                        let pause = OVERLOAD_PAUSE.mul_f64(self.rng.random_range(0.5..1.5));
+                        tracing::info!(%location, error = %e, ?pause, "repair service busy");
+                        std::thread::sleep(pause);
+                        continue;
+                    }
                     Err(e) => {
                         tracing::warn!(%location, error = %e, "symbol repair failed");
                         break;
@@ -393,11 +539,18 @@ impl Repairer {
             let bytes: u64 = symbols.iter().map(|(_, s)| s.len() as u64).sum();
             self.objects.entry(key).or_default().repair_bytes += bytes;
             tracing::info!(%location, round, symbols = symbols.len(), "repair symbols received");
+            round += 1;
             match control.repair(p.tsi, p.toi, symbols) {
-                Some(left) if left.failed => break,
+                Some(left) if left.failed => {
+                    tracing::warn!(%location, "repaired object fails its manifest");
+                    break;
+                }
                 Some(left) if left.gaps.is_empty() => return Ok(None),
                 Some(_) => {}
-                None => break,
+                None => {
+                    tracing::warn!(%location, "receiver no longer knows the object");
+                    break;
+                }
             }
         }
         self.download(control, p, &location).map(Some)

@@ -5,7 +5,7 @@
 
 mod resume;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -62,6 +62,9 @@ struct Tracked {
     /// Not to be persisted (it started before its description, or
     /// persisting failed).
     no_persist: bool,
+    /// Blocks written when they decoded ahead of order: their in-order
+    /// copy is not written again.
+    ahead: HashSet<u32>,
     /// Blocks reloaded from the state directory that wait for the
     /// manifest check before they are used: (SBN, CRC-32).
     deferred: Vec<(u32, u32)>,
@@ -82,6 +85,7 @@ impl Tracked {
             persist: None,
             no_persist: false,
             deferred: Vec::new(),
+            ahead: HashSet::new(),
         }
     }
 
@@ -329,6 +333,18 @@ impl DecodeLoop {
                     }
                     self.report(tsi, toi, ObjectState::Receiving);
                 }
+                Event::BlockDecodedAhead {
+                    tsi,
+                    toi,
+                    sbn,
+                    offset,
+                    data,
+                } => {
+                    self.tracked(tsi, toi).ahead.insert(sbn);
+                    if self.block_checks_out(tsi, toi, sbn, &data) {
+                        self.write_block(tsi, toi, sbn, offset, &data)
+                    }
+                }
                 Event::BlockDecoded {
                     tsi,
                     toi,
@@ -336,16 +352,13 @@ impl DecodeLoop {
                     offset,
                     data,
                 } => {
-                    if self.require_manifest {
-                        let hash: [u8; 32] = Sha256::digest(&data).into();
-                        self.tracked(tsi, toi).block_hashes.insert(sbn, hash);
-                        if let Some(bad) = self.bad_block(tsi, toi) {
-                            self.receiver.remove_object(tsi, toi);
-                            self.fail(tsi, toi, format!("block {bad} does not match the manifest"));
-                            continue;
-                        }
+                    if self.tracked(tsi, toi).ahead.remove(&sbn) {
+                        // Written (and checked) when it came ahead of order.
+                        continue;
                     }
-                    self.write_block(tsi, toi, sbn, offset, &data)
+                    if self.block_checks_out(tsi, toi, sbn, &data) {
+                        self.write_block(tsi, toi, sbn, offset, &data)
+                    }
                 }
                 Event::ObjectComplete {
                     tsi,
@@ -422,6 +435,23 @@ impl DecodeLoop {
         }
     }
 
+    /// With a manifest required, records block `sbn`'s hash and checks
+    /// the blocks against the manifest once it is known; a mismatch fails
+    /// the object (false).
+    fn block_checks_out(&mut self, tsi: u64, toi: u128, sbn: u32, data: &[u8]) -> bool {
+        if !self.require_manifest {
+            return true;
+        }
+        let hash: [u8; 32] = Sha256::digest(data).into();
+        self.tracked(tsi, toi).block_hashes.insert(sbn, hash);
+        if let Some(bad) = self.bad_block(tsi, toi) {
+            self.receiver.remove_object(tsi, toi);
+            self.fail(tsi, toi, format!("block {bad} does not match the manifest"));
+            return false;
+        }
+        true
+    }
+
     fn tracked(&mut self, tsi: u64, toi: u128) -> &mut Tracked {
         self.objects
             .entry((tsi, toi))
@@ -447,7 +477,7 @@ impl DecodeLoop {
         if tracked.persist.as_ref().is_some_and(|p| p.has(sbn)) {
             // Reloaded from the partial file: already there.
             tracked.decoded += data.len() as u64;
-            self.report(tsi, toi, ObjectState::Receiving);
+            self.report_block(tsi, toi, sbn);
             return;
         }
         let result = match &mut tracked.writer {
@@ -462,7 +492,7 @@ impl DecodeLoop {
                     persist.block_written(seq, sbn, block_crc(data));
                 }
                 tracked.decoded += data.len() as u64;
-                self.report(tsi, toi, ObjectState::Receiving);
+                self.report_block(tsi, toi, sbn);
             }
             Err(e) => {
                 // Stop decoding it: its blocks have nowhere to go.
@@ -540,6 +570,15 @@ impl DecodeLoop {
         }
     }
 
+    /// Reports block `sbn` of an object decoded and written.
+    fn report_block(&self, tsi: u64, toi: u128, sbn: u32) {
+        if let Some(tracked) = self.objects.get(&(tsi, toi)) {
+            let mut p = progress(tsi, toi, tracked, ObjectState::Receiving);
+            p.decoded_block = Some(sbn);
+            self.send(ReceiveEvent::Object(p));
+        }
+    }
+
     fn send(&self, event: ReceiveEvent) {
         // A caller that dropped the event channel is not interested.
         let _ = self.events.send(event);
@@ -547,7 +586,14 @@ impl DecodeLoop {
 }
 
 fn progress(tsi: u64, toi: u128, tracked: &Tracked, state: ObjectState) -> ObjectProgress {
+    let receiving = matches!(state, ObjectState::Receiving);
     ObjectProgress {
+        partial: tracked
+            .writer
+            .as_ref()
+            .filter(|_| receiving)
+            .map(|w| w.path().to_owned()),
+        decoded_block: None,
         tsi,
         toi,
         name: tracked.name.clone(),

@@ -46,6 +46,13 @@ pub struct ObjectProgress {
     pub total_bytes: u64,
     /// Where it stands.
     pub state: ObjectState,
+    /// The file its decoded blocks are written into, at their offsets,
+    /// while it is received (a hidden temp file, or the partial file in the
+    /// state directory); `None` before its first block and once finished.
+    pub partial: Option<PathBuf>,
+    /// The block whose decoding (and writing into `partial`) this event
+    /// reports, if any: from now on its bytes can be read there.
+    pub decoded_block: Option<u32>,
 }
 
 /// An event of a receiver, in the order things happened.

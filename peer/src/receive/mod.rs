@@ -153,6 +153,9 @@ impl ReceiveConfig {
         // Our SHA-256, when the FDT gives it, is checked on every object;
         // MD5 beside it would cost half the decode thread.
         flute.md5_with_sha256 = false;
+        // Blocks decoded ahead of a gap are written (and can be served to
+        // peers) at once, not held until the gap is repaired.
+        flute.blocks_ahead = true;
         ReceiveConfig {
             group,
             interface,

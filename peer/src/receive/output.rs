@@ -188,6 +188,14 @@ impl ObjectWriter {
         Ok(hasher.finalize().into())
     }
 
+    /// The file blocks are written into.
+    pub fn path(&self) -> &Path {
+        match &self.backing {
+            Backing::Temp(temp) => temp.path(),
+            Backing::Kept { path, .. } => path,
+        }
+    }
+
     /// Writes a decoded block at `offset`; returns its sequence number
     /// (see [`Self::durable_seq`]).
     pub fn write_block(&mut self, offset: u64, data: &[u8]) -> Result<u64, OutputError> {

@@ -76,7 +76,7 @@ pub struct Update {
 /// What a UE did.
 pub enum UeEvent {
     /// Its agent's event.
-    Agent(AgentEvent),
+    Agent(Box<AgentEvent>),
     /// It finished; the result and whether its file is the published one.
     Finished(Box<UeResult>),
 }
@@ -176,7 +176,7 @@ impl Fleet {
                     let report = dms_peer::agent::run(config, |event| {
                         let _ = agent_updates.send(Update {
                             index: i,
-                            event: UeEvent::Agent(event),
+                            event: UeEvent::Agent(Box::new(event)),
                         });
                     })
                     .map_err(|e| e.to_string());

@@ -222,7 +222,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let update = updates
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .context("UEs did not start")?;
-        if matches!(update.event, UeEvent::Agent(AgentEvent::Started)) {
+        if matches!(&update.event, UeEvent::Agent(e) if matches!(**e, AgentEvent::Started)) {
             started_ues += 1;
         }
         view.update(update, &mut results);
@@ -255,15 +255,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             Err(_) => break,
         };
         let index = update.index;
-        if matches!(
-            &update.event,
-            UeEvent::Agent(AgentEvent::Downloaded { .. })
-                | UeEvent::Agent(AgentEvent::Progress(dms_peer::receive::ObjectProgress {
-                    state: ObjectState::Complete { .. },
-                    ..
-                }))
-                | UeEvent::Finished(_)
-        ) {
+        if match &update.event {
+            UeEvent::Agent(e) => match &**e {
+                AgentEvent::Downloaded { .. } => true,
+                AgentEvent::Progress(p) => matches!(p.state, ObjectState::Complete { .. }),
+                _ => false,
+            },
+            UeEvent::Finished(_) => true,
+        } {
             delivered[index] = true;
         }
         view.update(update, &mut results);
@@ -369,25 +368,7 @@ impl Progress {
     fn update(&self, update: fleet::Update, results: &mut [Option<UeResult>]) {
         let bar = &self.bars[update.index];
         match update.event {
-            UeEvent::Agent(AgentEvent::Progress(p)) => {
-                bar.set_length(p.total_bytes);
-                bar.set_position(p.bytes_decoded);
-                match p.state {
-                    ObjectState::Receiving => bar.set_message("receiving"),
-                    ObjectState::Complete { .. } => bar.set_message("complete, verifying"),
-                    ObjectState::Failed { reason } => bar.set_message(format!("failed: {reason}")),
-                    _ => {}
-                }
-            }
-            UeEvent::Agent(AgentEvent::Repairing(_)) => bar.set_message("repairing"),
-            UeEvent::Agent(AgentEvent::Downloaded { progress, .. }) => {
-                bar.set_position(progress.total_bytes);
-                bar.set_message("downloaded whole");
-            }
-            UeEvent::Agent(AgentEvent::PeerBanned(peer)) => {
-                bar.set_message(format!("banned {peer}"));
-            }
-            UeEvent::Agent(_) => {}
+            UeEvent::Agent(event) => self.agent_event(bar, *event),
             UeEvent::Finished(result) => {
                 if table::verified(&result) {
                     bar.finish_with_message("verified");
@@ -400,6 +381,30 @@ impl Progress {
                 }
                 results[update.index] = Some(*result);
             }
+        }
+    }
+
+    fn agent_event(&self, bar: &ProgressBar, event: AgentEvent) {
+        match event {
+            AgentEvent::Progress(p) => {
+                bar.set_length(p.total_bytes);
+                bar.set_position(p.bytes_decoded);
+                match p.state {
+                    ObjectState::Receiving => bar.set_message("receiving"),
+                    ObjectState::Complete { .. } => bar.set_message("complete, verifying"),
+                    ObjectState::Failed { reason } => bar.set_message(format!("failed: {reason}")),
+                    _ => {}
+                }
+            }
+            AgentEvent::Repairing(_) => bar.set_message("repairing"),
+            AgentEvent::Downloaded { progress, .. } => {
+                bar.set_position(progress.total_bytes);
+                bar.set_message("downloaded whole");
+            }
+            AgentEvent::PeerBanned(peer) => {
+                bar.set_message(format!("banned {peer}"));
+            }
+            _ => {}
         }
     }
 
