@@ -111,6 +111,17 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// True when every server turned the request away as overloaded (429
+    /// or 503): the same request may succeed after a pause.
+    pub fn is_overload(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Status { status, .. }
+                if *status == StatusCode::TOO_MANY_REQUESTS
+                    || *status == StatusCode::SERVICE_UNAVAILABLE
+        )
+    }
+
     /// True when another server (or a later attempt) may do better.
     fn is_transient(&self) -> bool {
         match self {
