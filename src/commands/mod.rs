@@ -10,3 +10,4 @@ pub mod repair_serve;
 pub mod send;
 pub mod serve;
 pub mod session;
+pub mod sim;

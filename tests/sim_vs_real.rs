@@ -1,0 +1,230 @@
+//! `dms sim` predicts what real UE agents ask for: a loopback broadcast of
+//! a 4 MiB object (RaptorQ, 2 % repair symbols, one round) to 20
+//! `dms receive --drop 5 --repair …` agents, then `dms sim` with the same
+//! object size, overhead and the loss the agents really saw; the agents'
+//! mean repair bytes (from their reception reports) must lie within the
+//! sim's prediction ± 4 standard errors of a 20-UE mean (+ 3 % for the
+//! estimate of the real loss).
+//!
+//! The real loss can exceed the injected 5 %: on a loaded machine the
+//! kernel drops multicast datagrams too, and a lagging decoder drops some.
+//! Each agent prints how many datagrams it took from the socket, how many
+//! `--drop` discarded and how many its decoder dropped; every agent was
+//! sent the same datagrams, so the most any agent took is what was sent
+//! (if one agent lost none in the kernel; otherwise the real loss is
+//! underestimated, and only by the kernel's drops at that best agent).
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod binary;
+
+use binary::{Kill, dms, json, start_origin};
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const GROUP: &str = "239.255.78.1:47811";
+const UES: usize = 20;
+const SIZE: usize = 4 << 20;
+const REPAIR_PERCENT: &str = "2";
+
+/// The number after `word` on the line of `stderr` that starts with
+/// `prefix` (or, with an empty word, the line's first word).
+fn figure(stderr: &str, prefix: &str, word: &str, after: bool) -> Option<u64> {
+    let line = stderr.lines().find(|l| l.contains(prefix))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let i = words
+        .iter()
+        .position(|x| x.trim_end_matches([',', ';']) == word)?;
+    let w = if after {
+        words.get(i + 1)?
+    } else {
+        words.get(i.checked_sub(1)?)?
+    };
+    w.trim_start_matches('(')
+        .trim_end_matches([',', ';', ')'])
+        .parse()
+        .ok()
+}
+
+/// One agent's counters: (datagrams from the socket, dropped by --drop,
+/// dropped by a lagging decoder, repair bytes from its report).
+struct Ue {
+    datagrams: u64,
+    injected: u64,
+    lagging: u64,
+    repair: u64,
+}
+
+#[test]
+fn sim_predicts_the_repair_of_real_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let (_server, server) = start_origin(&data);
+    let cacert = data.join("tls/cert.pem");
+    let client = ["--server", server.as_str(), "--data", data_s];
+
+    let file = dir.path().join("obj.bin");
+    let bytes: Vec<u8> = (0..SIZE as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let published = json(&dms(&[
+        &[
+            "publish",
+            file.to_str().unwrap(),
+            "--name",
+            "obj.bin",
+            "--version",
+            "1.0.0",
+        ][..],
+        &client[..],
+    ]
+    .concat()));
+    let id = published["id"].as_str().unwrap().to_owned();
+
+    let repair = format!("{server}/repair");
+    let mut children = Vec::new();
+    for i in 0..UES {
+        let out = dir.path().join(format!("ue{i}"));
+        let state = dir.path().join(format!("state{i}"));
+        let child = Command::new(env!("CARGO_BIN_EXE_dms"))
+            .args([
+                "receive",
+                "--group",
+                GROUP,
+                "--iface",
+                "127.0.0.1",
+                "--out",
+                out.to_str().unwrap(),
+                "--timeout",
+                "120",
+                "--idle",
+                "3",
+                "--repair",
+                &repair,
+                "--cacert",
+                cacert.to_str().unwrap(),
+                "--drop",
+                "5",
+                "--seed",
+                &(i as u64 + 101).to_string(),
+                "--device",
+                &format!("ue{i}"),
+                "--state",
+                state.to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        children.push((out, state, Kill(child)));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+
+    json(&dms(&[
+        &[
+            "session",
+            "start",
+            "--objects",
+            &id,
+            "--group",
+            GROUP,
+            "--iface",
+            "127.0.0.1",
+            "--rate",
+            "10",
+            "--fec",
+            "raptorq",
+            "--repair",
+            REPAIR_PERCENT,
+            "--carousel",
+            "1",
+            "--tsi",
+            "81",
+        ][..],
+        &client[..],
+    ]
+    .concat()));
+
+    let mut ues = Vec::new();
+    for (i, (out, state, mut child)) in children.into_iter().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(150);
+        while child.0.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "ue{i} did not end");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert!(child.0.wait().unwrap().success(), "ue{i}: {stderr}");
+        assert!(
+            std::fs::read(out.join("obj.bin")).unwrap() == bytes,
+            "ue{i}: received file differs"
+        );
+        let report = std::fs::read_dir(&state)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                let name = p.file_name().unwrap().to_string_lossy();
+                name.starts_with("report-") && name.ends_with(".json")
+            })
+            .unwrap_or_else(|| panic!("ue{i}: no report in {}", state.display()));
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+        let parse = |prefix, word, after| {
+            figure(&stderr, prefix, word, after)
+                .unwrap_or_else(|| panic!("ue{i}: no {word:?} figure in {stderr}"))
+        };
+        ues.push(Ue {
+            datagrams: parse("datagrams, ", "datagrams", false),
+            lagging: parse("decoder lagging", "dropped", false),
+            injected: parse("bytes by source:", "datagrams", false),
+            repair: report["bytes"]["repair"].as_u64().unwrap(),
+        });
+    }
+
+    let sent = ues.iter().map(|u| u.datagrams).max().unwrap();
+    let lost: u64 = ues
+        .iter()
+        .map(|u| u.injected + u.lagging + (sent - u.datagrams))
+        .sum();
+    let loss_percent = 100.0 * lost as f64 / (sent as f64 * UES as f64);
+    let real_mean = ues.iter().map(|u| u.repair as f64).sum::<f64>() / UES as f64;
+
+    let out = dir.path().join("sim");
+    let sim = json(&dms(&[
+        "sim",
+        "--ues",
+        "20000",
+        "--size",
+        &SIZE.to_string(),
+        "--loss",
+        &format!("{loss_percent:.4}"),
+        "--repair",
+        REPAIR_PERCENT,
+        "--model",
+        "statistical",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let row = &sim["rows"][0];
+    let packets = row["broadcast_packets"].as_u64().unwrap();
+    // What was sent: the object's packets and a few FDT packets.
+    assert!(
+        sent >= packets * 95 / 100 && sent <= packets + 20,
+        "the best agent took {sent} datagrams of {packets} data packets"
+    );
+    let sim_mean = row["repair_mean_bytes"].as_f64().unwrap();
+    let sim_std = row["repair_std_bytes"].as_f64().unwrap();
+    let tolerance = 4.0 * sim_std / (UES as f64).sqrt() + 0.03 * sim_mean;
+    eprintln!(
+        "real loss {loss_percent:.2} % (5 % injected); repair per UE: real mean {real_mean:.0} B, sim {sim_mean:.0} B ± {tolerance:.0} B (σ {sim_std:.0} B)"
+    );
+    assert!(sim_mean > 0.0, "{sim}");
+    assert!(
+        (real_mean - sim_mean).abs() <= tolerance,
+        "real mean {real_mean:.0} B vs sim {sim_mean:.0} B ± {tolerance:.0} B at {loss_percent:.2} % loss; real {:?}",
+        ues.iter().map(|u| u.repair).collect::<Vec<_>>()
+    );
+}
