@@ -54,14 +54,15 @@ fn a_small_run_writes_csv_json_and_svg() {
     let csv = out.join("sim.csv");
     assert_eq!(rows(&csv).len(), 6);
     assert!(column(&csv, "model").iter().all(|m| m == "exact"));
-    // 1 MiB at T = 1400: 749 symbols, one block.
-    assert!(column(&csv, "k_max").iter().all(|k| k == "749"));
+    // 1 MiB at T = 1400: 749 symbols; at most 748 a block, so two.
+    assert!(column(&csv, "blocks").iter().all(|k| k == "2"));
+    assert!(column(&csv, "k_max").iter().all(|k| k == "375"));
     let mean: Vec<f64> = column(&csv, "repair_mean_bytes")
         .iter()
         .map(|v| v.parse().unwrap())
         .collect();
     // Loss 1 % without FEC overhead: every UE repairs ~7.5 lost symbols
-    // + 1; with 20 % overhead none does. More loss, more repair.
+    // + 1 a block; with 20 % overhead none does. More loss, more repair.
     assert!(
         mean[0] > 5.0 * 1400.0 && mean[0] < 12.0 * 1400.0,
         "{mean:?}"

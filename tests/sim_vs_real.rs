@@ -3,8 +3,18 @@
 //! `dms receive --drop 5 --repair …` agents, then `dms sim` with the same
 //! object size, overhead and the loss the agents really saw; the agents'
 //! mean repair bytes (from their reception reports) must lie within the
-//! sim's prediction ± 4 standard errors of a 20-UE mean (+ 3 % for the
-//! estimate of the real loss).
+//! sim's prediction ± (2 standard errors of a 20-UE mean + 2 %), about
+//! ± 7 %.
+//!
+//! Why that is generous: the sim runs at the loss the agents really had
+//! on average, which takes out the largest part of the 20-UE sampling
+//! noise (the spread of each UE's loss count); with 2 % FEC overhead
+//! nearly every block falls short of K, so repair is close to linear in
+//! the losses and what is left is small. The 2 % covers the loss estimate
+//! (FDT packets, kernel drops at the best agent). Runs here: real mean
+//! 134.8 kB against the sim's 135.1 kB, tolerance ±10.1 kB. An error of
+//! one symbol a block in the agent's margin (7 kB) is near the edge; a
+//! wrong K, block count, overhead or symbol size is far outside.
 //!
 //! The real loss can exceed the injected 5 %: on a loaded machine the
 //! kernel drops multicast datagrams too, and a lagging decoder drops some.
@@ -13,6 +23,11 @@
 //! sent the same datagrams, so the most any agent took is what was sent
 //! (if one agent lost none in the kernel; otherwise the real loss is
 //! underestimated, and only by the kernel's drops at that best agent).
+//!
+//! The agents' repair back-off window is 8 s: they all share 127.0.0.1,
+//! and the origin's per-client limit (a burst of 20 requests, then 10/s)
+//! refuses a storm of 20 at once with 429, after which an agent downloads
+//! the whole object — a different figure from the one under test.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod binary;
@@ -107,6 +122,12 @@ fn sim_predicts_the_repair_of_real_agents() {
                 cacert.to_str().unwrap(),
                 "--drop",
                 "5",
+                // The origin allows 20 requests at once per client IP and
+                // all agents are 127.0.0.1: the back-off window spreads
+                // their repair requests and reports (as it is meant to
+                // spread a real fleet's), so none is refused with 429.
+                "--backoff-window",
+                "8",
                 "--seed",
                 &(i as u64 + 101).to_string(),
                 "--device",
@@ -175,6 +196,9 @@ fn sim_predicts_the_repair_of_real_agents() {
             figure(&stderr, prefix, word, after)
                 .unwrap_or_else(|| panic!("ue{i}: no {word:?} figure in {stderr}"))
         };
+        if report["bytes"]["repair"].as_u64().unwrap() >= SIZE as u64 {
+            eprintln!("ue{i} downloaded the whole object: {stderr}");
+        }
         ues.push(Ue {
             datagrams: parse("datagrams, ", "datagrams", false),
             lagging: parse("decoder lagging", "dropped", false),
@@ -217,7 +241,7 @@ fn sim_predicts_the_repair_of_real_agents() {
     );
     let sim_mean = row["repair_mean_bytes"].as_f64().unwrap();
     let sim_std = row["repair_std_bytes"].as_f64().unwrap();
-    let tolerance = 4.0 * sim_std / (UES as f64).sqrt() + 0.03 * sim_mean;
+    let tolerance = 2.0 * sim_std / (UES as f64).sqrt() + 0.02 * sim_mean;
     eprintln!(
         "real loss {loss_percent:.2} % (5 % injected); repair per UE: real mean {real_mean:.0} B, sim {sim_mean:.0} B ± {tolerance:.0} B (σ {sim_std:.0} B)"
     );

@@ -186,6 +186,13 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     let mut temp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a file in {}", dir.display()))?;
     temp.write_all(data)?;
+    // Results are for reading by anyone (a temp file starts as 0600).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        temp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     temp.as_file().sync_all()?;
     temp.persist(path)
         .with_context(|| format!("writing {}", path.display()))?;
