@@ -15,6 +15,21 @@ use super::output::{Row, Summary, human};
 /// Width and height of the picture.
 const SIZE: (u32, u32) = (1200, 560);
 
+/// Line colours, one per loss rate (then round again): distinct and
+/// readable on white.
+const COLORS: [RGBColor; 6] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x8c, 0x56, 0x4b),
+];
+
+fn color(i: usize) -> RGBAColor {
+    COLORS[i % COLORS.len()].to_rgba()
+}
+
 /// Rows grouped by loss rate, in the order they came.
 fn by_loss(rows: &[Row]) -> Vec<(f64, Vec<&Row>)> {
     let mut groups: Vec<(f64, Vec<&Row>)> = Vec::new();
@@ -87,7 +102,7 @@ fn render(summary: &Summary) -> Result<String, Box<dyn std::error::Error>> {
             .y_label_formatter(&|v| human(*v))
             .draw()?;
         for (i, (loss, group)) in groups.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+            let color = color(i);
             let points: Vec<(f64, f64)> = group
                 .iter()
                 .map(|r| (f64::from(r.repair_percent), r.origin_total_bytes as f64))
@@ -103,7 +118,7 @@ fn render(summary: &Summary) -> Result<String, Box<dyn std::error::Error>> {
                 vec![(0.0, baseline), (x_max, baseline)],
                 BLACK.stroke_width(2),
             ))?
-            .label("unicast only (UEs × size)")
+            .label(format!("unicast only (UEs × size = {})", human(baseline)))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
         chart
             .configure_series_labels()
@@ -131,7 +146,7 @@ fn render(summary: &Summary) -> Result<String, Box<dyn std::error::Error>> {
             .y_label_formatter(&|v| human(*v))
             .draw()?;
         for (i, (loss, group)) in groups.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+            let color = color(i);
             let points: Vec<(f64, f64)> = group
                 .iter()
                 .map(|r| (f64::from(r.repair_percent), r.repair_mean_bytes))
