@@ -279,6 +279,7 @@ impl Simulator {
     /// chain leaves a state with a fixed probability per packet).
     fn draw_runs(&self, rng: &mut SmallRng, burst: f64, lost: &mut [u32]) {
         let (enter, leave) = self.loss.switching(burst);
+        let (enter, leave) = (Geometric::new(enter), Geometric::new(leave));
         let total = self.plan.packets();
         let mut in_burst = rng.random::<f64>() < self.loss.rate;
         let mut pos = 0u64;
@@ -286,14 +287,14 @@ impl Simulator {
         let mut block_end = self.plan.blocks.first().map_or(0, |b| u64::from(b.n));
         let mut first = true;
         while pos < total {
-            let p_leave = if in_burst { leave } else { enter };
+            let run = if in_burst { leave } else { enter };
             // The chain may flip at the very first packet, so the first
             // run may be empty; every later run holds at least one packet.
             let len = if first {
                 first = false;
-                geometric_failures(rng, p_leave)
+                run.sample(rng)
             } else {
-                1 + geometric_failures(rng, p_leave)
+                run.sample(rng).saturating_add(1)
             };
             let end = pos.saturating_add(len).min(total);
             if in_burst {
@@ -317,22 +318,31 @@ impl Simulator {
     }
 }
 
-/// Failures before the first success of Bernoulli(`p`) trials, by
-/// inversion (u64::MAX for p = 0).
-fn geometric_failures(rng: &mut SmallRng, p: f64) -> u64 {
-    if p >= 1.0 {
-        return 0;
+/// Failures before the first success of Bernoulli(`p`) trials:
+/// ⌊E / −ln(1 − p)⌋ for an exponential E (P(X ≥ k) = (1 − p)^k), which
+/// the ziggurat draws faster than a logarithm.
+#[derive(Clone, Copy, Debug)]
+struct Geometric {
+    /// 1 / −ln(1 − p): 0 for p = 1, infinite for p = 0.
+    scale: f64,
+}
+
+impl Geometric {
+    fn new(p: f64) -> Self {
+        let scale = if p >= 1.0 {
+            0.0
+        } else if p <= 0.0 {
+            f64::INFINITY
+        } else {
+            -1.0 / (-p).ln_1p()
+        };
+        Geometric { scale }
     }
-    if p <= 0.0 {
-        return u64::MAX;
-    }
-    // u in (0, 1]: ln(u) finite.
-    let u = 1.0 - rng.random::<f64>();
-    let x = (u.ln() / (-p).ln_1p()).floor();
-    if x >= u64::MAX as f64 {
-        u64::MAX
-    } else {
-        x as u64
+
+    fn sample(self, rng: &mut SmallRng) -> u64 {
+        let e: f64 = rng.sample(rand_distr::Exp1);
+        // `as` saturates: an infinite run is u64::MAX packets.
+        (e * self.scale) as u64
     }
 }
 
@@ -505,6 +515,22 @@ mod tests {
             (exact - runs).abs() / exact < 0.1,
             "exact {exact} runs {runs}"
         );
+    }
+
+    #[test]
+    fn geometric_runs_have_the_right_mean() {
+        let mut rng = SmallRng::seed_from_u64(5);
+        for p in [0.5, 0.1, 0.005] {
+            let g = Geometric::new(p);
+            let n = 200_000;
+            let mean = (0..n).map(|_| g.sample(&mut rng) as f64).sum::<f64>() / f64::from(n);
+            let want = (1.0 - p) / p;
+            assert!(
+                (mean - want).abs() < 0.02 * want + 0.01,
+                "p {p}: {mean} vs {want}"
+            );
+        }
+        assert_eq!(Geometric::new(1.0).sample(&mut rng), 0);
     }
 
     #[test]
