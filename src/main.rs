@@ -52,6 +52,9 @@ enum Command {
     /// Receive FLUTE objects from a multicast group into a directory; exit
     /// once `--count` are complete and verified.
     Receive(commands::receive::ReceiveArgs),
+    /// Simulate FEC and repair for a population of UEs (no sockets):
+    /// repair load against FEC overhead and loss; CSV, JSON and an SVG plot.
+    Sim(commands::sim::SimArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -74,6 +77,7 @@ fn main() -> anyhow::Result<()> {
         Command::Session(command) => commands::session::run(command),
         Command::Keygen(args) => commands::keygen::run_keygen(args),
         Command::Receive(args) => commands::receive::run(args),
+        Command::Sim(args) => commands::sim::run(args),
     }
 }
 

@@ -11,4 +11,5 @@ pub mod repair_serve;
 pub mod send;
 pub mod serve;
 pub mod session;
+pub mod sim;
 pub mod units;

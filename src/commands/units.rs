@@ -25,8 +25,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         other => return Err(format!("{text:?}: unknown unit {other:?} (KiB, MiB, GiB…)")),
     };
     let bytes = number * scale as f64;
-    if !(bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64) {
+    if !(bytes.is_finite() && bytes < u64::MAX as f64) {
         return Err(format!("{text:?}: out of range"));
+    }
+    if bytes < 1.0 {
+        return Err(format!("{text:?}: a size is at least 1 byte"));
     }
     Ok(bytes.round() as u64)
 }
@@ -49,6 +52,7 @@ mod tests {
     #[test]
     fn nonsense_is_refused() {
         assert!(parse_size("").is_err());
+        assert!(parse_size("0").is_err());
         assert!(parse_size("MiB").is_err());
         assert!(parse_size("5 parsecs").is_err());
         assert!(parse_size("-1").is_err());

@@ -128,9 +128,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     if !(args.rate > 0.0 && args.rate.is_finite()) {
         bail!("--rate must be a positive number of Mbit/s");
     }
-    if args.size == 0 {
-        bail!("--size must be at least 1 byte");
-    }
     let timeout = Duration::try_from_secs_f64(args.timeout)
         .ok()
         .filter(|t| !t.is_zero())
