@@ -339,6 +339,7 @@ mod tests {
                 content_md5: None,
                 sha256,
                 manifest: None,
+                delta: None,
             }),
         }
     }
