@@ -435,10 +435,10 @@ impl DeltaStore {
         let mut out = Vec::new();
         for entry in entries {
             let name = entry?.file_name();
-            if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) {
-                if let Some(rec) = self.record(id)? {
-                    out.push(rec);
-                }
+            if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json"))
+                && let Some(rec) = self.record(id)?
+            {
+                out.push(rec);
             }
         }
         Ok(out)

@@ -95,11 +95,11 @@ impl ObjectSource for DeltaSource {
     }
 
     fn open(&self, object: &ObjectInfo) -> Result<Box<dyn BlobReader>, SourceError> {
-        if let Some(rec) = self.store.record(&object.id).map_err(source_err)? {
-            if hex::encode(object.sha256) == rec.sha256 {
-                let path = self.store.blob_path(&rec).map_err(source_err)?;
-                return Ok(Box::new(FileBlob::open(&path)?));
-            }
+        if let Some(rec) = self.store.record(&object.id).map_err(source_err)?
+            && hex::encode(object.sha256) == rec.sha256
+        {
+            let path = self.store.blob_path(&rec).map_err(source_err)?;
+            return Ok(Box::new(FileBlob::open(&path)?));
         }
         self.repo.open(object)
     }

@@ -296,10 +296,10 @@ impl SessionRegistry {
             return Ok(Vec::new());
         };
         let mut bases = spec.delta_from.clone();
-        if spec.delta_previous {
-            if let Some(previous) = previous_version(&self.repo, target)? {
-                bases.insert(0, sha_bytes(&previous.sha256)?);
-            }
+        if spec.delta_previous
+            && let Some(previous) = previous_version(&self.repo, target)?
+        {
+            bases.insert(0, sha_bytes(&previous.sha256)?);
         }
         let mut out: Vec<DeltaRecord> = Vec::new();
         for base in bases {
