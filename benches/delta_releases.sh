@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Deltas between real consecutive releases (issue 8): for each pair, the
 # full size, zstd -19 of the full new version, our delta (`dms delta make`,
-# zstd patch-from and bsdiff, the smaller kept), and the bsdiff and xdelta3
+# bsdiff beside a zstd-12 patch-from probe, zstd-19 only when the probe may
+# win, the smallest kept), and the bsdiff and xdelta3
 # (VCDIFF) command-line tools as baselines, with generation time and peak
 # memory; then `dms delta apply` time and a check of its output.
 #

@@ -77,7 +77,10 @@ fn bench(c: &mut Criterion) {
                 ..MakeOptions::default()
             },
         ),
-        ("make zstd-19+bsdiff", MakeOptions::default()),
+        (
+            "make default (bsdiff + zstd-12 probe, zstd-19 when it may win)",
+            MakeOptions::default(),
+        ),
     ] {
         let (_, info) = dms_delta::make_bytes(&old, &new, &opts).unwrap();
         eprintln!(

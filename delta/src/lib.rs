@@ -53,6 +53,17 @@ use sink::{Refusal, Sink};
 pub struct MakeOptions {
     /// zstd compression level for the patch-from encoding (1–22).
     pub zstd_level: i32,
+    /// The cheap zstd level tried first, beside bsdiff. `zstd_level` runs
+    /// only when bsdiff is not tried or this probe comes within
+    /// `zstd_retry_percent` of bsdiff's size (so zstd at `zstd_level` may
+    /// win); on executables bsdiff wins by far and the slow level, most
+    /// of the time of a delta, is skipped. At or above `zstd_level`: no
+    /// probe.
+    pub zstd_probe_level: i32,
+    /// See `zstd_probe_level`, in percent (level 19 makes deltas about
+    /// 0.75 × those of level 12 on executables and images of them; 150
+    /// leaves margin).
+    pub zstd_retry_percent: u32,
     /// Also try bsdiff (slower to make; sometimes smaller on executables).
     pub bsdiff: bool,
     /// Skip bsdiff when the target is larger than this (its suffix sort
@@ -64,6 +75,8 @@ impl Default for MakeOptions {
     fn default() -> Self {
         MakeOptions {
             zstd_level: 19,
+            zstd_probe_level: 12,
+            zstd_retry_percent: 150,
             bsdiff: true,
             bsdiff_max_size: 512 << 20,
         }
@@ -103,8 +116,10 @@ impl DeltaInfo {
     }
 }
 
-/// Makes a delta from `base` to `target` in memory: both encodings (bsdiff
-/// on a second thread), the smaller kept.
+/// Makes a delta from `base` to `target` in memory: bsdiff on a second
+/// thread beside zstd at the probe level, zstd at the full level only when
+/// the probe says it may win (see [`MakeOptions::zstd_probe_level`]); the
+/// smallest kept.
 pub fn make_bytes(
     base: &[u8],
     target: &[u8],
@@ -119,9 +134,15 @@ pub fn make_bytes(
         target_sha256: Sha256::digest(target).into(),
     };
     let try_bsdiff = opts.bsdiff && target.len() as u64 <= opts.bsdiff_max_size;
+    // Without bsdiff there is nothing to compare a probe with.
+    let first_level = if try_bsdiff {
+        opts.zstd_probe_level.min(opts.zstd_level)
+    } else {
+        opts.zstd_level
+    };
     let (zstd, bsdiff) = std::thread::scope(|scope| {
         let bsdiff = try_bsdiff.then(|| scope.spawn(|| methods::bsdiff_encode(base, target)));
-        let zstd = methods::zstd_encode(base, target, opts.zstd_level);
+        let zstd = methods::zstd_encode(base, target, first_level);
         let bsdiff = bsdiff.map(|handle| {
             handle.join().unwrap_or_else(|_| {
                 Err(DeltaError::Encode(std::io::Error::other("bsdiff panicked")))
@@ -131,7 +152,16 @@ pub fn make_bytes(
     });
     let mut bodies = vec![(Method::ZstdRef, zstd?)];
     if let Some(bsdiff) = bsdiff {
-        bodies.push((Method::Bsdiff, bsdiff?));
+        let bsdiff = bsdiff?;
+        let probe = bodies[0].1.len() as u128 * 100;
+        let bound = bsdiff.len() as u128 * u128::from(opts.zstd_retry_percent);
+        if first_level != opts.zstd_level && probe <= bound {
+            bodies.push((
+                Method::ZstdRef,
+                methods::zstd_encode(base, target, opts.zstd_level)?,
+            ));
+        }
+        bodies.push((Method::Bsdiff, bsdiff));
     }
     let candidates = bodies
         .iter()

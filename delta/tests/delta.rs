@@ -347,3 +347,44 @@ proptest! {
         prop_assert!(dms_delta::apply_bytes(&old, &bad).is_err());
     }
 }
+
+#[test]
+fn the_slow_zstd_level_runs_only_when_the_probe_may_win() {
+    let old = binary_like(300_000, 21);
+    let new = edited(&old, 22);
+    // Always retry: probe, full level and bsdiff, the smallest kept.
+    let always = MakeOptions {
+        zstd_retry_percent: u32::MAX,
+        ..MakeOptions::default()
+    };
+    let (delta, info) = dms_delta::make_bytes(&old, &new, &always).unwrap();
+    let methods: Vec<Method> = info.candidates.iter().map(|c| c.method).collect();
+    assert_eq!(methods, [Method::ZstdRef, Method::ZstdRef, Method::Bsdiff]);
+    let smallest = info.candidates.iter().map(|c| c.size).min().unwrap();
+    assert_eq!(info.delta_size, smallest);
+    assert_eq!(dms_delta::apply_bytes(&old, &delta).unwrap(), new);
+    // Never retry: the probe and bsdiff only.
+    let never = MakeOptions {
+        zstd_retry_percent: 0,
+        ..MakeOptions::default()
+    };
+    let (delta, info) = dms_delta::make_bytes(&old, &new, &never).unwrap();
+    let methods: Vec<Method> = info.candidates.iter().map(|c| c.method).collect();
+    assert_eq!(methods, [Method::ZstdRef, Method::Bsdiff]);
+    assert_eq!(dms_delta::apply_bytes(&old, &delta).unwrap(), new);
+    // A level at or below the probe's: one zstd run at that level.
+    let low = MakeOptions {
+        zstd_level: 3,
+        zstd_retry_percent: u32::MAX,
+        ..MakeOptions::default()
+    };
+    let (_, info) = dms_delta::make_bytes(&old, &new, &low).unwrap();
+    assert_eq!(info.candidates.len(), 2);
+    // Without bsdiff: zstd at the full level alone.
+    let zstd_only = MakeOptions {
+        bsdiff: false,
+        ..MakeOptions::default()
+    };
+    let (_, info) = dms_delta::make_bytes(&old, &new, &zstd_only).unwrap();
+    assert_eq!(info.candidates.len(), 1);
+}

@@ -17,6 +17,8 @@
 //! DATA/blobs/ab/abcd…    object bytes by SHA-256; DATA/blobs/tmp/ uploads in flight
 //! DATA/deltas/T/B-D      delta from base SHA-256 B to target T, itself of SHA-256 D
 //!                        (made after each publish; see [`deltas`])
+//! DATA/deltas/records/I.json  the record of delta id I (its target, FEC layout,
+//!                        block hashes): a delta is an object of its own
 //! DATA/origin.key        Ed25519 manifest signing key, PKCS#8 PEM, mode 0600
 //! DATA/origin.pub        its public key, PEM SubjectPublicKeyInfo (give it to UEs)
 //! DATA/admin.token       the admin bearer token (read-write), mode 0600

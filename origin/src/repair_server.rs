@@ -84,7 +84,7 @@ pub fn prepare_repair(opts: &RepairServeOptions) -> Result<RepairServer, ServeEr
         };
         Some(crate::tls::server_config(&cert, &key)?)
     };
-    let repo: Arc<dyn ObjectSource> = Arc::new(Repository::open_read_only(&opts.data, urls)?);
+    let repo = Arc::new(Repository::open_read_only(&opts.data, urls)?);
     let deltas =
         crate::deltas::DeltaStore::open_read_only(&opts.data.join(crate::deltas::DELTA_DIR));
     let source: Arc<dyn ObjectSource> =

@@ -361,11 +361,12 @@ impl Repository {
 
     /// The signed manifest of an object.
     pub fn manifest(&self, record: &ObjectRecord) -> Result<SignedManifest, RepoError> {
-        let key = self
-            .key
-            .as_ref()
-            .ok_or_else(|| RepoError::Invalid("no signing key (read-only repository)".into()))?;
-        let body = ManifestBody {
+        self.sign(&self.manifest_body(record)?)
+    }
+
+    /// The unsigned manifest body of an object (no delta member).
+    pub fn manifest_body(&self, record: &ObjectRecord) -> Result<ManifestBody, RepoError> {
+        Ok(ManifestBody {
             id: record.id.clone(),
             name: record.name.clone(),
             version: record.version.clone(),
@@ -377,9 +378,34 @@ impl Repository {
                 .iter()
                 .map(|h| sha_from_hex(h))
                 .collect::<Result<_, _>>()?,
-        };
+            delta: None,
+        })
+    }
+
+    /// Signs any manifest body with the origin's key.
+    pub fn sign(&self, body: &ManifestBody) -> Result<SignedManifest, RepoError> {
+        let key = self
+            .key
+            .as_ref()
+            .ok_or_else(|| RepoError::Invalid("no signing key (read-only repository)".into()))?;
         body.sign(key)
             .map_err(|e| RepoError::Invalid(format!("signing: {e}")))
+    }
+
+    /// The FEC layout (stored form) and block hashes of `blob`, laid out
+    /// like any object of its size.
+    pub fn fec_of(&self, blob: &dyn BlobReader) -> Result<(FecInfo, Vec<String>), RepoError> {
+        let oti = self.plan(blob.len())?;
+        let blocks = block_hashes(blob, &oti)?;
+        Ok((
+            FecInfo {
+                encoding_id: oti.scheme().encoding_id(),
+                symbol_size: oti.symbol_size(),
+                source_blocks: oti.source_blocks(),
+                oti: hex::encode(&*oti.encode()),
+            },
+            blocks.iter().map(hex::encode).collect(),
+        ))
     }
 
     /// Opens an object's bytes.

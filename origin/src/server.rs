@@ -168,7 +168,7 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
         repo: repo.clone(),
         public_key: Some(public_key),
         metrics: Arc::new(Metrics::default()),
-        sessions: SessionRegistry::install(repo.clone()),
+        sessions: SessionRegistry::install_with_deltas(repo.clone(), Some(deltas.clone())),
     };
     // Reception reports live in their own redb file: the catalog stays
     // behind its trait (a shared PostgreSQL catalog later has no redb

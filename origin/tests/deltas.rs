@@ -202,7 +202,12 @@ async fn unrelated_versions_keep_no_delta_and_bases_are_limited() {
     assert_eq!(unrelated, 0);
     assert_eq!(related.len(), 1);
     assert_eq!(bases, vec![ids[1].clone()]);
-    assert_eq!(files, vec![related[0].path.clone()]);
+    // (The delta's bytes and its record.)
+    let mut files = files;
+    files.sort_by_key(|f| f.extension().is_some());
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(files[0], related[0].path);
+    assert_eq!(files[1].extension().unwrap(), "json");
     // With delta_bases = 0 the server made none.
     let (_, list) = json_of(
         server
@@ -260,4 +265,207 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// A GET without the token (the public routes).
+async fn public_get(server: &common::TestServer, url: &str) -> reqwest::Response {
+    server.client.get(url).send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_is_an_object_with_its_own_uri_manifest_and_repair() {
+    let server = start(Config::default()).await;
+    let v1 = data(1_500_000, 30);
+    let v2 = edit(&v1, 31);
+    let o1 = publish(&server, "1.0.0", &v1).await;
+    let o2 = publish(&server, "1.0.1", &v2).await;
+    let id2 = o2["id"].as_str().unwrap();
+    let list = wait_deltas(&server, id2, 1).await;
+    let d = list["deltas"][0].clone();
+    let delta_id = d["id"].as_str().unwrap();
+    assert_eq!(delta_id.len(), 32);
+    assert_ne!(delta_id, id2);
+    assert_eq!(d["target_id"], id2);
+    assert_eq!(d["target_sha256"], o2["sha256"]);
+    assert_eq!(d["base_sha256"], o1["sha256"]);
+    assert_eq!(d["content_type"], "application/vnd.dms.delta");
+    assert_eq!(d["repair_uri"], o2["repair_uri"]);
+    let location = d["content_location"].as_str().unwrap();
+    assert_eq!(
+        location,
+        format!("{}/dl/{delta_id}/app.bin.delta", server.base)
+    );
+    assert_eq!(
+        d["manifest_uri"],
+        format!("{}/manifest/{delta_id}", server.base).as_str()
+    );
+
+    // Its own download: the delta's bytes, immutable, its own ETag.
+    let response = public_get(&server, location).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/vnd.dms.delta"
+    );
+    assert_eq!(
+        response.headers()["etag"],
+        format!("\"{}\"", d["sha256"].as_str().unwrap()).as_str()
+    );
+    let delta = response.bytes().await.unwrap();
+    assert_eq!(
+        hex::encode(Sha256::digest(&delta)),
+        d["sha256"].as_str().unwrap()
+    );
+    assert_eq!(delta.len() as u64, d["size"].as_u64().unwrap());
+    assert_eq!(dms_delta::apply_bytes(&v1, &delta).unwrap(), v2);
+
+    // Its own signed manifest: a version 2 manifest naming base, target
+    // and target id, verifying with the origin's key, whose block hashes
+    // are those of the delta's bytes in its FEC layout.
+    let response = public_get(&server, d["manifest_uri"].as_str().unwrap()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let manifest =
+        dms_repair::manifest::SignedManifest::from_json(&response.bytes().await.unwrap()).unwrap();
+    let key = dms_repair::manifest::public_key_from_pem(
+        &std::fs::read_to_string(server.data.path().join("origin.pub")).unwrap(),
+    )
+    .unwrap();
+    let body = manifest.verify(&key).unwrap();
+    assert_eq!(manifest.v, 2);
+    assert_eq!(body.id, delta_id);
+    assert_eq!(body.size, delta.len() as u64);
+    assert_eq!(hex::encode(body.sha256), d["sha256"].as_str().unwrap());
+    let md = body.delta.clone().unwrap();
+    assert_eq!(hex::encode(md.base_sha256), o1["sha256"].as_str().unwrap());
+    assert_eq!(
+        hex::encode(md.target_sha256),
+        o2["sha256"].as_str().unwrap()
+    );
+    assert_eq!(md.target_id, id2);
+    let layout = body.oti.layout();
+    assert_eq!(body.block_sha256.len(), layout.block_count() as usize);
+    for (sbn, hash) in body.block_sha256.iter().enumerate() {
+        let range = layout.block_range(sbn as u32).unwrap();
+        let block = &delta[range.start as usize..range.end as usize];
+        assert_eq!(&<[u8; 32]>::from(Sha256::digest(block)), hash);
+    }
+    // The target's manifest is still version 1.
+    let response = public_get(&server, o2["manifest_uri"].as_str().unwrap()).await;
+    let target_manifest =
+        dms_repair::manifest::SignedManifest::from_json(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(target_manifest.v, 1);
+    assert!(target_manifest.delta.is_none());
+
+    // Symbol repair by its Content-Location: source symbols of block 0
+    // are the delta's first bytes.
+    let t = body.oti.symbol_size() as usize;
+    let repair = format!(
+        "{}?fileURI={}&SBN=0;ESI=0,1",
+        d["repair_uri"].as_str().unwrap(),
+        location
+    );
+    let response = public_get(&server, &repair).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let container = response.bytes().await.unwrap();
+    let symbols: Vec<_> = dms_repair::container::ContainerReader::new(
+        &container,
+        body.oti.scheme(),
+        body.oti.symbol_size(),
+    )
+    .map(Result::unwrap)
+    .collect();
+    assert_eq!(symbols.len(), 2);
+    for (i, (id, symbol)) in symbols.iter().enumerate() {
+        assert_eq!((id.sbn, id.esi), (0, i as u32));
+        assert_eq!(*symbol, &delta[i * t..(i + 1) * t]);
+    }
+
+    // Not a name's version: listings by name show only the objects.
+    let (_, history) = json_of(server.get("/v1/objects?name=app.bin").send().await.unwrap()).await;
+    let shown = history.to_string();
+    assert!(!shown.contains(delta_id), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_descriptor_names_the_delta_only_for_its_base() {
+    let server = start(Config::default()).await;
+    let v1 = data(300_000, 40);
+    let v2 = edit(&v1, 41);
+    let o1 = publish(&server, "1.0.0", &v1).await;
+    let o2 = publish(&server, "1.0.1", &v2).await;
+    let id2 = o2["id"].as_str().unwrap();
+    let list = wait_deltas(&server, id2, 1).await;
+    let d = &list["deltas"][0];
+    let dd = |from: Option<&str>| {
+        let url = match from {
+            Some(f) => format!("{}/dd/{id2}?from={f}", server.base),
+            None => format!("{}/dd/{id2}", server.base),
+        };
+        let client = server.client.clone();
+        async move {
+            let response = client.get(url).send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    };
+    let element = |xml: &str, name: &str| -> String {
+        let start = xml.find(&format!("<{name}>")).unwrap() + name.len() + 2;
+        let end = xml[start..].find('<').unwrap() + start;
+        xml[start..end].to_owned()
+    };
+
+    // From the base: the delta, with its own type, size and URI; the
+    // install notification stays the target's.
+    let (status, xml) = dd(o1["sha256"].as_str()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(element(&xml, "type"), "application/vnd.dms.delta");
+    assert_eq!(
+        element(&xml, "size"),
+        d["size"].as_u64().unwrap().to_string()
+    );
+    assert_eq!(
+        element(&xml, "objectURI"),
+        d["content_location"].as_str().unwrap()
+    );
+    assert_eq!(
+        element(&xml, "installNotifyURI"),
+        o2["notify_uri"].as_str().unwrap()
+    );
+    // Upper-case hex names the same base.
+    let (_, upper) = dd(Some(&o1["sha256"].as_str().unwrap().to_uppercase())).await;
+    assert_eq!(element(&upper, "objectURI"), element(&xml, "objectURI"));
+
+    // No from, an unknown base, the target itself: the full object.
+    for from in [
+        None,
+        Some("ab".repeat(32)),
+        Some(o2["sha256"].as_str().unwrap().to_owned()),
+    ] {
+        let (status, xml) = dd(from.as_deref()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(element(&xml, "type"), "application/octet-stream");
+        assert_eq!(element(&xml, "size"), v2.len().to_string());
+        assert_eq!(element(&xml, "objectURI"), o2["uri"].as_str().unwrap());
+    }
+    // The base's own descriptor never names a delta (none goes backwards).
+    let (_, xml) = dd(None).await;
+    assert!(!xml.contains("vnd.dms.delta"));
+    let base_dd = server
+        .client
+        .get(format!(
+            "{}/dd/{}?from={}",
+            server.base,
+            o1["id"].as_str().unwrap(),
+            o2["sha256"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(element(&base_dd, "objectURI"), o1["uri"].as_str().unwrap());
+    // A malformed base: 400 with a JSON error.
+    let (status, body) = dd(Some("xyz")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("from"), "{body}");
 }

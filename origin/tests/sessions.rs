@@ -38,6 +38,8 @@ fn joined(group: SocketAddr) -> UdpSocket {
 /// the Content-Locations in the order their first data packet arrived.
 struct Received {
     objects: HashMap<String, Vec<u8>>,
+    /// The `dms:Delta-*` attributes of each object, by Content-Location.
+    deltas: HashMap<String, Option<dms_flute::fdt::FdtDelta>>,
     first_seen: Vec<String>,
 }
 
@@ -50,6 +52,7 @@ fn receive(socket: UdpSocket, count: usize, timeout: Duration) -> Received {
     let mut first_toi: Vec<u128> = Vec::new();
     let mut locations: HashMap<u128, String> = HashMap::new();
     let mut objects = HashMap::new();
+    let mut deltas = HashMap::new();
     let deadline = Instant::now() + timeout;
     while objects.len() < count && Instant::now() < deadline {
         let Ok(n) = socket.recv(&mut buf) else {
@@ -85,6 +88,10 @@ fn receive(socket: UdpSocket, count: usize, timeout: Duration) -> Received {
                     assert_eq!(sha256, Verification::Verified);
                     let location = info.content_location().unwrap().to_owned();
                     locations.insert(toi, location.clone());
+                    deltas.insert(
+                        location.clone(),
+                        info.file.as_ref().and_then(|f| f.delta.clone()),
+                    );
                     objects.insert(location, partial.remove(&toi).unwrap_or_default());
                 }
                 Event::ObjectFailed { info, .. } => panic!("object failed: {info:?}"),
@@ -98,6 +105,7 @@ fn receive(socket: UdpSocket, count: usize, timeout: Duration) -> Received {
         .collect();
     Received {
         objects,
+        deltas,
         first_seen,
     }
 }
@@ -525,4 +533,95 @@ async fn a_delete_racing_a_session_start_never_both_succeed() {
             other => panic!("round {round}: {other:?} {session}"),
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_carries_the_delta_from_the_previous_version_marked_in_the_fdt() {
+    let server = start(Config::default()).await;
+    let v1 = data(600_000, 61);
+    let mut v2 = v1.clone();
+    v2[10_000..14_000].copy_from_slice(&data(4000, 62));
+    let (_, o1) = server
+        .publish("name=fw.bin&version=1.0.0", v1.clone())
+        .await;
+    let (status, o2) = server
+        .publish("name=fw.bin&version=1.0.1", v2.clone())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{o2}");
+    let id2 = o2["id"].as_str().unwrap().to_owned();
+    let mut delta = Value::Null;
+    for _ in 0..600 {
+        let response = server
+            .get(&format!("/v1/objects/{id2}/deltas"))
+            .send()
+            .await
+            .unwrap();
+        let list: Value = response.json().await.unwrap();
+        if let Some(d) = list["deltas"].as_array().and_then(|d| d.first()) {
+            delta = d.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(delta.is_object(), "no delta made");
+    let delta_id = delta["id"].as_str().unwrap().to_owned();
+
+    let group: SocketAddr = "239.255.74.6:47416".parse().unwrap();
+    let socket = joined(group);
+    let receiving = std::thread::spawn(move || receive(socket, 2, Duration::from_secs(60)));
+    // A base with no stored delta is skipped, not an error.
+    let (status, view) = post_session(
+        &server,
+        &json!({
+            "objects": [id2], "deltas": "previous", "delta_from": ["ab".repeat(32)],
+            "group": group.to_string(), "iface": "127.0.0.1",
+            "rate": 40, "fec": "raptorq", "repair": 40, "carousel": 3
+        }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{view}");
+    assert_eq!(view["objects"].as_array().unwrap().len(), 2, "{view}");
+    assert_eq!(view["objects"][1]["id"], delta_id.as_str());
+    assert_eq!(
+        view["objects"][1]["content_location"],
+        delta["content_location"]
+    );
+    let received = tokio::task::spawn_blocking(move || receiving.join().unwrap())
+        .await
+        .unwrap();
+    let target_location = o2["content_location"].as_str().unwrap();
+    let delta_location = delta["content_location"].as_str().unwrap();
+    assert!(received.objects[target_location] == v2);
+    assert_eq!(received.deltas[target_location], None);
+    let bytes = &received.objects[delta_location];
+    assert_eq!(dms_delta::apply_bytes(&v1, bytes).unwrap(), v2);
+    let marked = received.deltas[delta_location].clone().unwrap();
+    assert_eq!(
+        hex::encode(marked.base_sha256),
+        o1["sha256"].as_str().unwrap()
+    );
+    assert_eq!(
+        hex::encode(marked.target_sha256),
+        o2["sha256"].as_str().unwrap()
+    );
+    assert_eq!(
+        marked.target_manifest.as_deref(),
+        o2["manifest_uri"].as_str()
+    );
+    wait_ended(&server, view["id"].as_str().unwrap()).await;
+
+    // A delta can also be named by its id alone.
+    let (status, view) = post_session(
+        &server,
+        &json!({
+            "objects": [delta_id], "group": "239.255.74.7:47417", "iface": "127.0.0.1",
+            "rate": 1, "fec": "raptorq", "repair": 0,
+            "start_at": time::OffsetDateTime::now_utc().unix_timestamp() + 3600
+        }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{view}");
+    assert_eq!(view["objects"][0]["id"], delta_id.as_str());
+    assert_eq!(view["objects"].as_array().unwrap().len(), 1);
+    stop_session(&server, view["id"].as_str().unwrap()).await;
 }

@@ -71,6 +71,14 @@ pub struct StartArgs {
     /// When to start: RFC 3339 (2026-11-24T22:30:00Z) or Unix seconds.
     #[arg(long)]
     start_at: Option<String>,
+    /// Also send, beside each object, the stored delta from its previous
+    /// active version (the version most of a fleet runs).
+    #[arg(long)]
+    delta_previous: bool,
+    /// Also send, beside each object, the stored delta from each of these
+    /// installed versions (hex SHA-256, comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "SHA256,...")]
+    delta_from: Vec<String>,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -109,6 +117,12 @@ fn start_body(a: &StartArgs) -> serde_json::Value {
     }
     if let Some(t) = a.tsi {
         body["tsi"] = t.into();
+    }
+    if a.delta_previous {
+        body["deltas"] = "previous".into();
+    }
+    if !a.delta_from.is_empty() {
+        body["delta_from"] = a.delta_from.clone().into();
     }
     if let Some(s) = &a.start_at {
         body["start_at"] = match s.parse::<u64>() {
@@ -206,5 +220,35 @@ mod tests {
         assert_eq!(body["carousel"], 3);
         assert_eq!(body["start_at"], 1_800_000_000u64);
         assert!(body.get("tsi").is_none() && body.get("symbol_size").is_none());
+        assert!(body.get("deltas").is_none() && body.get("delta_from").is_none());
+    }
+
+    #[test]
+    fn delta_options_make_the_api_body() {
+        let sha = "ab".repeat(32);
+        let cli = Cli::try_parse_from([
+            "dms",
+            "start",
+            "--objects",
+            "ab",
+            "--group",
+            "239.255.1.1:5000",
+            "--iface",
+            "127.0.0.1",
+            "--rate",
+            "1",
+            "--delta-previous",
+            "--delta-from",
+            &sha,
+            "--token",
+            "t",
+        ])
+        .unwrap();
+        let SessionCommand::Start(a) = cli.command else {
+            panic!("not start")
+        };
+        let body = start_body(&a);
+        assert_eq!(body["deltas"], "previous");
+        assert_eq!(body["delta_from"], serde_json::json!([sha]));
     }
 }

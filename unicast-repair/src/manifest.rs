@@ -32,10 +32,30 @@
 //! block hashes     32 bytes each, SHA-256 of each source block in SBN order
 //! ```
 //!
+//! # Delta manifests (canonical encoding, version 2)
+//!
+//! A delta between two versions is an object of its own with its own
+//! manifest. Its JSON adds
+//! `"delta":{"base_sha256":"<64 hex>","target_sha256":"<64 hex>","target_id":"…"}`
+//! and its `v` is 2; the canonical encoding is version 1's with `v` = 2 and
+//! this appended:
+//!
+//! ```text
+//! base_sha256      32 bytes, SHA-256 of the version the delta applies to
+//! target_sha256    32 bytes, SHA-256 of the version it produces
+//! target_id        u16 length + UTF-8 bytes, the target object's id
+//! ```
+//!
+//! A manifest without `delta` is written as version 1, byte for byte as
+//! before, so verifiers that know only version 1 keep verifying every full
+//! object (and refuse a delta's manifest as an unknown version, which is
+//! what they should do with bytes they cannot apply).
+//!
 //! A verifier re-encodes the parsed fields and checks the signature with
 //! the origin's public key (`DATA/origin.pub`: an Ed25519 public key as a
 //! PEM "PUBLIC KEY" SubjectPublicKeyInfo, RFC 8410; see [`public_key_from_pem`]).
-//! An unknown `v` is refused.
+//! An unknown `v` is refused, and so is a `v` that disagrees with the
+//! presence of `delta`.
 
 use dms_fec::{FecScheme, Oti};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
@@ -45,6 +65,9 @@ use sha2::{Digest, Sha256};
 
 /// The canonical encoding's version that this code writes and reads.
 pub const MANIFEST_VERSION: u8 = 1;
+
+/// The canonical encoding's version of a delta's manifest.
+pub const MANIFEST_VERSION_DELTA: u8 = 2;
 
 const MAGIC: &[u8; 12] = b"DMS-MANIFEST";
 
@@ -78,6 +101,28 @@ pub struct ManifestFec {
     pub oti: String,
 }
 
+/// What a delta's manifest says about the delta (signed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestDelta {
+    /// SHA-256 of the version the delta applies to.
+    pub base_sha256: [u8; 32],
+    /// SHA-256 of the version the delta produces.
+    pub target_sha256: [u8; 32],
+    /// Id of the target object (whose own manifest verifies the result).
+    pub target_id: String,
+}
+
+/// The `delta` member of a delta's served manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestDeltaJson {
+    /// Hex SHA-256 of the base.
+    pub base_sha256: String,
+    /// Hex SHA-256 of the target.
+    pub target_sha256: String,
+    /// Id of the target object.
+    pub target_id: String,
+}
+
 /// The body of a manifest: everything that is signed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManifestBody {
@@ -95,6 +140,8 @@ pub struct ManifestBody {
     pub oti: Oti,
     /// SHA-256 of each source block, in SBN order.
     pub block_sha256: Vec<[u8; 32]>,
+    /// Set when the object is a delta between two versions.
+    pub delta: Option<ManifestDelta>,
 }
 
 /// A signed manifest, as served (JSON).
@@ -116,6 +163,9 @@ pub struct SignedManifest {
     pub fec: ManifestFec,
     /// Hex SHA-256 of each source block.
     pub block_sha256: Vec<String>,
+    /// Base and target of a delta (absent for a full object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<ManifestDeltaJson>,
     /// [`key_id`] of the signing key.
     pub key_id: String,
     /// Hex Ed25519 signature over the canonical encoding.
@@ -134,7 +184,7 @@ impl ManifestBody {
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, ManifestError> {
         let mut out = Vec::with_capacity(128 + 32 * self.block_sha256.len());
         out.extend_from_slice(MAGIC);
-        out.push(MANIFEST_VERSION);
+        out.push(self.version());
         put_str(&mut out, "id", &self.id)?;
         put_str(&mut out, "name", &self.name)?;
         put_str(&mut out, "version", &self.version)?;
@@ -151,14 +201,28 @@ impl ManifestBody {
         for block in &self.block_sha256 {
             out.extend_from_slice(block);
         }
+        if let Some(delta) = &self.delta {
+            out.extend_from_slice(&delta.base_sha256);
+            out.extend_from_slice(&delta.target_sha256);
+            put_str(&mut out, "target_id", &delta.target_id)?;
+        }
         Ok(out)
+    }
+
+    /// The canonical encoding's version of this body: 2 for a delta, else 1.
+    pub fn version(&self) -> u8 {
+        if self.delta.is_some() {
+            MANIFEST_VERSION_DELTA
+        } else {
+            MANIFEST_VERSION
+        }
     }
 
     /// Signs the body with `key`.
     pub fn sign(&self, key: &SigningKey) -> Result<SignedManifest, ManifestError> {
         let signature = key.sign(&self.canonical_bytes()?);
         Ok(SignedManifest {
-            v: MANIFEST_VERSION,
+            v: self.version(),
             id: self.id.clone(),
             name: self.name.clone(),
             version: self.version.clone(),
@@ -169,6 +233,11 @@ impl ManifestBody {
                 oti: hex::encode(&*self.oti.encode()),
             },
             block_sha256: self.block_sha256.iter().map(hex::encode).collect(),
+            delta: self.delta.as_ref().map(|d| ManifestDeltaJson {
+                base_sha256: hex::encode(d.base_sha256),
+                target_sha256: hex::encode(d.target_sha256),
+                target_id: d.target_id.clone(),
+            }),
             key_id: key_id(&key.verifying_key()),
             signature: hex::encode(signature.to_bytes()),
         })
@@ -196,9 +265,25 @@ impl SignedManifest {
 
     /// The signed fields, parsed (without checking the signature).
     pub fn body(&self) -> Result<ManifestBody, ManifestError> {
-        if self.v != MANIFEST_VERSION {
-            return Err(ManifestError::UnsupportedVersion(self.v));
-        }
+        let delta = match (self.v, &self.delta) {
+            (MANIFEST_VERSION, None) => None,
+            (MANIFEST_VERSION_DELTA, Some(d)) => Some(ManifestDelta {
+                base_sha256: hash_from_hex("delta.base_sha256", &d.base_sha256)?,
+                target_sha256: hash_from_hex("delta.target_sha256", &d.target_sha256)?,
+                target_id: d.target_id.clone(),
+            }),
+            (MANIFEST_VERSION, Some(_)) => {
+                return Err(ManifestError::Malformed(
+                    "version 1 manifest with a delta member".into(),
+                ));
+            }
+            (MANIFEST_VERSION_DELTA, None) => {
+                return Err(ManifestError::Malformed(
+                    "version 2 manifest without its delta member".into(),
+                ));
+            }
+            (v, _) => return Err(ManifestError::UnsupportedVersion(v)),
+        };
         let scheme = FecScheme::from_encoding_id(self.fec.encoding_id)
             .map_err(|e| ManifestError::Malformed(format!("fec: {e}")))?;
         let oti_bytes = hex::decode(&self.fec.oti)
@@ -218,6 +303,7 @@ impl SignedManifest {
             sha256: hash_from_hex("sha256", &self.sha256)?,
             oti,
             block_sha256,
+            delta,
         })
     }
 
@@ -284,7 +370,71 @@ mod tests {
             oti: Oti::for_object(FecScheme::RaptorQ, 3_000_000, 1400, BlockSize::default())
                 .unwrap(),
             block_sha256: vec![[1; 32], [2; 32], [3; 32]],
+            delta: None,
         }
+    }
+
+    fn delta_body() -> ManifestBody {
+        ManifestBody {
+            id: "0a0b".into(),
+            name: "fw.bin.delta".into(),
+            delta: Some(ManifestDelta {
+                base_sha256: [4; 32],
+                target_sha256: [5; 32],
+                target_id: "00ff".into(),
+            }),
+            ..body()
+        }
+    }
+
+    #[test]
+    fn full_object_manifests_keep_the_version_1_encoding() {
+        let bytes = body().canonical_bytes().unwrap();
+        assert_eq!(bytes[12], 1);
+        // The version 1 layout ends with the block hashes.
+        assert_eq!(&bytes[bytes.len() - 32..], &[3u8; 32]);
+        let json = String::from_utf8(body().sign(&generate_key()).unwrap().to_json()).unwrap();
+        assert!(!json.contains("delta"), "{json}");
+    }
+
+    #[test]
+    fn delta_manifests_sign_base_target_and_target_id() {
+        let key = generate_key();
+        let signed = delta_body().sign(&key).unwrap();
+        assert_eq!(signed.v, MANIFEST_VERSION_DELTA);
+        let parsed = SignedManifest::from_json(&signed.to_json()).unwrap();
+        assert_eq!(parsed.verify(&key.verifying_key()).unwrap(), delta_body());
+        let bytes = delta_body().canonical_bytes().unwrap();
+        assert_eq!(bytes[12], 2);
+        assert_eq!(&bytes[bytes.len() - 6..], b"\0\x0400ff");
+        for tamper in [
+            |m: &mut SignedManifest| m.delta.as_mut().unwrap().base_sha256 = hex::encode([6u8; 32]),
+            |m: &mut SignedManifest| {
+                m.delta.as_mut().unwrap().target_sha256 = hex::encode([6u8; 32])
+            },
+            |m: &mut SignedManifest| m.delta.as_mut().unwrap().target_id = "00fe".into(),
+        ] {
+            let mut bad = signed.clone();
+            tamper(&mut bad);
+            assert!(matches!(
+                bad.verify(&key.verifying_key()),
+                Err(ManifestError::BadSignature)
+            ));
+        }
+        // Dropping the delta member (posing as a full object) or keeping it
+        // under version 1 is refused before any signature check.
+        let mut stripped = signed.clone();
+        stripped.delta = None;
+        assert!(matches!(
+            stripped.verify(&key.verifying_key()),
+            Err(ManifestError::Malformed(_))
+        ));
+        let mut downgraded = signed;
+        downgraded.v = 1;
+        assert!(matches!(
+            downgraded.verify(&key.verifying_key()),
+            Err(ManifestError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -311,10 +461,10 @@ mod tests {
         let other = generate_key();
         assert!(signed.verify(&other.verifying_key()).is_err());
         let mut future = signed;
-        future.v = 2;
+        future.v = 3;
         assert!(matches!(
             future.verify(&key.verifying_key()),
-            Err(ManifestError::UnsupportedVersion(2))
+            Err(ManifestError::UnsupportedVersion(3))
         ));
     }
 

@@ -52,6 +52,14 @@
 //! **hexadecimal** digits (written lowercase, read in either case; hex
 //! because that is how digests are printed by tools and in our manifests),
 //! and `dms:Manifest`, the URI of the object's signed manifest.
+//!
+//! A file that is a delta between two versions of another object carries
+//! `dms:Delta-Base` and `dms:Delta-Target` (the hex SHA-256 of the version
+//! it applies to and of the version it produces) and optionally
+//! `dms:Target-Manifest` (the URI of the target's signed manifest), so a
+//! receiver that has the base can pick it and one that has not can skip
+//! it ([`FdtDelta`]). A file with only one of the two hashes is read as no
+//! delta.
 
 mod parse;
 mod write;
@@ -274,6 +282,17 @@ impl RaptorQSchemeInfo {
     }
 }
 
+/// The `dms:Delta-*` attributes of a file that is a delta.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FdtDelta {
+    /// `dms:Delta-Base`: SHA-256 of the version the delta applies to.
+    pub base_sha256: [u8; 32],
+    /// `dms:Delta-Target`: SHA-256 of the version it produces.
+    pub target_sha256: [u8; 32],
+    /// `dms:Target-Manifest`: URI of the target's signed manifest.
+    pub target_manifest: Option<String>,
+}
+
 /// One `File` element.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FdtFile {
@@ -297,6 +316,9 @@ pub struct FdtFile {
     pub sha256: Option<[u8; 32]>,
     /// `dms:Manifest`: URI of the object's signed manifest.
     pub manifest: Option<String>,
+    /// `dms:Delta-Base`, `dms:Delta-Target`, `dms:Target-Manifest`: set
+    /// when the file is a delta.
+    pub delta: Option<FdtDelta>,
 }
 
 impl FdtFile {
@@ -313,6 +335,7 @@ impl FdtFile {
             fec_oti: FecOti::default(),
             sha256: None,
             manifest: None,
+            delta: None,
         }
     }
 

@@ -271,11 +271,15 @@ fn read_file(reader: &NsReader<&[u8]>, e: &BytesStart<'_>) -> Result<FdtFile, Fd
     let mut location = None;
     let mut toi = None;
     let mut file = FdtFile::new(String::new(), 0);
+    let (mut delta_base, mut delta_target, mut target_manifest) = (None, None, None);
     for_each_attribute(reader, e, |ns, name, value| {
         if ns == Ns::Dms {
             match name {
                 "SHA-256" => file.sha256 = Some(hex32(FILE, "dms:SHA-256", &value)?),
                 "Manifest" => file.manifest = Some(value),
+                "Delta-Base" => delta_base = Some(hex32(FILE, "dms:Delta-Base", &value)?),
+                "Delta-Target" => delta_target = Some(hex32(FILE, "dms:Delta-Target", &value)?),
+                "Target-Manifest" => target_manifest = Some(value),
                 _ => {}
             }
             return Ok(());
@@ -317,5 +321,12 @@ fn read_file(reader: &NsReader<&[u8]>, e: &BytesStart<'_>) -> Result<FdtFile, Fd
         element: FILE,
         attribute: "TOI",
     })?;
+    if let (Some(base_sha256), Some(target_sha256)) = (delta_base, delta_target) {
+        file.delta = Some(super::FdtDelta {
+            base_sha256,
+            target_sha256,
+            target_manifest,
+        });
+    }
     Ok(file)
 }

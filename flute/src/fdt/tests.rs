@@ -305,10 +305,15 @@ fn arb_file() -> impl Strategy<Value = FdtFile> {
             arb_oti(),
             proptest::option::of(any::<[u8; 32]>()),
             proptest::option::of(xml_string()),
+            proptest::option::of((
+                any::<[u8; 32]>(),
+                any::<[u8; 32]>(),
+                proptest::option::of(xml_string()),
+            )),
         ),
     )
         .prop_map(
-            |((loc, toi, cl, tl, ct, ce), (md5, oti, sha, man))| FdtFile {
+            |((loc, toi, cl, tl, ct, ce), (md5, oti, sha, man, delta))| FdtFile {
                 content_location: loc,
                 toi,
                 content_length: cl,
@@ -319,6 +324,11 @@ fn arb_file() -> impl Strategy<Value = FdtFile> {
                 fec_oti: oti,
                 sha256: sha,
                 manifest: man,
+                delta: delta.map(|(base, target, target_manifest)| FdtDelta {
+                    base_sha256: base,
+                    target_sha256: target,
+                    target_manifest,
+                }),
             },
         )
 }
@@ -370,4 +380,42 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn delta_attributes_round_trip_and_need_both_hashes() {
+    let mut file = FdtFile::new("https://dms.example/dl/ab/fw.bin.delta", 2);
+    file.delta = Some(FdtDelta {
+        base_sha256: [0xab; 32],
+        target_sha256: [0xcd; 32],
+        target_manifest: Some("https://dms.example/manifest/ff".into()),
+    });
+    let mut fdt = FdtInstance::new(1);
+    fdt.files.push(file);
+    let xml = fdt.to_xml();
+    assert!(xml.contains("xmlns:dms=\"urn:dms:fdt:2026\""), "{xml}");
+    assert!(
+        xml.contains(&format!("dms:Delta-Base=\"{}\"", "ab".repeat(32))),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(&format!("dms:Delta-Target=\"{}\"", "cd".repeat(32))),
+        "{xml}"
+    );
+    assert!(xml.contains("dms:Target-Manifest=\"https://dms.example/manifest/ff\""));
+    assert_eq!(FdtInstance::parse(xml.as_bytes()).unwrap(), fdt);
+
+    // Only one of the two hashes: not a delta (and no error).
+    let half = format!(
+        "<FDT-Instance xmlns=\"urn:IETF:metadata:2005:FLUTE:FDT\" xmlns:dms=\"urn:dms:fdt:2026\" \
+         Expires=\"1\"><File TOI=\"1\" Content-Location=\"x\" dms:Delta-Base=\"{}\"/></FDT-Instance>",
+        "ab".repeat(32)
+    );
+    assert_eq!(
+        FdtInstance::parse(half.as_bytes()).unwrap().files[0].delta,
+        None
+    );
+    // A malformed hash is an error like a malformed dms:SHA-256.
+    let bad = half.replace("dms:Delta-Base=\"ab", "dms:Delta-Base=\"zz");
+    assert!(FdtInstance::parse(bad.as_bytes()).is_err());
 }

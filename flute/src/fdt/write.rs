@@ -82,6 +82,11 @@ fn file(out: &mut String, f: &FdtFile) {
     fec_oti_attrs(out, &f.fec_oti);
     opt_attr(out, "dms:SHA-256", f.sha256.map(|h| hex(&h)));
     opt_attr(out, "dms:Manifest", f.manifest.as_ref());
+    if let Some(d) = &f.delta {
+        attr(out, "dms:Delta-Base", hex(&d.base_sha256));
+        attr(out, "dms:Delta-Target", hex(&d.target_sha256));
+        opt_attr(out, "dms:Target-Manifest", d.target_manifest.as_ref());
+    }
     out.push_str("/>\n");
 }
 
@@ -91,7 +96,7 @@ pub(super) fn write(fdt: &FdtInstance) -> String {
     if fdt
         .files
         .iter()
-        .any(|f| f.sha256.is_some() || f.manifest.is_some())
+        .any(|f| f.sha256.is_some() || f.manifest.is_some() || f.delta.is_some())
     {
         attr(&mut out, "xmlns:dms", DMS_NAMESPACE);
     }

@@ -63,6 +63,9 @@ pub struct FileDescription {
     pub sha256: Option<[u8; 32]>,
     /// `dms:Manifest`: URI of the object's signed manifest.
     pub manifest: Option<String>,
+    /// `dms:Delta-*`: set when the object is a delta (its base and target
+    /// SHA-256, the target's manifest URI).
+    pub delta: Option<crate::fdt::FdtDelta>,
 }
 
 impl FileDescription {
@@ -75,6 +78,7 @@ impl FileDescription {
             content_md5: file.content_md5,
             sha256: file.sha256,
             manifest: file.manifest.clone(),
+            delta: file.delta.clone(),
         }
     }
 }

@@ -125,6 +125,9 @@ pub struct ObjectSpec {
     pub sha256: Option<[u8; 32]>,
     /// `dms:Manifest` in the FDT.
     pub manifest: Option<String>,
+    /// `dms:Delta-Base`, `dms:Delta-Target` and `dms:Target-Manifest` in
+    /// the FDT, for an object that is a delta between two versions.
+    pub delta: Option<crate::fdt::FdtDelta>,
     /// `Content-MD5` in the FDT. Supplied by the caller (the origin stores
     /// it with the blob): the FDT is sent before the object is read, so an
     /// MD5 computed while sending would come too late for it.
@@ -149,6 +152,7 @@ impl ObjectSpec {
             repair_percent: 10,
             sha256: None,
             manifest: None,
+            delta: None,
             content_md5: None,
             source: Box::new(source),
         }

@@ -114,6 +114,7 @@ impl ObjectState {
         file.content_md5 = spec.content_md5;
         file.sha256 = spec.sha256;
         file.manifest = spec.manifest;
+        file.delta = spec.delta;
 
         let blocks = layout.block_count();
         let repair_cache = if rounds > 1 {

@@ -559,9 +559,16 @@ fn content_encoding_and_fdt_attributes() {
     spec.sha256 = Some([7; 32]);
     spec.manifest = Some("https://dms.example/m/1".into());
     spec.content_md5 = Some([9; 16]);
+    let delta = crate::fdt::FdtDelta {
+        base_sha256: [1; 32],
+        target_sha256: [2; 32],
+        target_manifest: Some("https://dms.example/m/0".into()),
+    };
+    spec.delta = Some(delta.clone());
     let toi = sender.add_object(spec).unwrap();
     let sent = run(&mut sender, Instant::now(), Duration::from_micros(1));
     let fdt = decode_fdt(bytes_of(&sent));
+    assert_eq!(fdt.file(toi).unwrap().delta, Some(delta));
     assert_eq!(fdt.expires, 3_913_056_000);
     let file = fdt.file(toi).unwrap();
     assert_eq!(file.content_location, "fw.gz");

@@ -13,8 +13,10 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::{ApiError, Path, Query};
 use crate::catalog::Notification;
+use crate::deltas::{DELTA_CONTENT_TYPE, DeltaRecord};
 use crate::http::Peer;
 use crate::model::ObjectRecord;
+use crate::repo::RepoError;
 use crate::urls::Urls;
 
 /// The OMA download descriptor MIME type.
@@ -31,6 +33,34 @@ fn text_element(w: &mut Writer<Vec<u8>>, name: &str, value: &str) -> Result<(), 
 
 /// An OMA DL-OTA 1.0 download descriptor for `r`.
 pub fn download_descriptor(r: &ObjectRecord, urls: &Urls) -> Result<Vec<u8>, std::io::Error> {
+    descriptor(r, urls, None)
+}
+
+/// The download descriptor of `target` for a device that has the version
+/// `delta` applies to: `type`, `size` and `objectURI` name the delta (its
+/// own download URI); the name, installNotifyURI and description stay the
+/// target's (installing the delta installs the target).
+pub fn delta_descriptor(
+    target: &ObjectRecord,
+    delta: &DeltaRecord,
+    urls: &Urls,
+) -> Result<Vec<u8>, std::io::Error> {
+    descriptor(target, urls, Some(delta))
+}
+
+fn descriptor(
+    r: &ObjectRecord,
+    urls: &Urls,
+    delta: Option<&DeltaRecord>,
+) -> Result<Vec<u8>, std::io::Error> {
+    let (content_type, size, object_uri) = match delta {
+        Some(d) => (
+            DELTA_CONTENT_TYPE.to_owned(),
+            d.size,
+            urls.uri(&d.as_object(r, urls)),
+        ),
+        None => (r.content_type.clone(), r.size, urls.uri(r)),
+    };
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
     let mut media = BytesStart::new("media");
@@ -38,19 +68,22 @@ pub fn download_descriptor(r: &ObjectRecord, urls: &Urls) -> Result<Vec<u8>, std
     w.write_event(Event::Start(media))?;
     text_element(&mut w, "DDVersion", "1.0")?;
     text_element(&mut w, "name", &format!("{} {}", r.name, r.version))?;
-    text_element(&mut w, "type", &r.content_type)?;
-    text_element(&mut w, "size", &r.size.to_string())?;
-    text_element(&mut w, "objectURI", &urls.uri(r))?;
+    text_element(&mut w, "type", &content_type)?;
+    text_element(&mut w, "size", &size.to_string())?;
+    text_element(&mut w, "objectURI", &object_uri)?;
     text_element(&mut w, "installNotifyURI", &urls.notify_uri(&r.id))?;
     let kind = serde_json::to_value(r.kind)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    text_element(
-        &mut w,
-        "description",
-        &format!("{kind}: {} {}", r.name, r.version),
-    )?;
+    let description = match delta {
+        Some(d) => format!(
+            "{kind}: {} {} (delta from {})",
+            r.name, r.version, d.base_sha256
+        ),
+        None => format!("{kind}: {} {}", r.name, r.version),
+    };
+    text_element(&mut w, "description", &description)?;
     w.write_event(Event::End(BytesEnd::new("media")))?;
     Ok(w.into_inner())
 }
@@ -60,11 +93,23 @@ async fn served(state: &AppState, id: String) -> Result<ObjectRecord, ApiError> 
     Ok(tokio::task::spawn_blocking(move || repo.get_served(&id)).await??)
 }
 
-/// `GET /dd/{id}`: the download descriptor.
+/// Query of the descriptor route.
+#[derive(Debug, Deserialize)]
+pub struct DdParams {
+    /// Hex SHA-256 of the version the device has installed.
+    pub from: Option<String>,
+}
+
+/// `GET /dd/{id}[?from=<sha256>]`: the download descriptor; with `from`,
+/// the delta from that version when one is stored (never one from another
+/// base), else the full object.
 #[utoipa::path(
     get,
     path = "/dd/{id}",
-    params(("id" = String, Path, description = "Object id")),
+    params(
+        ("id" = String, Path, description = "Object id"),
+        ("from" = Option<String>, Query, description = "Hex SHA-256 of the installed version: the descriptor then names the delta from it when one exists"),
+    ),
     responses(
         (status = 200, description = "OMA DL-OTA 1.0 download descriptor", content_type = "application/vnd.oma.dd+xml", body = String),
         (status = 404, description = "Unknown or withdrawn object", body = super::objects::ErrorBody),
@@ -73,9 +118,31 @@ async fn served(state: &AppState, id: String) -> Result<ObjectRecord, ApiError> 
 pub async fn dd(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(params): Query<DdParams>,
 ) -> Result<Response, ApiError> {
+    let from = match params.from.as_deref() {
+        None => None,
+        Some(f) => {
+            let mut sha = [0u8; 32];
+            hex::decode_to_slice(f, &mut sha)
+                .map_err(|_| ApiError::bad_request("from must be a hex SHA-256 (64 digits)"))?;
+            Some(sha)
+        }
+    };
     let record = served(&state, id).await?;
-    let xml = download_descriptor(&record, state.repo.urls()).map_err(ApiError::internal)?;
+    let delta = match from {
+        Some(base) => {
+            let (repo, store, target) = (state.repo.clone(), state.deltas.clone(), record.clone());
+            tokio::task::spawn_blocking(move || store.record_from(&repo, &target, &base)).await??
+        }
+        None => None,
+    };
+    let urls = state.repo.urls();
+    let xml = match &delta {
+        Some(d) => delta_descriptor(&record, d, urls),
+        None => download_descriptor(&record, urls),
+    }
+    .map_err(ApiError::internal)?;
     Ok(([(header::CONTENT_TYPE, DD_CONTENT_TYPE)], xml).into_response())
 }
 
@@ -84,7 +151,7 @@ pub async fn dd(
 #[utoipa::path(
     get,
     path = "/manifest/{id}",
-    params(("id" = String, Path, description = "Object id")),
+    params(("id" = String, Path, description = "Object id (or a delta's id)")),
     responses(
         (status = 200, description = "Signed manifest", content_type = "application/json", body = String),
         (status = 404, description = "Unknown or withdrawn object", body = super::objects::ErrorBody),
@@ -95,9 +162,12 @@ pub async fn manifest(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let repo = state.repo.clone();
-    let manifest = tokio::task::spawn_blocking(move || {
-        let record = repo.get_served(&id)?;
-        repo.manifest(&record)
+    let store = state.deltas.clone();
+    let manifest = tokio::task::spawn_blocking(move || match repo.get_served(&id) {
+        Ok(record) => repo.manifest(&record),
+        // A delta is an object of its own, with its own manifest.
+        Err(RepoError::NotFound(_)) => store.manifest(&repo, &id)?.ok_or(RepoError::NotFound(id)),
+        Err(e) => Err(e),
     })
     .await??;
     Ok((

@@ -12,12 +12,15 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use dms_fec::{BlockSize, FecScheme, Oti};
+use dms_flute::fdt::FdtDelta;
 use dms_flute::{ObjectSpec, Sender, SenderConfig};
+use dms_repair::{BlobReader, FileBlob};
 
 use super::blob_source::BlobCursor;
 use super::request::{SessionFec, SessionSpec, unix_now};
 use super::runner::{self, PlannedObject, Prepared};
 use super::session::{Session, SessionObject, SessionState, Status};
+use crate::deltas::{DeltaRecord, DeltaStore};
 use crate::model::{ObjectRecord, Priority, State};
 use crate::repo::{DeleteVeto, RepoError, Repository};
 use crate::transmit::{TransmitConfig, Transmitter, ntp_expires};
@@ -49,6 +52,8 @@ pub enum SessionError {
 #[derive(Debug)]
 pub struct SessionRegistry {
     repo: Arc<Repository>,
+    /// The stored deltas (sessions may carry them beside their targets).
+    deltas: Option<Arc<DeltaStore>>,
     /// Held by a session start and by [`SessionRegistry::delete_object`].
     gate: Mutex<()>,
     sessions: Mutex<Vec<Arc<Session>>>,
@@ -67,8 +72,18 @@ impl DeleteVeto for Veto {
 impl SessionRegistry {
     /// A registry over `repo`, installed as its delete veto.
     pub fn install(repo: Arc<Repository>) -> Arc<Self> {
+        Self::install_with_deltas(repo, None)
+    }
+
+    /// A registry over `repo` whose sessions can also send the deltas of
+    /// `deltas`, installed as the repository's delete veto.
+    pub fn install_with_deltas(
+        repo: Arc<Repository>,
+        deltas: Option<Arc<DeltaStore>>,
+    ) -> Arc<Self> {
         let registry = Arc::new(Self {
             repo: repo.clone(),
+            deltas,
             gate: Mutex::new(()),
             sessions: Mutex::new(Vec::new()),
         });
@@ -141,27 +156,23 @@ impl SessionRegistry {
                 "{active} sessions are scheduled or running (at most {MAX_ACTIVE})"
             )));
         }
-        let mut planned = Vec::with_capacity(spec.objects.len());
+        let mut planned: Vec<Planned> = Vec::with_capacity(spec.objects.len());
         for id in &spec.objects {
-            let record = match self.repo.get(id) {
-                Ok(r) if r.state != State::Withdrawn => r,
-                Ok(_) | Err(RepoError::NotFound(_)) => {
-                    return Err(SessionError::UnknownObject(id.clone()));
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let (oti, stored_layout) = layout(&record, &spec)?;
-            let blob = self.repo.open_blob(&record)?;
-            if blob.len() != record.size {
-                return Err(SessionError::Repo(RepoError::Io(std::io::Error::other(
-                    format!(
-                        "the blob of {id} has {} bytes, not {}",
-                        blob.len(),
-                        record.size
-                    ),
-                ))));
+            let (record, delta) = self.lookup(id)?;
+            let full = delta.is_none().then(|| record.clone());
+            if !planned.iter().any(|p| p.0.id == record.id) {
+                planned.push(self.plan(record, delta, &spec)?);
             }
-            planned.push((record, oti, stored_layout, BlobCursor::new(blob)));
+            // The deltas asked for beside a full object.
+            if let Some(target) = full {
+                for delta in self.session_deltas(&target, &spec)? {
+                    let record = delta.as_object(&target, self.repo.urls());
+                    if !planned.iter().any(|p| p.0.id == record.id) {
+                        let fdt = self.fdt_delta(&delta, &target)?;
+                        planned.push(self.plan(record, Some((delta, fdt)), &spec)?);
+                    }
+                }
+            }
         }
         // Critical first; equal priorities keep the order asked (and
         // share the channel in the sender).
@@ -172,7 +183,7 @@ impl SessionRegistry {
         dry_run(transmitter.sender().config(), &planned, spec.repair)?;
         let mut objects = Vec::with_capacity(planned.len());
         let mut specs = Vec::with_capacity(planned.len());
-        for (record, oti, stored_layout, cursor) in planned {
+        for (record, oti, stored_layout, cursor, delta) in planned {
             let location = self.repo.urls().uri(&record);
             specs.push(PlannedObject {
                 cursor,
@@ -184,6 +195,7 @@ impl SessionRegistry {
                 size: record.size,
                 sha256: sha_bytes(&record.sha256)?,
                 manifest: self.repo.urls().manifest_uri(&record.id),
+                delta,
             });
             objects.push(SessionObject {
                 id: record.id.clone(),
@@ -233,6 +245,120 @@ impl SessionRegistry {
         );
         Ok(session)
     }
+}
+
+/// An object planned for a session: its record, layout (and whether it
+/// is the stored one), bytes and, for a delta, its FDT attributes.
+type Planned = (ObjectRecord, Oti, bool, BlobCursor, Option<FdtDelta>);
+
+impl SessionRegistry {
+    /// The object or delta with this id: the record to send and, for a
+    /// delta, its record and FDT attributes.
+    fn lookup(&self, id: &str) -> Result<(ObjectRecord, PlannedDelta), SessionError> {
+        match self.repo.get(id) {
+            Ok(r) if r.state != State::Withdrawn => return Ok((r, None)),
+            Ok(_) => return Err(SessionError::UnknownObject(id.to_owned())),
+            Err(RepoError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let Some(store) = &self.deltas else {
+            return Err(SessionError::UnknownObject(id.to_owned()));
+        };
+        let Some((delta, target)) = store.served(&self.repo, id)? else {
+            return Err(SessionError::UnknownObject(id.to_owned()));
+        };
+        let fdt = self.fdt_delta(&delta, &target)?;
+        Ok((
+            delta.as_object(&target, self.repo.urls()),
+            Some((delta, fdt)),
+        ))
+    }
+
+    fn fdt_delta(
+        &self,
+        delta: &DeltaRecord,
+        target: &ObjectRecord,
+    ) -> Result<FdtDelta, SessionError> {
+        Ok(FdtDelta {
+            base_sha256: delta.base()?,
+            target_sha256: sha_bytes(&target.sha256)?,
+            target_manifest: Some(self.repo.urls().manifest_uri(&target.id)),
+        })
+    }
+
+    /// The stored deltas to `target` that the session asks for.
+    fn session_deltas(
+        &self,
+        target: &ObjectRecord,
+        spec: &SessionSpec,
+    ) -> Result<Vec<DeltaRecord>, SessionError> {
+        let Some(store) = &self.deltas else {
+            return Ok(Vec::new());
+        };
+        let mut bases = spec.delta_from.clone();
+        if spec.delta_previous
+            && let Some(previous) = previous_version(&self.repo, target)?
+        {
+            bases.insert(0, sha_bytes(&previous.sha256)?);
+        }
+        let mut out: Vec<DeltaRecord> = Vec::new();
+        for base in bases {
+            match store.record_from(&self.repo, target, &base)? {
+                Some(d) if !out.iter().any(|o| o.id == d.id) => out.push(d),
+                Some(_) => {}
+                None => tracing::info!(
+                    target = %target.id,
+                    base = %hex::encode(base),
+                    "no stored delta from this base: not sent"
+                ),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Plans one object: layout, and its bytes opened.
+    fn plan(
+        &self,
+        record: ObjectRecord,
+        delta: PlannedDelta,
+        spec: &SessionSpec,
+    ) -> Result<Planned, SessionError> {
+        let (oti, stored_layout) = layout(&record, spec)?;
+        let blob: Box<dyn BlobReader> = match (&delta, &self.deltas) {
+            (Some((rec, _)), Some(store)) => {
+                Box::new(FileBlob::open(&store.blob_path(rec)?).map_err(RepoError::Io)?)
+            }
+            _ => self.repo.open_blob(&record)?,
+        };
+        if blob.len() != record.size {
+            return Err(SessionError::Repo(RepoError::Io(std::io::Error::other(
+                format!(
+                    "the blob of {} has {} bytes, not {}",
+                    record.id,
+                    blob.len(),
+                    record.size
+                ),
+            ))));
+        }
+        let fdt = delta.map(|(_, fdt)| fdt);
+        Ok((record, oti, stored_layout, BlobCursor::new(blob), fdt))
+    }
+}
+
+/// A delta's record and FDT attributes, for a planned delta.
+type PlannedDelta = Option<(DeltaRecord, FdtDelta)>;
+
+/// The latest active version of `target`'s name published before it,
+/// with other content.
+fn previous_version(
+    repo: &Repository,
+    target: &ObjectRecord,
+) -> Result<Option<ObjectRecord>, RepoError> {
+    Ok(repo
+        .history(&target.name)?
+        .into_iter()
+        .filter(|r| r.seq < target.seq && r.state == State::Active && r.sha256 != target.sha256)
+        .max_by_key(|r| r.seq))
 }
 
 /// Drops the oldest ended sessions beyond [`KEEP_ENDED`].
@@ -289,11 +415,7 @@ fn layout(record: &ObjectRecord, spec: &SessionSpec) -> Result<(Oti, bool), Sess
 /// configuration (sources of zeros: adding reads only their length), so
 /// what the sender would refuse later — a symbol that does not fit the
 /// datagrams, the repair cache budget — is refused now, as a 400.
-fn dry_run(
-    config: &SenderConfig,
-    planned: &[(ObjectRecord, Oti, bool, BlobCursor)],
-    repair: u32,
-) -> Result<(), SessionError> {
+fn dry_run(config: &SenderConfig, planned: &[Planned], repair: u32) -> Result<(), SessionError> {
     let mut sender = Sender::new(config.clone())
         .map_err(|e| SessionError::Invalid(format!("FLUTE session: {e}")))?;
     for (record, oti, ..) in planned {

@@ -22,6 +22,8 @@ pub const MAX_CAROUSEL: u32 = 1000;
 pub const MAX_SYMBOL_SIZE: u16 = 1472;
 /// How far ahead a session may be scheduled.
 pub const MAX_SCHEDULE_AHEAD: Duration = Duration::from_secs(366 * 24 * 3600);
+/// Most bases in `delta_from`.
+pub const MAX_DELTA_BASES: usize = 16;
 /// Largest TSI (48 bits).
 pub const MAX_TSI: u64 = (1 << 48) - 1;
 
@@ -33,6 +35,17 @@ pub enum SessionFec {
     Raptorq,
     /// Compact No-Code (RFC 5445), FEC Encoding ID 0: no repair symbols.
     Nocode,
+}
+
+/// Which deltas a session sends beside each object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionDeltas {
+    /// None (the default).
+    None,
+    /// The delta from the object's previous active version (the one most
+    /// of a fleet runs when it rolls forward), when one is stored.
+    Previous,
 }
 
 /// `start_at`: RFC 3339 text or Unix seconds.
@@ -76,6 +89,17 @@ pub struct SessionRequest {
     /// Transport Session Identifier (up to 48 bits); default random.
     #[serde(default)]
     pub tsi: Option<u64>,
+    /// Deltas to send beside each object: `"previous"` adds the stored
+    /// delta from the object's previous active version. Each delta is a
+    /// file of its own in the FDT, marked with `dms:Delta-Base`,
+    /// `dms:Delta-Target` and `dms:Target-Manifest`.
+    #[serde(default)]
+    pub deltas: Option<SessionDeltas>,
+    /// Also send, beside each object, the stored delta from each of these
+    /// versions (hex SHA-256 of the installed version); bases without a
+    /// stored delta are skipped.
+    #[serde(default)]
+    pub delta_from: Vec<String>,
 }
 
 /// A validated request (objects not yet looked up).
@@ -103,6 +127,10 @@ pub struct SessionSpec {
     pub start_at: Option<u64>,
     /// TSI.
     pub tsi: u64,
+    /// Send the delta from each object's previous active version.
+    pub delta_previous: bool,
+    /// Send the deltas from these bases.
+    pub delta_from: Vec<[u8; 32]>,
 }
 
 /// Unix seconds now.
@@ -195,6 +223,18 @@ impl SessionRequest {
                 Some(at)
             }
         };
+        if self.delta_from.len() > MAX_DELTA_BASES {
+            return Err(format!("delta_from: at most {MAX_DELTA_BASES} versions"));
+        }
+        let mut delta_from = Vec::with_capacity(self.delta_from.len());
+        for base in &self.delta_from {
+            let mut sha = [0u8; 32];
+            hex::decode_to_slice(base, &mut sha)
+                .map_err(|_| format!("delta_from: {base:?} is not a hex SHA-256"))?;
+            if !delta_from.contains(&sha) {
+                delta_from.push(sha);
+            }
+        }
         let tsi = match self.tsi {
             Some(t) if t > MAX_TSI => return Err("tsi: at most 48 bits".into()),
             Some(t) => t,
@@ -216,6 +256,8 @@ impl SessionRequest {
             carousel,
             start_at,
             tsi,
+            delta_previous: self.deltas == Some(SessionDeltas::Previous),
+            delta_from,
         })
     }
 }
@@ -247,6 +289,18 @@ mod tests {
         assert_eq!(spec.repair, 20);
         assert!(spec.tsi >= 1 && spec.tsi <= u64::from(u32::MAX));
         assert_eq!(spec.start_at, None);
+        assert!(!spec.delta_previous);
+        assert!(spec.delta_from.is_empty());
+    }
+
+    #[test]
+    fn delta_options_parse() {
+        let mut j = good();
+        j["deltas"] = serde_json::json!("previous");
+        j["delta_from"] = serde_json::json!(["ab".repeat(32), "AB".repeat(32), "cd".repeat(32)]);
+        let spec = request(j).unwrap();
+        assert!(spec.delta_previous);
+        assert_eq!(spec.delta_from, vec![[0xab; 32], [0xcd; 32]]);
     }
 
     #[test]
@@ -287,6 +341,9 @@ mod tests {
             ("start_at", serde_json::json!("yesterday-ish")),
             ("start_at", serde_json::json!(u64::MAX)),
             ("tsi", serde_json::json!(1u64 << 48)),
+            ("deltas", serde_json::json!("all")),
+            ("delta_from", serde_json::json!(["abc"])),
+            ("delta_from", serde_json::json!("ab".repeat(32))),
             ("extra", serde_json::json!(1)),
         ] {
             let mut j = good();

@@ -140,6 +140,7 @@ pub(super) struct PlannedObject {
     pub(super) size: u64,
     pub(super) sha256: [u8; 32],
     pub(super) manifest: String,
+    pub(super) delta: Option<dms_flute::fdt::FdtDelta>,
 }
 
 impl PlannedObject {
@@ -158,6 +159,7 @@ impl PlannedObject {
         spec.content_length = Some(self.size);
         spec.sha256 = Some(self.sha256);
         spec.manifest = Some(self.manifest);
+        spec.delta = self.delta;
         spec.content_md5 = Some(md5);
         spec
     }

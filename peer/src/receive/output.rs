@@ -490,6 +490,7 @@ mod tests {
                 content_md5: None,
                 sha256,
                 manifest: None,
+                delta: None,
             }),
         }
     }

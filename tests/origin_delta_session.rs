@@ -1,0 +1,176 @@
+//! A broadcast session that carries a delta beside the full object: `dms
+//! serve`, two versions published with `dms publish`, the delta made in
+//! the background, `dms session start --delta-previous`, and `dms receive
+//! --count 2` (with the origin's key, so both signed manifests are
+//! fetched and verified) receiving the new version and the delta; the
+//! delta then turns the old version into the exact new one with `dms
+//! delta apply`.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod binary;
+
+use binary::{dms, json, start_origin};
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const GROUP: &str = "239.255.75.8:47518";
+
+fn bytes(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+#[test]
+fn a_session_carries_the_delta_from_the_previous_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (_server, server) = start_origin(&data);
+    let client = [
+        "--server",
+        server.as_str(),
+        "--data",
+        data.to_str().unwrap(),
+    ];
+
+    // Two versions: the second changes a few places of the first.
+    let v1 = bytes(700_000, 1);
+    let mut v2 = v1.clone();
+    v2[100_000..103_000].copy_from_slice(&bytes(3000, 9));
+    v2.splice(500_000..500_000, bytes(2000, 7));
+    let (f1, f2) = (dir.path().join("v1.bin"), dir.path().join("v2.bin"));
+    std::fs::write(&f1, &v1).unwrap();
+    std::fs::write(&f2, &v2).unwrap();
+    let publish = |file: &std::path::Path, version: &str| {
+        json(&dms(&[
+            &[
+                "publish",
+                file.to_str().unwrap(),
+                "--name",
+                "fw.bin",
+                "--version",
+                version,
+            ][..],
+            &client[..],
+        ]
+        .concat()))
+    };
+    let o1 = publish(&f1, "1.0.0");
+    let o2 = publish(&f2, "1.1.0");
+    let id2 = o2["id"].as_str().unwrap().to_owned();
+
+    // The delta is made in the background.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let delta = loop {
+        let shown = json(&dms(&[&["objects", "show", &id2][..], &client[..]].concat()));
+        if let Some(d) = shown["deltas"].as_array().and_then(|d| d.first()) {
+            break d.clone();
+        }
+        assert!(Instant::now() < deadline, "no delta to {id2}: {shown}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(delta["base_sha256"], o1["sha256"]);
+
+    let out = dir.path().join("out");
+    let receiver = Command::new(env!("CARGO_BIN_EXE_dms"))
+        .args([
+            "receive",
+            "--group",
+            GROUP,
+            "--iface",
+            "127.0.0.1",
+            "--out",
+            out.to_str().unwrap(),
+            "--count",
+            "2",
+            "--timeout",
+            "60",
+            "--quiet",
+            "--origin-key",
+            data.join("origin.pub").to_str().unwrap(),
+            "--cacert",
+            data.join("tls/cert.pem").to_str().unwrap(),
+            "--repair",
+            &format!("{server}/repair"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Repair symbols and carousel rounds: margin for a loaded machine.
+    let session = json(&dms(&[
+        &[
+            "session",
+            "start",
+            "--objects",
+            &id2,
+            "--delta-previous",
+            "--group",
+            GROUP,
+            "--iface",
+            "127.0.0.1",
+            "--rate",
+            "20",
+            "--repair",
+            "30",
+            "--carousel",
+            "4",
+        ][..],
+        &client[..],
+    ]
+    .concat()));
+    let sent: Vec<&str> = session["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(sent, vec![id2.as_str(), delta["id"].as_str().unwrap()]);
+    assert_eq!(
+        session["objects"][1]["content_location"],
+        delta["content_location"]
+    );
+
+    let output = receiver.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "dms receive: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(std::fs::read(out.join("fw.bin")).unwrap() == v2);
+    let received_delta = out.join("fw.bin.delta");
+    assert_eq!(
+        std::fs::metadata(&received_delta).unwrap().len(),
+        delta["size"].as_u64().unwrap()
+    );
+
+    // The received delta rebuilds the exact new version from the old one.
+    let rebuilt = dir.path().join("rebuilt.bin");
+    let applied = dms(&[
+        "delta",
+        "apply",
+        f1.to_str().unwrap(),
+        received_delta.to_str().unwrap(),
+        rebuilt.to_str().unwrap(),
+    ]);
+    assert!(
+        applied.status.success(),
+        "dms delta apply: {}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    assert!(std::fs::read(&rebuilt).unwrap() == v2);
+    // Applied to the wrong base it fails and writes nothing.
+    let wrong = dir.path().join("wrong.bin");
+    let refused = dms(&[
+        "delta",
+        "apply",
+        f2.to_str().unwrap(),
+        received_delta.to_str().unwrap(),
+        wrong.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(!wrong.exists());
+}
