@@ -294,6 +294,9 @@ impl Persisted {
             content_md5: md5,
             sha256: self.meta.sha256.as_deref().map(hex32).transpose()?,
             manifest: self.meta.manifest.clone(),
+            // Not persisted: a resumed delta is received as a plain object
+            // (its own manifest still checks it).
+            delta: None,
         })
     }
 
