@@ -98,6 +98,43 @@ fn a_session_carries_the_delta_from_the_previous_version() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Two devices that run a version: the old one (the delta applies) and
+    // an unrelated one (the delta does not: the whole object serves).
+    let other = dir.path().join("other.bin");
+    std::fs::write(&other, bytes(5000, 3)).unwrap();
+    let with_base = |base: &std::path::Path, out: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_dms"))
+            .args([
+                "receive",
+                "--group",
+                GROUP,
+                "--iface",
+                "127.0.0.1",
+                "--out",
+                out.to_str().unwrap(),
+                "--count",
+                "1",
+                "--timeout",
+                "60",
+                "--quiet",
+                "--base",
+                base.to_str().unwrap(),
+                "--origin-key",
+                data.join("origin.pub").to_str().unwrap(),
+                "--cacert",
+                data.join("tls/cert.pem").to_str().unwrap(),
+                "--repair",
+                &format!("{server}/repair"),
+            ])
+            .env("RUST_LOG", "warn,dms_peer::agent=info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (out_old, out_other) = (dir.path().join("out-old"), dir.path().join("out-other"));
+    let device_old = with_base(&f1, &out_old);
+    let device_other = with_base(&other, &out_other);
     std::thread::sleep(Duration::from_millis(500));
 
     // Repair symbols and carousel rounds: margin for a loaded machine.
@@ -128,11 +165,30 @@ fn a_session_carries_the_delta_from_the_previous_version() {
         .iter()
         .map(|o| o["id"].as_str().unwrap())
         .collect();
-    assert_eq!(sent, vec![id2.as_str(), delta["id"].as_str().unwrap()]);
+    // The delta goes first: a device with the base is done sooner.
+    assert_eq!(sent, vec![delta["id"].as_str().unwrap(), id2.as_str()]);
     assert_eq!(
-        session["objects"][1]["content_location"],
+        session["objects"][0]["content_location"],
         delta["content_location"]
     );
+    for (device, out, applies) in [
+        (device_old, &out_old, true),
+        (device_other, &out_other, false),
+    ] {
+        let output = device.wait_with_output().unwrap();
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(log.contains("delta applied"), applies, "{log}");
+        assert!(
+            output.status.success(),
+            "dms receive --base: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(std::fs::read(out.join("fw.bin")).unwrap() == v2);
+        // The delta was a means: it is not left beside the result.
+        assert!(!out.join("fw.bin.delta").exists());
+        let printed = String::from_utf8_lossy(&output.stdout);
+        assert!(printed.lines().any(|l| l.ends_with("fw.bin")), "{printed}");
+    }
 
     let output = receiver.wait_with_output().unwrap();
     assert!(

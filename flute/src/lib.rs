@@ -42,7 +42,7 @@ pub mod receiver;
 pub mod sender;
 
 pub use alc::{AlcError, AlcPacket, FecEncodingId, PayloadId};
-pub use fdt::{FdtError, FdtFile, FdtInstance};
+pub use fdt::{FdtDelta, FdtError, FdtFile, FdtInstance};
 pub use lct::{Extension, Extensions, LctError, LctHeader};
 pub use receiver::{Receiver, ReceiverConfig};
 pub use sender::{ObjectSpec, Sender, SenderConfig, SenderError, Toi, Transmit, TransmitKind};

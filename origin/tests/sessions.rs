@@ -581,9 +581,10 @@ async fn a_session_carries_the_delta_from_the_previous_version_marked_in_the_fdt
     .await;
     assert_eq!(status, StatusCode::CREATED, "{view}");
     assert_eq!(view["objects"].as_array().unwrap().len(), 2, "{view}");
-    assert_eq!(view["objects"][1]["id"], delta_id.as_str());
+    // The delta goes ahead of its target.
+    assert_eq!(view["objects"][0]["id"], delta_id.as_str());
     assert_eq!(
-        view["objects"][1]["content_location"],
+        view["objects"][0]["content_location"],
         delta["content_location"]
     );
     let received = tokio::task::spawn_blocking(move || receiving.join().unwrap())

@@ -111,6 +111,11 @@ pub struct ReceiveArgs {
     /// Serve garbage symbols to peers (to test that they ban us).
     #[arg(long, hide = true)]
     malicious_peer: bool,
+    /// The installed version (a file): a delta the session carries for it
+    /// is applied and verified instead of receiving the whole object, which
+    /// remains the fallback.
+    #[arg(long, value_name = "FILE")]
+    base: Option<PathBuf>,
     /// This device's id in reception reports.
     #[arg(long, default_value = "ue")]
     device: String,
@@ -210,6 +215,7 @@ fn agent_config(args: &ReceiveArgs) -> anyhow::Result<AgentConfig> {
     config.malicious_peer = args.malicious_peer;
     config.linger = secs(args.linger, "--linger")?;
     config.device.clone_from(&args.device);
+    config.base.clone_from(&args.base);
     Ok(config)
 }
 
@@ -259,6 +265,9 @@ pub fn run(args: ReceiveArgs) -> anyhow::Result<()> {
                 bar.finish_with_message(format!("{} (downloaded)", progress.name));
             }
             multi.suspend(|| println!("{}", path.display()));
+        }
+        AgentEvent::DeltaApplied { target } => {
+            multi.suspend(|| println!("{}", target.display()));
         }
         AgentEvent::PeerBanned(peer) => {
             multi.suspend(|| eprintln!("peer {peer} banned: its symbols fail the manifest"));

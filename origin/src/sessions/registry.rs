@@ -163,13 +163,18 @@ impl SessionRegistry {
             if !planned.iter().any(|p| p.0.id == record.id) {
                 planned.push(self.plan(record, delta, &spec)?);
             }
-            // The deltas asked for beside a full object.
+            // The deltas asked for beside a full object, ahead of it: a
+            // device holding the base is done once its (small) delta is in.
             if let Some(target) = full {
+                let at = planned
+                    .iter()
+                    .position(|p| p.0.id == target.id)
+                    .unwrap_or(planned.len());
                 for delta in self.session_deltas(&target, &spec)? {
                     let record = delta.as_object(&target, self.repo.urls());
                     if !planned.iter().any(|p| p.0.id == record.id) {
                         let fdt = self.fdt_delta(&delta, &target)?;
-                        planned.push(self.plan(record, Some((delta, fdt)), &spec)?);
+                        planned.insert(at, self.plan(record, Some((delta, fdt)), &spec)?);
                     }
                 }
             }

@@ -18,9 +18,10 @@
 //! `dms receive` renders the [`AgentEvent`]s as progress bars; `dms demo`
 //! runs many agents side by side.
 
+mod base;
 mod repair;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -81,6 +82,10 @@ pub struct AgentConfig {
     pub stop_lingering: Option<Arc<AtomicBool>>,
     /// This device's id in reception reports.
     pub device: String,
+    /// The installed version of what is received: a delta the session
+    /// carries for it is applied (and verified) instead of waiting for the
+    /// whole object; deltas for other bases are ignored.
+    pub base: Option<PathBuf>,
 }
 
 impl AgentConfig {
@@ -108,6 +113,7 @@ impl AgentConfig {
             linger: Duration::ZERO,
             stop_lingering: None,
             device: "ue".into(),
+            base: None,
         }
     }
 
@@ -142,6 +148,12 @@ pub enum AgentEvent {
     },
     /// A peer sent symbols that fail the manifest and was banned.
     PeerBanned(String),
+    /// A delta for the installed version was applied: the target, verified,
+    /// is at `target`.
+    DeltaApplied {
+        /// The delivered target.
+        target: PathBuf,
+    },
 }
 
 /// How one object ended.
@@ -299,12 +311,19 @@ pub fn run(
     let started = Instant::now();
     let deadline = config.timeout.map(|t| started + t);
     config.receive.require_manifest = config.origin_key_pem.is_some();
+    let installed = config
+        .base
+        .as_deref()
+        .map(base::InstalledBase::load)
+        .transpose()?;
     let mut repairer = Repairer::new(&config)?;
     let (receiver, events) = MulticastReceiver::start(config.receive.clone())?;
     let control = receiver.control();
     on_event(AgentEvent::Started);
 
     let mut objects: BTreeMap<(u64, u128), ObjectProgress> = BTreeMap::new();
+    // Targets delivered by applying a delta (SHA-256).
+    let mut delivered: HashSet<[u8; 32]> = HashSet::new();
     let mut complete = 0u64;
     let mut repair_at: Option<Instant> = None;
     let outcome: Result<(), AgentError> = (|| {
@@ -364,11 +383,60 @@ pub fn run(
                     let finished_before = objects
                         .get(&key)
                         .is_some_and(|p| !matches!(p.state, ObjectState::Receiving));
+                    let mut progress = progress;
                     if let ObjectState::Complete { path, .. } = &progress.state
                         && !finished_before
                     {
-                        complete += 1;
-                        repairer.object_done(&progress, Some(path), started.elapsed());
+                        let path = path.clone();
+                        match (&installed, progress.delta.as_deref().cloned()) {
+                            // With a base, a delta is a means, not an end.
+                            (Some(installed), Some(delta)) => {
+                                let signed = repairer.signed_delta(&progress);
+                                let target = progress.name.clone();
+                                let target =
+                                    config.receive.out_dir.join(base::target_name(&target));
+                                let applied = if installed.fits(&delta) {
+                                    installed.apply(&path, &delta, signed.as_ref(), &target)
+                                } else {
+                                    Err("not a delta for the installed version".into())
+                                };
+                                // Its result (or nothing) stays, not the delta.
+                                let _ = std::fs::remove_file(&path);
+                                match applied {
+                                    Ok(sha256) if delivered.insert(sha256) => {
+                                        complete += 1;
+                                        repairer.object_done(
+                                            &progress,
+                                            Some(&target),
+                                            started.elapsed(),
+                                        );
+                                        progress.state = ObjectState::Complete {
+                                            path: target.clone(),
+                                            size: std::fs::metadata(&target).map_or(0, |m| m.len()),
+                                            verified: true,
+                                        };
+                                        tracing::info!(target = %target.display(), "delta applied");
+                                        on_event(AgentEvent::DeltaApplied { target });
+                                    }
+                                    Ok(_) => {}
+                                    Err(reason) => {
+                                        tracing::info!(name = %progress.name, %reason, "delta not used; the whole object will do");
+                                        progress.state = ObjectState::Failed { reason };
+                                    }
+                                }
+                            }
+                            _ => {
+                                // The whole object, unless a delta already
+                                // gave it.
+                                let already = repairer
+                                    .manifest_sha256(&progress)
+                                    .is_some_and(|sha| delivered.contains(&sha));
+                                if !already {
+                                    complete += 1;
+                                }
+                                repairer.object_done(&progress, Some(&path), started.elapsed());
+                            }
+                        }
                     }
                     objects.insert(key, progress.clone());
                     on_event(AgentEvent::Progress(progress));

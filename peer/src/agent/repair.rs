@@ -228,6 +228,24 @@ impl Repairer {
         Ok(())
     }
 
+    /// The delta facts of object `p`'s verified signed manifest.
+    pub(super) fn signed_delta(
+        &self,
+        p: &ObjectProgress,
+    ) -> Option<dms_repair::manifest::ManifestDelta> {
+        self.objects
+            .get(&(p.tsi, p.toi))?
+            .manifest
+            .as_ref()?
+            .delta
+            .clone()
+    }
+
+    /// The SHA-256 object `p`'s verified signed manifest gives.
+    pub(super) fn manifest_sha256(&self, p: &ObjectProgress) -> Option<[u8; 32]> {
+        Some(self.objects.get(&(p.tsi, p.toi))?.manifest.as_ref()?.sha256)
+    }
+
     /// Offers peers the block event `p` reports written (blocks are served
     /// from the partial file before the object is whole). Only blocks the
     /// receiver checked against a verified manifest are offered.

@@ -47,6 +47,7 @@ struct Tracked {
     decoded: u64,
     content_location: Option<String>,
     manifest: Option<String>,
+    delta: Option<Box<dms_flute::FdtDelta>>,
     /// SHA-256 of each block decoded so far (kept when a manifest is
     /// required, to check against it).
     block_hashes: HashMap<u32, [u8; 32]>,
@@ -78,6 +79,7 @@ impl Tracked {
             decoded: 0,
             content_location: None,
             manifest: None,
+            delta: None,
             block_hashes: HashMap::new(),
             check: None,
             held: None,
@@ -330,6 +332,7 @@ impl DecodeLoop {
                     if let Some(file) = &info.file {
                         tracked.content_location = Some(file.content_location.clone());
                         tracked.manifest.clone_from(&file.manifest);
+                        tracked.delta = file.delta.clone().map(Box::new);
                     }
                     self.report(tsi, toi, ObjectState::Receiving);
                 }
@@ -425,6 +428,7 @@ impl DecodeLoop {
                 let tracked = self.tracked(tsi, toi);
                 tracked.content_location = Some(f.content_location.clone());
                 tracked.manifest.clone_from(&f.manifest);
+                tracked.delta = f.delta.clone().map(Box::new);
             }
             if self_require(self.require_manifest, self.tracked(tsi, toi)) {
                 // Still waits for its verified manifest.
@@ -600,6 +604,7 @@ fn progress(tsi: u64, toi: u128, tracked: &Tracked, state: ObjectState) -> Objec
         bytes_decoded: tracked.decoded,
         content_location: tracked.content_location.clone(),
         manifest: tracked.manifest.clone(),
+        delta: tracked.delta.clone(),
         total_bytes: tracked.total,
         state,
     }

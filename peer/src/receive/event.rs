@@ -40,6 +40,8 @@ pub struct ObjectProgress {
     pub content_location: Option<String>,
     /// The URI of its signed manifest (`dms:Manifest` in the FDT), if given.
     pub manifest: Option<String>,
+    /// When the FDT says it is a delta: its base and target SHA-256.
+    pub delta: Option<Box<dms_flute::FdtDelta>>,
     /// Transported bytes decoded and written so far.
     pub bytes_decoded: u64,
     /// Transported bytes in all (the FEC transfer length).
