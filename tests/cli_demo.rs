@@ -74,3 +74,34 @@ fn demo_refuses_bad_sizes() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown unit"));
 }
+
+/// The fleet of the UE agent's issue: 20 UEs at 5 % i.i.d. loss and one at
+/// 30 % bursty loss, peers on: every UE ends with the exact object, and at
+/// least 90 % of the repair bytes come from peers.
+#[test]
+fn twenty_ues_repair_mostly_from_each_other() {
+    let out = dms(&[
+        "demo",
+        "--ues",
+        "20",
+        "--size",
+        "4MiB",
+        "--rate",
+        "100",
+        "--outlier",
+        "30,10",
+        "--json",
+        "--timeout",
+        "240",
+    ]);
+    let v = json(&out);
+    assert_eq!(v["all_verified"], true, "{v}");
+    assert_eq!(v["ues"].as_array().unwrap().len(), 21);
+    let peers = v["peer_bytes"].as_u64().unwrap();
+    let service = v["repair_bytes"].as_u64().unwrap();
+    assert!(peers > 0, "{v}");
+    assert!(
+        peers as f64 >= 0.9 * (peers + service) as f64,
+        "peers {peers} B, repair service {service} B"
+    );
+}

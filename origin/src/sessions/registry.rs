@@ -473,6 +473,10 @@ impl std::io::Seek for Zeros {
 
 /// The transmitter for a session, with its socket open (a bad interface
 /// is refused here, before the session exists).
+/// FDT transmissions a session makes at the least, over its expected
+/// duration.
+const FDT_REPEATS: u32 = 8;
+
 fn transmitter(
     spec: &SessionSpec,
     transported: u64,
@@ -489,6 +493,13 @@ fn transmitter(
         ntp_expires(expected.saturating_add(Duration::from_secs(3600_u64.saturating_add(wait)))),
     );
     config.carousel_rounds = spec.carousel;
+    // A UE that misses every FDT cannot name what it received: even a
+    // short session repeats its FDT at least FDT_REPEATS times (the default
+    // interval, 1 s, stays the longest; 20 ms the shortest).
+    config.fdt_interval = config
+        .fdt_interval
+        .min(expected / FDT_REPEATS)
+        .max(Duration::from_millis(20));
     // With several rounds each block's repair symbols are kept so it is
     // encoded once: room for all of them, plus a symbol per block (at most
     // 256 RaptorQ blocks) for rounding up.
