@@ -53,7 +53,7 @@ pub use client::{ClientConfig, ClientError, DownloadStats, DownloadTarget, Repai
 pub use error::ApiError;
 pub use limit::LimitConfig;
 pub use report::{RedbReports, ReportStore, reports_router};
-pub use service::{ServiceConfig, router};
+pub use service::{MAX_SYMBOLS_PER_REQUEST, ServiceConfig, router};
 pub use source::{
     BlobReader, DeltaBlob, FileBlob, ObjectInfo, ObjectSource, OpenDelta, SourceError,
 };

@@ -30,10 +30,14 @@ pub struct ServiceConfig {
     pub limits: LimitConfig,
 }
 
+/// The default cap on symbols one repair request may ask for (a client
+/// asking more splits its request).
+pub const MAX_SYMBOLS_PER_REQUEST: u32 = 4096;
+
 impl Default for ServiceConfig {
     fn default() -> Self {
         ServiceConfig {
-            max_symbols_per_request: 4096,
+            max_symbols_per_request: MAX_SYMBOLS_PER_REQUEST,
             max_answer_bytes: 8 << 20,
             max_body_bytes: 64 << 10,
             max_parallel_encodes: std::thread::available_parallelism().map_or(2, |n| n.get()),

@@ -16,7 +16,7 @@ use dms_repair::client::backoff::Backoff;
 use dms_repair::manifest::{ManifestBody, SignedManifest, public_key_from_pem};
 use dms_repair::query::{RepairItem, RepairQuery};
 use dms_repair::report::{BytesBySource, JsonReport};
-use dms_repair::{ClientConfig, DownloadTarget, RepairClient};
+use dms_repair::{ClientConfig, DownloadTarget, MAX_SYMBOLS_PER_REQUEST, RepairClient};
 use ed25519_dalek::VerifyingKey;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -512,7 +512,9 @@ impl Repairer {
         }
         let mut round = 0;
         let mut overloaded = 0;
-        while round < ROUNDS {
+        // Rounds cut short by the per-request cap do not count as failures.
+        let mut capped = 0;
+        while round < ROUNDS + capped {
             let Some(gaps) = control.gaps(p.tsi, p.toi) else {
                 tracing::warn!(%location, "no gap map for the object");
                 break;
@@ -522,17 +524,27 @@ impl Repairer {
             }
             self.note_missed(key, &gaps);
             let first_esi = FRESH_ESI_BASE + device_offset + round * (1 << 16);
+            // At most the service's cap a request; the rest next round.
+            let mut budget = MAX_SYMBOLS_PER_REQUEST;
+            let mut items = Vec::new();
+            for g in &gaps.gaps {
+                let count = (g.symbols_needed + MARGIN).min(budget);
+                if count == 0 {
+                    break;
+                }
+                budget -= count;
+                items.push(RepairItem::More {
+                    sbn: g.sbn,
+                    count,
+                    first_esi: Some(first_esi),
+                });
+            }
+            if budget == 0 {
+                capped += 1;
+            }
             let query = RepairQuery {
                 file_uri: location.clone(),
-                items: gaps
-                    .gaps
-                    .iter()
-                    .map(|g| RepairItem::More {
-                        sbn: g.sbn,
-                        count: g.symbols_needed + MARGIN,
-                        first_esi: Some(first_esi),
-                    })
-                    .collect(),
+                items,
             };
             let symbols =
                 match self
