@@ -59,7 +59,7 @@ pub struct DemoArgs {
     /// symbols. At or below the loss, every UE has gaps to repair.
     #[arg(long, default_value_t = 5)]
     overhead: u32,
-    /// One more UE with this loss, PERCENT[,BURST] (a device at the cell
+    /// One more UE with this loss, `PERCENT[,BURST]` (a device at the cell
     /// edge), e.g. `30,10`.
     #[arg(long, value_name = "PERCENT[,BURST]", value_parser = parse_outlier)]
     outlier: Option<Loss>,
