@@ -18,6 +18,7 @@
 //! `dms receive` renders the [`AgentEvent`]s as progress bars; `dms demo`
 //! runs many agents side by side.
 
+mod late;
 mod repair;
 
 use std::collections::BTreeMap;
@@ -81,6 +82,10 @@ pub struct AgentConfig {
     pub stop_lingering: Option<Arc<AtomicBool>>,
     /// This device's id in reception reports.
     pub device: String,
+    /// Late join: when no broadcast object was seen this long after the
+    /// start, learn the objects from the peers and complete them by
+    /// repair alone (see `late.rs`). Off (`None`) by default.
+    pub late_join_after: Option<Duration>,
 }
 
 impl AgentConfig {
@@ -108,6 +113,7 @@ impl AgentConfig {
             linger: Duration::ZERO,
             stop_lingering: None,
             device: "ue".into(),
+            late_join_after: None,
         }
     }
 
@@ -307,6 +313,7 @@ pub fn run(
     let mut objects: BTreeMap<(u64, u128), ObjectProgress> = BTreeMap::new();
     let mut complete = 0u64;
     let mut repair_at: Option<Instant> = None;
+    let mut late = late::LateJoin::new(&config, started);
     let outcome: Result<(), AgentError> = (|| {
         while complete < config.count {
             let wait = match deadline {
@@ -346,7 +353,14 @@ pub fn run(
                 }
                 continue;
             }
-            let wait = match repair_at {
+            if late.due().is_some_and(|at| at <= Instant::now()) {
+                let wanted = config.count.saturating_sub(complete);
+                if late.check(&mut repairer, &control, !objects.is_empty(), wanted) > 0 {
+                    repair_at = repair_at.or_else(|| repairer.repair_time());
+                }
+                continue;
+            }
+            let wait = match repair_at.into_iter().chain(late.due()).min() {
                 Some(at) => wait.min(at.saturating_duration_since(Instant::now())),
                 None => wait,
             };

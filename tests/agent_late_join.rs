@@ -1,0 +1,171 @@
+//! Late join: UE A receives a session and keeps serving its peers; once
+//! the session has ended, UE B starts (on the same group, so nothing more
+//! comes), learns the object from A's announcement (`--late-join`),
+//! verifies its signed manifest with the origin key and gets the whole
+//! object by repair alone: from A, and the repair service if A falls
+//! short.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod binary;
+
+use binary::{Kill, dms, free_port, json, start_origin};
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The figures of the agent's "bytes by source" line.
+fn figures(stderr: &str) -> Option<(u64, u64, u64)> {
+    let line = stderr.lines().find(|l| l.starts_with("bytes by source:"))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |w: &str| -> Option<u64> {
+        let i = words.iter().position(|x| *x == w)?;
+        words.get(i + 1)?.trim_end_matches([',', ';']).parse().ok()
+    };
+    Some((after("broadcast")?, after("peers")?, after("repair")?))
+}
+
+#[test]
+fn a_ue_that_joins_after_the_session_ended_gets_the_object_from_peers() {
+    let group = "239.255.77.9:47719";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let (_server, server) = start_origin(&data);
+    let cacert = data.join("tls/cert.pem");
+    let origin_pub = data.join("origin.pub");
+    let client = ["--server", server.as_str(), "--data", data_s];
+    let file = dir.path().join("fw.bin");
+    let bytes: Vec<u8> = (0..1_500_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let published = json(&dms(&[
+        &[
+            "publish",
+            file.to_str().unwrap(),
+            "--name",
+            "fw.bin",
+            "--version",
+            "3.0.0",
+        ][..],
+        &client[..],
+    ]
+    .concat()));
+    let id = published["id"].as_str().unwrap().to_owned();
+    let repair = format!("{server}/repair");
+    let p2p = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+
+    let ue = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args: Vec<String> = [
+            "receive",
+            "--group",
+            group,
+            "--iface",
+            "127.0.0.1",
+            "--out",
+            out.to_str().unwrap(),
+            "--timeout",
+            "120",
+            "--quiet",
+            "--idle",
+            "3",
+            "--repair",
+            &repair,
+            "--origin-key",
+            origin_pub.to_str().unwrap(),
+            "--cacert",
+            cacert.to_str().unwrap(),
+            "--device",
+            name,
+            "--backoff-window",
+            "0.2",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new(env!("CARGO_BIN_EXE_dms"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        (out, Kill(child))
+    };
+    // UE A receives the broadcast, then keeps serving its peers.
+    let (out_a, _ue_a) = ue("ue-a", &["--listen", &p2p, "--linger", "100"]);
+    std::thread::sleep(Duration::from_millis(700));
+    let session = json(&dms(&[
+        &[
+            "session",
+            "start",
+            "--objects",
+            &id,
+            "--group",
+            group,
+            "--iface",
+            "127.0.0.1",
+            "--rate",
+            "20",
+            "--fec",
+            "raptorq",
+            "--repair",
+            "10",
+            "--tsi",
+            "91",
+        ][..],
+        &client[..],
+    ]
+    .concat()));
+    let session_id = session["id"].as_str().unwrap().to_owned();
+
+    // A has it (received and, if need be, repaired), and the session ended.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while std::fs::read(out_a.join("fw.bin")).ok().as_deref() != Some(&bytes[..]) {
+        assert!(Instant::now() < deadline, "UE A did not get the object");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = json(&dms(&[
+            &["session", "status", &session_id][..],
+            &client[..],
+        ]
+        .concat()));
+        if status["state"] != "scheduled" && status["state"] != "running" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "session did not end: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // UE B joins late: nothing is broadcast any more.
+    let (out_b, mut ue_b) = ue("ue-b", &["--peer", &p2p, "--late-join", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ue_b.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "UE B did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(ue_b.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(ue_b.0.wait().unwrap().success(), "UE B: {stderr}");
+    assert!(
+        std::fs::read(out_b.join("fw.bin")).unwrap() == bytes,
+        "UE B's object differs"
+    );
+    let (broadcast, peers, repaired) =
+        figures(&stderr).unwrap_or_else(|| panic!("no figures in {stderr}"));
+    eprintln!("UE B: broadcast {broadcast} B, peers {peers} B, repair {repaired} B");
+    assert_eq!(broadcast, 0, "{stderr}");
+    assert!(peers > 0, "{stderr}");
+    // All of it came by repair (at least the object's size of symbols).
+    assert!(peers + repaired >= bytes.len() as u64, "{stderr}");
+    // Nothing but the object was left in B's output directory.
+    let names: Vec<_> = std::fs::read_dir(&out_b)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![Path::new("fw.bin").as_os_str().to_owned()]);
+}
