@@ -219,10 +219,7 @@ fn agent_config(args: &ReceiveArgs) -> anyhow::Result<AgentConfig> {
     config.malicious_peer = args.malicious_peer;
     config.linger = secs(args.linger, "--linger")?;
     config.device.clone_from(&args.device);
-    config.late_join_after = args
-        .late_join
-        .map(|t| secs(t, "--late-join"))
-        .transpose()?;
+    config.late_join_after = args.late_join.map(|t| secs(t, "--late-join")).transpose()?;
     Ok(config)
 }
 
