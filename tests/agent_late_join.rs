@@ -3,7 +3,8 @@
 //! comes), learns the object from A's announcement (`--late-join`),
 //! verifies its signed manifest with the origin key and gets the whole
 //! object by repair alone: from A, and the repair service if A falls
-//! short.
+//! short. B announces it onward: UE C, without an origin key and knowing
+//! only B, learns it from B and accepts it on its announced SHA-256.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod binary;
@@ -26,7 +27,7 @@ fn figures(stderr: &str) -> Option<(u64, u64, u64)> {
 }
 
 #[test]
-fn a_ue_that_joins_after_the_session_ended_gets_the_object_from_peers() {
+fn ues_that_join_after_the_session_ended_get_the_object_from_peers() {
     let group = "239.255.77.9:47719";
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -56,7 +57,7 @@ fn a_ue_that_joins_after_the_session_ended_gets_the_object_from_peers() {
     let repair = format!("{server}/repair");
     let p2p = format!("/ip4/127.0.0.1/tcp/{}", free_port());
 
-    let ue = |name: &str, extra: &[&str]| {
+    let ue = |name: &str, with_key: bool, extra: &[&str]| {
         let out = dir.path().join(name);
         let mut args: Vec<String> = [
             "receive",
@@ -73,8 +74,6 @@ fn a_ue_that_joins_after_the_session_ended_gets_the_object_from_peers() {
             "3",
             "--repair",
             &repair,
-            "--origin-key",
-            origin_pub.to_str().unwrap(),
             "--cacert",
             cacert.to_str().unwrap(),
             "--device",
@@ -85,6 +84,9 @@ fn a_ue_that_joins_after_the_session_ended_gets_the_object_from_peers() {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if with_key {
+            args.extend(["--origin-key".into(), origin_pub.to_str().unwrap().into()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new(env!("CARGO_BIN_EXE_dms"))
             .args(&args)
@@ -95,7 +97,7 @@ fn a_ue_that_joins_after_the_session_ended_gets_the_object_from_peers() {
         (out, Kill(child))
     };
     // UE A receives the broadcast, then keeps serving its peers.
-    let (out_a, _ue_a) = ue("ue-a", &["--listen", &p2p, "--linger", "100"]);
+    let (out_a, _ue_a) = ue("ue-a", true, &["--listen", &p2p, "--linger", "100"]);
     std::thread::sleep(Duration::from_millis(700));
     let session = json(&dms(&[
         &[
@@ -141,31 +143,66 @@ fn a_ue_that_joins_after_the_session_ended_gets_the_object_from_peers() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    // UE B joins late: nothing is broadcast any more.
-    let (out_b, mut ue_b) = ue("ue-b", &["--peer", &p2p, "--late-join", "1"]);
+    // UE B joins late: nothing is broadcast any more. It serves C next.
+    let p2p_b = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+    let (out_b, mut ue_b) = ue(
+        "ue-b",
+        true,
+        &[
+            "--peer",
+            &p2p,
+            "--late-join",
+            "1",
+            "--listen",
+            &p2p_b,
+            "--linger",
+            "25",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while std::fs::read(out_b.join("fw.bin")).ok().as_deref() != Some(&bytes[..]) {
+        assert!(Instant::now() < deadline, "UE B did not get the object");
+        assert!(ue_b.0.try_wait().unwrap().is_none(), "UE B ended early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // UE C knows only B, and has no origin key.
+    let (out_c, mut ue_c) = ue("ue-c", false, &["--peer", &p2p_b, "--late-join", "1"]);
+    let stderr_c = finish(&mut ue_c);
+    assert!(
+        std::fs::read(out_c.join("fw.bin")).unwrap() == bytes,
+        "UE C's object differs"
+    );
+    assert!(
+        stderr_c.contains("accepted on the peer's word"),
+        "{stderr_c}"
+    );
+    let stderr_b = finish(&mut ue_b);
+    for (ue, out, stderr) in [("B", &out_b, &stderr_b), ("C", &out_c, &stderr_c)] {
+        let (broadcast, peers, repaired) =
+            figures(stderr).unwrap_or_else(|| panic!("no figures in {stderr}"));
+        eprintln!("UE {ue}: broadcast {broadcast} B, peers {peers} B, repair {repaired} B");
+        assert_eq!(broadcast, 0, "{stderr}");
+        assert!(peers > 0, "{stderr}");
+        // All of it came by repair (at least the object's size of symbols).
+        assert!(peers + repaired >= bytes.len() as u64, "{stderr}");
+        // Nothing but the object was left in the output directory.
+        let names: Vec<_> = std::fs::read_dir(out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![Path::new("fw.bin").as_os_str().to_owned()]);
+    }
+}
+
+/// Waits (at most 120 s) for a UE to end successfully; its stderr.
+fn finish(ue: &mut Kill) -> String {
     let deadline = Instant::now() + Duration::from_secs(120);
-    while ue_b.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "UE B did not end");
+    while ue.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "UE did not end");
         std::thread::sleep(Duration::from_millis(100));
     }
     let mut stderr = String::new();
-    std::io::Read::read_to_string(ue_b.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(ue_b.0.wait().unwrap().success(), "UE B: {stderr}");
-    assert!(
-        std::fs::read(out_b.join("fw.bin")).unwrap() == bytes,
-        "UE B's object differs"
-    );
-    let (broadcast, peers, repaired) =
-        figures(&stderr).unwrap_or_else(|| panic!("no figures in {stderr}"));
-    eprintln!("UE B: broadcast {broadcast} B, peers {peers} B, repair {repaired} B");
-    assert_eq!(broadcast, 0, "{stderr}");
-    assert!(peers > 0, "{stderr}");
-    // All of it came by repair (at least the object's size of symbols).
-    assert!(peers + repaired >= bytes.len() as u64, "{stderr}");
-    // Nothing but the object was left in B's output directory.
-    let names: Vec<_> = std::fs::read_dir(&out_b)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(names, vec![Path::new("fw.bin").as_os_str().to_owned()]);
+    std::io::Read::read_to_string(ue.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(ue.0.wait().unwrap().success(), "{stderr}");
+    stderr
 }
