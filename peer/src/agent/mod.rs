@@ -83,8 +83,13 @@ pub struct AgentConfig {
     /// This device's id in reception reports.
     pub device: String,
     /// Late join: when no broadcast object was seen this long after the
-    /// start, learn the objects from the peers and complete them by
-    /// repair alone (see `late.rs`). Off (`None`) by default.
+    /// start, ask the connected peers which objects they hold, adopt up
+    /// to [`AgentConfig::count`] whose signed manifest verifies with the
+    /// origin key (without a key: those announced with a SHA-256, checked
+    /// against it, unauthenticated), announce them onward and complete
+    /// them by repair alone (peers, then the repair service, then the
+    /// whole download). Peers are asked again every second until one has
+    /// something. Needs peers; off (`None`) by default.
     pub late_join_after: Option<Duration>,
 }
 
