@@ -11,7 +11,7 @@ mod binary;
 
 use binary::{Kill, dms, free_port, json, start_origin};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,43 +26,116 @@ fn figures(stderr: &str) -> Option<(u64, u64, u64)> {
     Some((after("broadcast")?, after("peers")?, after("repair")?))
 }
 
-#[test]
-fn ues_that_join_after_the_session_ended_get_the_object_from_peers() {
-    let group = "239.255.77.9:47719";
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let data_s = data.to_str().unwrap();
-    let (_server, server) = start_origin(&data);
-    let cacert = data.join("tls/cert.pem");
-    let origin_pub = data.join("origin.pub");
-    let client = ["--server", server.as_str(), "--data", data_s];
-    let file = dir.path().join("fw.bin");
-    let bytes: Vec<u8> = (0..1_500_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    std::fs::write(&file, &bytes).unwrap();
-    let published = json(&dms(&[
-        &[
-            "publish",
-            file.to_str().unwrap(),
-            "--name",
-            "fw.bin",
-            "--version",
-            "3.0.0",
-        ][..],
-        &client[..],
-    ]
-    .concat()));
-    let id = published["id"].as_str().unwrap().to_owned();
-    let repair = format!("{server}/repair");
-    let p2p = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+/// An origin with one published object, a session of it that has ended,
+/// and UE A, which received it and keeps serving its peers.
+struct World {
+    dir: tempfile::TempDir,
+    group: &'static str,
+    server: String,
+    bytes: Vec<u8>,
+    /// A's libp2p address.
+    p2p: String,
+    ue_a: Option<Kill>,
+    _origin: Kill,
+}
 
-    let ue = |name: &str, with_key: bool, extra: &[&str]| {
-        let out = dir.path().join(name);
+impl World {
+    /// Runs the session on `group` with TSI `tsi`; A gets `a_extra`.
+    fn after_a_session(group: &'static str, tsi: &str, a_extra: &[&str]) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let data_s = data.to_str().unwrap().to_owned();
+        let (origin, server) = start_origin(&data);
+        let client = ["--server", server.as_str(), "--data", &data_s];
+        let file = dir.path().join("fw.bin");
+        let bytes: Vec<u8> = (0..1_500_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        std::fs::write(&file, &bytes).unwrap();
+        let published = json(&dms(&[
+            &[
+                "publish",
+                file.to_str().unwrap(),
+                "--name",
+                "fw.bin",
+                "--version",
+                "3.0.0",
+            ][..],
+            &client[..],
+        ]
+        .concat()));
+        let id = published["id"].as_str().unwrap().to_owned();
+        let p2p = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+        let mut world = World {
+            dir,
+            group,
+            server: server.clone(),
+            bytes,
+            p2p: p2p.clone(),
+            ue_a: None,
+            _origin: origin,
+        };
+        // UE A receives the broadcast, then keeps serving its peers.
+        let mut a_args = vec!["--repair-here", "--listen", &p2p, "--linger", "100"];
+        a_args.extend_from_slice(a_extra);
+        let (out_a, ue_a) = world.ue("ue-a", true, &a_args);
+        world.ue_a = Some(ue_a);
+        std::thread::sleep(Duration::from_millis(700));
+        let session = json(&dms(&[
+            &[
+                "session",
+                "start",
+                "--objects",
+                &id,
+                "--group",
+                group,
+                "--iface",
+                "127.0.0.1",
+                "--rate",
+                "20",
+                "--fec",
+                "raptorq",
+                "--repair",
+                "10",
+                "--tsi",
+                tsi,
+            ][..],
+            &client[..],
+        ]
+        .concat()));
+        let session_id = session["id"].as_str().unwrap().to_owned();
+
+        // A has it (received and, if need be, repaired), and the session ended.
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while std::fs::read(out_a.join("fw.bin")).ok().as_deref() != Some(&world.bytes[..]) {
+            assert!(Instant::now() < deadline, "UE A did not get the object");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = json(&dms(&[
+                &["session", "status", &session_id][..],
+                &client[..],
+            ]
+            .concat()));
+            if status["state"] != "scheduled" && status["state"] != "running" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "session did not end: {status}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        world
+    }
+
+    /// Starts `dms receive` as device `name` (with the origin key if
+    /// `with_key`; `--repair-here` stands for the repair service).
+    fn ue(&self, name: &str, with_key: bool, extra: &[&str]) -> (PathBuf, Kill) {
+        let data = self.dir.path().join("data");
+        let out = self.dir.path().join(name);
         let mut args: Vec<String> = [
             "receive",
             "--group",
-            group,
+            self.group,
             "--iface",
             "127.0.0.1",
             "--out",
@@ -72,10 +145,8 @@ fn ues_that_join_after_the_session_ended_get_the_object_from_peers() {
             "--quiet",
             "--idle",
             "3",
-            "--repair",
-            &repair,
             "--cacert",
-            cacert.to_str().unwrap(),
+            data.join("tls/cert.pem").to_str().unwrap(),
             "--device",
             name,
             "--backoff-window",
@@ -85,9 +156,19 @@ fn ues_that_join_after_the_session_ended_get_the_object_from_peers() {
         .map(|s| s.to_string())
         .collect();
         if with_key {
-            args.extend(["--origin-key".into(), origin_pub.to_str().unwrap().into()]);
+            args.extend([
+                "--origin-key".into(),
+                data.join("origin.pub").to_str().unwrap().into(),
+            ]);
         }
-        args.extend(extra.iter().map(|s| s.to_string()));
+        for arg in extra {
+            match *arg {
+                "--repair-here" => {
+                    args.extend(["--repair".into(), format!("{}/repair", self.server)])
+                }
+                other => args.push(other.into()),
+            }
+        }
         let child = Command::new(env!("CARGO_BIN_EXE_dms"))
             .args(&args)
             .stdout(Stdio::piped())
@@ -95,62 +176,22 @@ fn ues_that_join_after_the_session_ended_get_the_object_from_peers() {
             .spawn()
             .unwrap();
         (out, Kill(child))
-    };
-    // UE A receives the broadcast, then keeps serving its peers.
-    let (out_a, _ue_a) = ue("ue-a", true, &["--listen", &p2p, "--linger", "100"]);
-    std::thread::sleep(Duration::from_millis(700));
-    let session = json(&dms(&[
-        &[
-            "session",
-            "start",
-            "--objects",
-            &id,
-            "--group",
-            group,
-            "--iface",
-            "127.0.0.1",
-            "--rate",
-            "20",
-            "--fec",
-            "raptorq",
-            "--repair",
-            "10",
-            "--tsi",
-            "91",
-        ][..],
-        &client[..],
-    ]
-    .concat()));
-    let session_id = session["id"].as_str().unwrap().to_owned();
-
-    // A has it (received and, if need be, repaired), and the session ended.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while std::fs::read(out_a.join("fw.bin")).ok().as_deref() != Some(&bytes[..]) {
-        assert!(Instant::now() < deadline, "UE A did not get the object");
-        std::thread::sleep(Duration::from_millis(100));
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let status = json(&dms(&[
-            &["session", "status", &session_id][..],
-            &client[..],
-        ]
-        .concat()));
-        if status["state"] != "scheduled" && status["state"] != "running" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "session did not end: {status}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+}
 
+#[test]
+fn ues_that_join_after_the_session_ended_get_the_object_from_peers() {
+    let world = World::after_a_session("239.255.77.9:47719", "91", &[]);
+    let (p2p, bytes) = (&world.p2p, &world.bytes);
     // UE B joins late: nothing is broadcast any more. It serves C next.
     let p2p_b = format!("/ip4/127.0.0.1/tcp/{}", free_port());
-    let (out_b, mut ue_b) = ue(
+    let (out_b, mut ue_b) = world.ue(
         "ue-b",
         true,
         &[
+            "--repair-here",
             "--peer",
-            &p2p,
+            p2p,
             "--late-join",
             "1",
             "--listen",
@@ -166,10 +207,14 @@ fn ues_that_join_after_the_session_ended_get_the_object_from_peers() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // UE C knows only B, and has no origin key.
-    let (out_c, mut ue_c) = ue("ue-c", false, &["--peer", &p2p_b, "--late-join", "1"]);
+    let (out_c, mut ue_c) = world.ue(
+        "ue-c",
+        false,
+        &["--repair-here", "--peer", &p2p_b, "--late-join", "1"],
+    );
     let stderr_c = finish(&mut ue_c);
     assert!(
-        std::fs::read(out_c.join("fw.bin")).unwrap() == bytes,
+        std::fs::read(out_c.join("fw.bin")).unwrap() == *bytes,
         "UE C's object differs"
     );
     assert!(
@@ -205,4 +250,24 @@ fn finish(ue: &mut Kill) -> String {
     std::io::Read::read_to_string(ue.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(ue.0.wait().unwrap().success(), "{stderr}");
     stderr
+}
+
+#[test]
+fn a_late_joiner_without_repair_uri_bans_a_bad_peer_and_uses_the_origins_repair_service() {
+    let world = World::after_a_session("239.255.77.10:47720", "92", &["--malicious-peer"]);
+    // No --repair: the repair service is derived from the manifest's URI.
+    let (out_b, mut ue_b) = world.ue("ue-b", true, &["--peer", &world.p2p, "--late-join", "1"]);
+    let stderr = finish(&mut ue_b);
+    assert!(
+        std::fs::read(out_b.join("fw.bin")).unwrap() == world.bytes,
+        "UE B's object differs"
+    );
+    assert!(stderr.contains("banned"), "{stderr}");
+    let (broadcast, peers, repaired) =
+        figures(&stderr).unwrap_or_else(|| panic!("no figures in {stderr}"));
+    eprintln!("UE B: broadcast {broadcast} B, peers {peers} B, repair {repaired} B");
+    assert_eq!(broadcast, 0, "{stderr}");
+    // The garbage was counted, and the object came from the repair service.
+    assert!(peers > 0, "{stderr}");
+    assert!(repaired >= world.bytes.len() as u64, "{stderr}");
 }
