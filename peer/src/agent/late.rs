@@ -27,14 +27,20 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use dms_repair::manifest::{ManifestBody, SignedManifest};
+use sha2::{Digest, Sha256};
 
 use super::AgentConfig;
 use super::repair::Repairer;
 use crate::p2p::ObjectAnnouncement;
-use crate::receive::{ADOPTED_TOI_BASE, ADOPTED_TSI, AdoptedObject, Control, ManifestCheck};
+use crate::receive::{
+    ADOPTED_TOI_BASE, ADOPTED_TSI, AdoptError, AdoptedObject, Control, ManifestCheck,
+};
 
 /// Pause before peers are asked again when they had nothing to adopt.
 const RETRY: Duration = Duration::from_secs(1);
+
+/// TOIs tried past [`ADOPTED_TOI_BASE`] before adopting gives up.
+const MAX_TOIS: u128 = 1 << 16;
 
 /// The late-join state of an agent.
 pub(super) struct LateJoin {
@@ -46,6 +52,10 @@ pub(super) struct LateJoin {
     next_toi: u128,
     /// Content-Locations adopted so far.
     adopted: HashSet<String>,
+    /// Announcements not trusted, by Content-Location and SHA-256 of
+    /// their manifest: not looked at again, so each is logged once (and a
+    /// bad one does not hide a good one of the same object).
+    skipped: HashSet<(String, [u8; 32])>,
 }
 
 impl LateJoin {
@@ -61,6 +71,7 @@ impl LateJoin {
             tsi: config.receive.flute.tsi.unwrap_or(ADOPTED_TSI),
             next_toi: ADOPTED_TOI_BASE,
             adopted: HashSet::new(),
+            skipped: HashSet::new(),
         }
     }
 
@@ -109,21 +120,34 @@ impl LateJoin {
             if self.adopted.len() as u64 >= wanted {
                 break;
             }
-            if self.adopted.contains(&a.content_location) {
+            let seen = (
+                a.content_location.clone(),
+                Sha256::digest(&a.manifest).into(),
+            );
+            if self.adopted.contains(&a.content_location) || self.skipped.contains(&seen) {
                 continue;
             }
             let Some((object, body)) = accept(repairer, &a) else {
+                self.skipped.insert(seen);
                 continue;
             };
-            let toi = self.next_toi;
-            match control.adopt(self.tsi, toi, object) {
-                Ok(_) => {}
+            // A TOI may be taken by an object resumed from a state
+            // directory: the next one is tried.
+            let adopted = loop {
+                let toi = self.next_toi;
+                self.next_toi += 1;
+                match control.adopt(self.tsi, toi, object.clone()) {
+                    Err(AdoptError::InUse { .. }) if toi < ADOPTED_TOI_BASE + MAX_TOIS => {}
+                    other => break other.map(|_| toi),
+                }
+            };
+            let toi = match adopted {
+                Ok(toi) => toi,
                 Err(e) => {
                     tracing::warn!(location = %a.content_location, "not adopted: {e}");
                     continue;
                 }
-            }
-            self.next_toi += 1;
+            };
             count += 1;
             self.adopted.insert(a.content_location.clone());
             if let Some(body) = &body {
