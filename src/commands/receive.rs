@@ -119,6 +119,15 @@ pub struct ReceiveArgs {
     /// This device's id in reception reports.
     #[arg(long, default_value = "ue")]
     device: String,
+    /// Late join: if no broadcast object was seen this many seconds after
+    /// the start, ask the peers (`--peer`, `--mdns`) which objects they
+    /// hold, verify their signed manifests (`--origin-key`; without it
+    /// only objects announced with a SHA-256 are taken, unauthenticated)
+    /// and complete them by repair alone: peers, then `--repair` (or the
+    /// repair service of the manifest's origin). Off unless given, so a
+    /// UE waiting for a later session never takes it from peers instead.
+    #[arg(long, value_name = "SECS")]
+    late_join: Option<f64>,
 }
 
 /// `PERCENT[,BURST]`.
@@ -216,6 +225,7 @@ fn agent_config(args: &ReceiveArgs) -> anyhow::Result<AgentConfig> {
     config.linger = secs(args.linger, "--linger")?;
     config.device.clone_from(&args.device);
     config.base.clone_from(&args.base);
+    config.late_join_after = args.late_join.map(|t| secs(t, "--late-join")).transpose()?;
     Ok(config)
 }
 

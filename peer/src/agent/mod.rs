@@ -19,6 +19,7 @@
 //! runs many agents side by side.
 
 mod base;
+mod late;
 mod repair;
 
 use std::collections::{BTreeMap, HashSet};
@@ -86,6 +87,15 @@ pub struct AgentConfig {
     /// carries for it is applied (and verified) instead of waiting for the
     /// whole object; deltas for other bases are ignored.
     pub base: Option<PathBuf>,
+    /// Late join: when no broadcast object was seen this long after the
+    /// start, ask the connected peers which objects they hold, adopt up
+    /// to [`AgentConfig::count`] whose signed manifest verifies with the
+    /// origin key (without a key: those announced with a SHA-256, checked
+    /// against it, unauthenticated), announce them onward and complete
+    /// them by repair alone (peers, then the repair service, then the
+    /// whole download). Peers are asked again every second until one has
+    /// something. Needs peers; off (`None`) by default.
+    pub late_join_after: Option<Duration>,
 }
 
 impl AgentConfig {
@@ -114,6 +124,7 @@ impl AgentConfig {
             stop_lingering: None,
             device: "ue".into(),
             base: None,
+            late_join_after: None,
         }
     }
 
@@ -326,6 +337,7 @@ pub fn run(
     let mut delivered: HashSet<[u8; 32]> = HashSet::new();
     let mut complete = 0u64;
     let mut repair_at: Option<Instant> = None;
+    let mut late = late::LateJoin::new(&config, started);
     let outcome: Result<(), AgentError> = (|| {
         while complete < config.count {
             let wait = match deadline {
@@ -365,7 +377,14 @@ pub fn run(
                 }
                 continue;
             }
-            let wait = match repair_at {
+            if late.due().is_some_and(|at| at <= Instant::now()) {
+                let wanted = config.count.saturating_sub(complete);
+                if late.check(&mut repairer, &control, !objects.is_empty(), wanted) > 0 {
+                    repair_at = repair_at.or_else(|| repairer.repair_time());
+                }
+                continue;
+            }
+            let wait = match repair_at.into_iter().chain(late.due()).min() {
                 Some(at) => wait.min(at.saturating_duration_since(Instant::now())),
                 None => wait,
             };

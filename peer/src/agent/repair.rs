@@ -738,3 +738,45 @@ fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
     temp.persist(dir.join(name)).map_err(|e| e.error)?;
     Ok(())
 }
+
+/// What the late join (`late.rs`) needs of the network side.
+impl Repairer {
+    /// The peer node, if peers are used.
+    pub(super) fn peer_node(&self) -> Option<PeerNode> {
+        self.node.clone()
+    }
+
+    /// Runs `future` on the agent's runtime.
+    pub(super) fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.rt.block_on(future)
+    }
+
+    /// The origin's key, if one was given.
+    pub(super) fn origin_key(&self) -> Option<VerifyingKey> {
+        self.key
+    }
+
+    /// Records an object learned from peers (kept as object `key` by the
+    /// receiver), with its verified manifest if it has one: its events
+    /// then find it known, so it is not fetched or verified again.
+    pub(super) fn learned(
+        &mut self,
+        key: (u64, u128),
+        content_location: String,
+        manifest_uri: Option<String>,
+        manifest: Option<ManifestBody>,
+    ) {
+        let record = self.objects.entry(key).or_default();
+        record.content_location = Some(content_location);
+        record.manifest_uri = manifest_uri;
+        record.manifest = manifest;
+    }
+
+    /// Uses `uri` as the repair service when none was given.
+    pub(super) fn repair_uri_if_none(&mut self, uri: String) {
+        if self.repair_uris.is_empty() {
+            tracing::info!(%uri, "repair service derived from the manifest's URI");
+            self.repair_uris.push(uri);
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! Talking to a running receiver's decode thread: the gaps of an object,
 //! symbols obtained by repair, the signed manifest that gates its output,
-//! and giving an object up (e.g. once downloaded whole).
+//! giving an object up (e.g. once downloaded whole), and adopting an
+//! object the broadcast never carried here (learned from peers).
 
 use std::sync::mpsc::{Sender, channel};
 use std::time::Duration;
@@ -42,6 +43,75 @@ pub struct ManifestCheck {
 /// A symbol obtained by repair.
 pub type RepairSymbol = (PayloadId, Vec<u8>);
 
+/// The session under which adopted objects are kept by default: LCT TSIs
+/// are at most 48 bits, so no broadcast session ever has this one.
+pub const ADOPTED_TSI: u64 = 1 << 48;
+
+/// The first TOI for adopted objects: LCT TOIs are at most 112 bits, so
+/// TOIs from here on never collide with a broadcast object's, even in a
+/// broadcast session (e.g. when the receiver is filtered to one TSI).
+pub const ADOPTED_TOI_BASE: u128 = 1 << 112;
+
+/// The facts of an object the receiver never saw on the broadcast (e.g.
+/// from a peer's announcement), from which [`Control::adopt`] describes
+/// it to the FLUTE receiver as a one-file FDT would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AdoptedObject {
+    /// Its Content-Location (names the output file).
+    pub content_location: String,
+    /// Its size in bytes (FDT Content-Length: once any content encoding
+    /// is undone).
+    pub content_length: u64,
+    /// Its FEC parameters.
+    pub oti: Oti,
+    /// SHA-256 of the whole object: checked on completion when given.
+    pub sha256: Option<[u8; 32]>,
+    /// Where its signed manifest is served.
+    pub manifest_uri: Option<String>,
+    /// Its Content-Type.
+    pub content_type: Option<String>,
+    /// Its Content-Encoding (undone on completion, as for the broadcast).
+    pub content_encoding: Option<String>,
+}
+
+impl AdoptedObject {
+    /// An object at `content_location` of `content_length` bytes with FEC
+    /// parameters `oti`, nothing else known.
+    pub fn new(content_location: impl Into<String>, content_length: u64, oti: Oti) -> Self {
+        AdoptedObject {
+            content_location: content_location.into(),
+            content_length,
+            oti,
+            sha256: None,
+            manifest_uri: None,
+            content_type: None,
+            content_encoding: None,
+        }
+    }
+}
+
+/// Why [`Control::adopt`] did not adopt an object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdoptError {
+    /// The receiver stopped (or did not answer).
+    #[error("the receiver is not running")]
+    Stopped,
+    /// The receiver already knows an object under this TSI and TOI.
+    #[error("TSI {tsi}, TOI {toi} is already in use")]
+    InUse {
+        /// The session.
+        tsi: u64,
+        /// The object.
+        toi: u128,
+    },
+    /// The receiver refused the description (TSI filtered out, session
+    /// limit, FEC parameters beyond its limits).
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
 pub(super) enum Command {
     Gaps {
         tsi: u64,
@@ -62,6 +132,12 @@ pub(super) enum Command {
     Abandon {
         tsi: u64,
         toi: u128,
+    },
+    Adopt {
+        tsi: u64,
+        toi: u128,
+        object: AdoptedObject,
+        reply: Sender<Result<ObjectGaps, AdoptError>>,
     },
 }
 
@@ -110,5 +186,34 @@ impl Control {
     /// Stops receiving object `toi` and removes what was written of it.
     pub fn abandon(&self, tsi: u64, toi: u128) {
         let _ = self.tx.send(Command::Abandon { tsi, toi });
+    }
+
+    /// Makes the receiver know `object`, which it never saw on the
+    /// broadcast, as object `toi` of session `tsi` (see [`ADOPTED_TSI`]
+    /// and [`ADOPTED_TOI_BASE`] for numbers no broadcast uses). It is
+    /// then reported [`ObjectState::Receiving`](super::ObjectState) like
+    /// any other, [`Control::gaps`] answers every block as needed,
+    /// [`Control::repair`] feeds it, and once whole it is verified (its
+    /// SHA-256 if given, the manifest check of [`Control::set_manifest`])
+    /// and renamed to the name from its Content-Location. Returns what it
+    /// needs.
+    pub fn adopt(
+        &self,
+        tsi: u64,
+        toi: u128,
+        object: AdoptedObject,
+    ) -> Result<ObjectGaps, AdoptError> {
+        let (reply, answer) = channel();
+        self.tx
+            .send(Command::Adopt {
+                tsi,
+                toi,
+                object,
+                reply,
+            })
+            .map_err(|_| AdoptError::Stopped)?;
+        answer
+            .recv_timeout(ANSWER_WAIT)
+            .map_err(|_| AdoptError::Stopped)?
     }
 }

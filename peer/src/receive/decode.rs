@@ -3,6 +3,7 @@
 //! files, renames verified objects to their final names, and reports
 //! progress.
 
+mod adopt;
 mod resume;
 
 use std::collections::{HashMap, HashSet};
@@ -280,6 +281,14 @@ impl DecodeLoop {
                 if let Some(mut tracked) = self.objects.remove(&(tsi, toi)) {
                     tracked.forget_state();
                 }
+            }
+            Command::Adopt {
+                tsi,
+                toi,
+                object,
+                reply,
+            } => {
+                let _ = reply.send(self.adopt(tsi, toi, object));
             }
         }
     }

@@ -97,7 +97,10 @@ use dms_flute::ReceiverConfig;
 pub use dms_flute::net::Interface;
 use dms_flute::net::{ReceiverSocketConfig, receiver_socket};
 
-pub use control::{Control, ManifestCheck, ObjectGaps, RepairSymbol};
+pub use control::{
+    ADOPTED_TOI_BASE, ADOPTED_TSI, AdoptError, AdoptedObject, Control, ManifestCheck, ObjectGaps,
+    RepairSymbol,
+};
 pub use event::{ObjectProgress, ObjectState, ReceiveEvent};
 pub use loss::LossModel;
 pub use name::{file_name, file_name_or_toi};
