@@ -9,7 +9,7 @@
 
 mod binary;
 
-use binary::{Kill, dms, free_port, json, start_origin};
+use binary::{Kill, dms, free_port, json, publish_pattern, start_origin};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -47,24 +47,7 @@ impl World {
         let data_s = data.to_str().unwrap().to_owned();
         let (origin, server) = start_origin(&data);
         let client = ["--server", server.as_str(), "--data", &data_s];
-        let file = dir.path().join("fw.bin");
-        let bytes: Vec<u8> = (0..1_500_000u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-            .collect();
-        std::fs::write(&file, &bytes).unwrap();
-        let published = json(&dms(&[
-            &[
-                "publish",
-                file.to_str().unwrap(),
-                "--name",
-                "fw.bin",
-                "--version",
-                "3.0.0",
-            ][..],
-            &client[..],
-        ]
-        .concat()));
-        let id = published["id"].as_str().unwrap().to_owned();
+        let (bytes, id) = publish_pattern(dir.path(), &client, "fw.bin", "3.0.0", 1_500_000u32, 13);
         let p2p = format!("/ip4/127.0.0.1/tcp/{}", free_port());
         let mut world = World {
             dir,

@@ -7,7 +7,7 @@
 
 mod binary;
 
-use binary::{Kill, dms, free_port, json, start_origin};
+use binary::{Kill, dms, free_port, json, publish_pattern, start_origin};
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,24 +37,7 @@ fn two_ues(group: &str, tsi: &str, malicious: bool) -> (String, (u64, u64, u64, 
     let cacert = data.join("tls/cert.pem");
     let origin_pub = data.join("origin.pub");
     let client = ["--server", server.as_str(), "--data", data_s];
-    let file = dir.path().join("fw.bin");
-    let bytes: Vec<u8> = (0..2_500_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
-        .collect();
-    std::fs::write(&file, &bytes).unwrap();
-    let published = json(&dms(&[
-        &[
-            "publish",
-            file.to_str().unwrap(),
-            "--name",
-            "fw.bin",
-            "--version",
-            "2.0.0",
-        ][..],
-        &client[..],
-    ]
-    .concat()));
-    let id = published["id"].as_str().unwrap().to_owned();
+    let (bytes, id) = publish_pattern(dir.path(), &client, "fw.bin", "2.0.0", 2_500_000u32, 11);
     let repair = format!("{server}/repair");
     let p2p = format!("/ip4/127.0.0.1/tcp/{}", free_port());
 

@@ -9,7 +9,7 @@
 
 mod binary;
 
-use binary::{Kill, dms, json, start_origin};
+use binary::{Kill, dms, json, publish_pattern, start_origin};
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -47,24 +47,7 @@ fn lossy_ues_repair_and_verify_and_a_wrong_key_writes_nothing() {
     let wrong_pub = other.join("origin.pub");
 
     let client = ["--server", server.as_str(), "--data", data_s];
-    let file = dir.path().join("fw.bin");
-    let bytes: Vec<u8> = (0..2_500_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    std::fs::write(&file, &bytes).unwrap();
-    let published = json(&dms(&[
-        &[
-            "publish",
-            file.to_str().unwrap(),
-            "--name",
-            "fw.bin",
-            "--version",
-            "1.0.0",
-        ][..],
-        &client[..],
-    ]
-    .concat()));
-    let id = published["id"].as_str().unwrap().to_owned();
+    let (bytes, id) = publish_pattern(dir.path(), &client, "fw.bin", "1.0.0", 2_500_000u32, 13);
 
     let repair = format!("{server}/repair");
     // (drop, key): 3 at 5 % i.i.d., one at 30 % in bursts of 8, one with

@@ -9,7 +9,7 @@
 
 mod binary;
 
-use binary::{Kill, dms, json, start_origin};
+use binary::{Kill, dms, json, publish_pattern, start_origin};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -92,24 +92,7 @@ fn a_killed_ue_resumes_from_its_state_and_never_shows_a_partial_file() {
     let origin_pub = data.join("origin.pub");
 
     let client = ["--server", server.as_str(), "--data", data_s];
-    let file = dir.path().join("fw.bin");
-    let bytes: Vec<u8> = (0..8u32 << 20)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
-        .collect();
-    std::fs::write(&file, &bytes).unwrap();
-    let published = json(&dms(&[
-        &[
-            "publish",
-            file.to_str().unwrap(),
-            "--name",
-            "fw.bin",
-            "--version",
-            "1.0.0",
-        ][..],
-        &client[..],
-    ]
-    .concat()));
-    let id = published["id"].as_str().unwrap().to_owned();
+    let (bytes, id) = publish_pattern(dir.path(), &client, "fw.bin", "1.0.0", 8u32 << 20, 11);
 
     let out = dir.path().join("out");
     let state = dir.path().join("state");

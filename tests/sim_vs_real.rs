@@ -35,7 +35,7 @@
 
 mod binary;
 
-use binary::{Kill, dms, json, start_origin};
+use binary::{Kill, dms, json, publish_pattern, start_origin};
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -96,24 +96,7 @@ fn check(group: &str, tsi: &str, drop: &str, burst: Option<&str>) {
     let cacert = data.join("tls/cert.pem");
     let client = ["--server", server.as_str(), "--data", data_s];
 
-    let file = dir.path().join("obj.bin");
-    let bytes: Vec<u8> = (0..SIZE as u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
-        .collect();
-    std::fs::write(&file, &bytes).unwrap();
-    let published = json(&dms(&[
-        &[
-            "publish",
-            file.to_str().unwrap(),
-            "--name",
-            "obj.bin",
-            "--version",
-            "1.0.0",
-        ][..],
-        &client[..],
-    ]
-    .concat()));
-    let id = published["id"].as_str().unwrap().to_owned();
+    let (bytes, id) = publish_pattern(dir.path(), &client, "obj.bin", "1.0.0", SIZE as u32, 11);
 
     let repair = format!("{server}/repair");
     let mut children = Vec::new();

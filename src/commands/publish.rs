@@ -33,16 +33,7 @@ pub struct Client {
 }
 
 fn tls_config(cacert: Option<&Path>) -> anyhow::Result<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    if let Some(path) = cacert {
-        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            roots.add(cert?)?;
-        }
-        if roots.is_empty() {
-            bail!("{}: no certificate", path.display());
-        }
-    }
+    let roots = super::receive::roots(cacert)?;
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

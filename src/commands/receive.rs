@@ -130,8 +130,8 @@ pub struct ReceiveArgs {
     late_join: Option<f64>,
 }
 
-/// `PERCENT[,BURST]`.
-fn parse_drop(s: &str) -> Result<(f64, Option<f64>), String> {
+/// `PERCENT[,BURST]`: a loss fraction and, for bursts, their mean length.
+pub fn parse_drop(s: &str) -> Result<(f64, Option<f64>), String> {
     let (rate, burst) = match s.split_once(',') {
         Some((r, b)) => (r, Some(b)),
         None => (s, None),

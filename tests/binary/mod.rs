@@ -85,3 +85,31 @@ pub fn start_origin(data: &Path) -> (Kill, String) {
     });
     (server, url)
 }
+
+/// Writes `len` bytes of a fixed pattern (`shift` varies it) to
+/// `dir/name` and publishes them as `name` `version` with `client`'s
+/// `--server`/`--data` arguments; returns the bytes and the object's id.
+pub fn publish_pattern(
+    dir: &Path,
+    client: &[&str],
+    name: &str,
+    version: &str,
+    len: u32,
+    shift: u32,
+) -> (Vec<u8>, String) {
+    let file = dir.join(name);
+    let bytes: Vec<u8> = (0..len)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> shift) as u8)
+        .collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let publish = [
+        "publish",
+        file.to_str().unwrap(),
+        "--name",
+        name,
+        "--version",
+        version,
+    ];
+    let published = json(&dms(&[&publish[..], client].concat()));
+    (bytes, published["id"].as_str().unwrap().to_owned())
+}

@@ -75,33 +75,10 @@ pub struct DemoArgs {
     timeout: f64,
 }
 
-/// `PERCENT[,BURST]`.
+/// `PERCENT[,BURST]`, as `dms receive --drop` takes it.
 fn parse_outlier(s: &str) -> Result<Loss, String> {
-    let (rate, burst) = match s.split_once(',') {
-        Some((r, b)) => (r, Some(b)),
-        None => (s, None),
-    };
-    let rate: f64 = rate
-        .trim()
-        .parse()
-        .map_err(|_| format!("bad percent {rate:?}"))?;
-    if !(0.0..=100.0).contains(&rate) {
-        return Err("percent must be in 0..=100".into());
-    }
-    let mean_burst = match burst {
-        Some(b) => {
-            let b: f64 = b.trim().parse().map_err(|_| format!("bad burst {b:?}"))?;
-            if !(b >= 1.0 && b.is_finite()) {
-                return Err("burst must be at least 1".into());
-            }
-            Some(b)
-        }
-        None => None,
-    };
-    Ok(Loss {
-        rate: rate / 100.0,
-        mean_burst,
-    })
+    let (rate, mean_burst) = super::receive::parse_drop(s)?;
+    Ok(Loss { rate, mean_burst })
 }
 
 /// What the demo found, for the table and `--json`.
