@@ -132,29 +132,59 @@ pub struct PublishArgs {
     server: ServerArgs,
 }
 
+/// What an object is published as (`POST /v1/objects` query and type).
+pub struct ObjectMeta<'a> {
+    /// Object name.
+    pub name: &'a str,
+    /// Object version.
+    pub version: &'a str,
+    /// Kind (firmware, os-patch, …).
+    pub kind: &'a str,
+    /// Priority (critical, high, normal, low).
+    pub priority: &'a str,
+    /// MIME type.
+    pub content_type: &'a str,
+}
+
+impl Client {
+    /// Streams `file` to the origin as a new object; returns its JSON.
+    pub async fn publish(
+        &self,
+        file: &Path,
+        meta: &ObjectMeta<'_>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let opened = tokio::fs::File::open(file)
+            .await
+            .with_context(|| format!("opening {}", file.display()))?;
+        let len = opened.metadata().await?.len();
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(opened));
+        let request = self
+            .request(reqwest::Method::POST, "/v1/objects")
+            .query(&[
+                ("name", meta.name),
+                ("version", meta.version),
+                ("kind", meta.kind),
+                ("priority", meta.priority),
+            ])
+            .header(reqwest::header::CONTENT_TYPE, meta.content_type)
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(body);
+        self.send(request).await
+    }
+}
+
 /// Runs `dms publish`: streams the file, prints the object JSON.
 pub fn run_publish(args: PublishArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.server)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let value = runtime.block_on(async {
-        let file = tokio::fs::File::open(&args.file)
-            .await
-            .with_context(|| format!("opening {}", args.file.display()))?;
-        let len = file.metadata().await?.len();
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
-        let request = client
-            .request(reqwest::Method::POST, "/v1/objects")
-            .query(&[
-                ("name", args.name.as_str()),
-                ("version", args.version.as_str()),
-                ("kind", args.kind.as_str()),
-                ("priority", args.priority.as_str()),
-            ])
-            .header(reqwest::header::CONTENT_TYPE, &args.content_type)
-            .header(reqwest::header::CONTENT_LENGTH, len)
-            .body(body);
-        client.send(request).await
-    })?;
+    let meta = ObjectMeta {
+        name: &args.name,
+        version: &args.version,
+        kind: &args.kind,
+        priority: &args.priority,
+        content_type: &args.content_type,
+    };
+    let value = runtime.block_on(client.publish(&args.file, &meta))?;
     println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(())
 }

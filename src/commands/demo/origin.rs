@@ -13,7 +13,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::commands::publish::Client;
+use crate::commands::publish::{Client, ObjectMeta};
 
 /// A running origin.
 pub struct DemoOrigin {
@@ -78,24 +78,17 @@ impl DemoOrigin {
         self.data.join("tls").join("cert.pem")
     }
 
-    /// Publishes `file` as firmware `name` `version` (POST /v1/objects);
-    /// returns the object JSON.
+    /// Publishes `file` as critical firmware `name` `version` (streamed to
+    /// POST /v1/objects, as `dms publish` does); returns the object JSON.
     pub async fn publish(&self, file: &Path, name: &str, version: &str) -> anyhow::Result<Value> {
-        let body = tokio::fs::read(file)
-            .await
-            .with_context(|| format!("reading {}", file.display()))?;
-        let request = self
-            .client
-            .request(Method::POST, "/v1/objects")
-            .query(&[
-                ("name", name),
-                ("version", version),
-                ("kind", "firmware"),
-                ("priority", "critical"),
-            ])
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(body);
-        self.client.send(request).await
+        let meta = ObjectMeta {
+            name,
+            version,
+            kind: "firmware",
+            priority: "critical",
+            content_type: "application/octet-stream",
+        };
+        self.client.publish(file, &meta).await
     }
 
     /// Starts a broadcast session (POST /v1/sessions); returns its JSON.
