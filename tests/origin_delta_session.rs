@@ -230,3 +230,155 @@ fn a_session_carries_the_delta_from_the_previous_version() {
     assert!(!refused.status.success());
     assert!(!wrong.exists());
 }
+
+/// When the broadcast and symbol repair leave an object incomplete, the
+/// agent's fallback download asks `uri?from=<installed SHA-256>`: a device
+/// running the old version fetches the delta (a few KB) instead of the
+/// whole object; a device running another version gets the whole object.
+/// Here the session carries no delta, every device drops 30 % of the
+/// datagrams of a session without repair symbols, and the symbol repair
+/// service is unreachable (a wrong path), so only the download can finish.
+#[test]
+fn the_fallback_download_is_a_delta_for_the_installed_version() {
+    const GROUP: &str = "239.255.75.9:47519";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (_server, server) = start_origin(&data);
+    let client = [
+        "--server",
+        server.as_str(),
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    let v1 = bytes(600_000, 11);
+    let mut v2 = v1.clone();
+    v2[50_000..52_000].copy_from_slice(&bytes(2000, 5));
+    v2.splice(300_000..300_000, bytes(1500, 8));
+    let (f1, f2) = (dir.path().join("v1.bin"), dir.path().join("v2.bin"));
+    std::fs::write(&f1, &v1).unwrap();
+    std::fs::write(&f2, &v2).unwrap();
+    let publish = |file: &std::path::Path, version: &str| {
+        json(&dms(&[
+            &[
+                "publish",
+                file.to_str().unwrap(),
+                "--name",
+                "fw.bin",
+                "--version",
+                version,
+            ][..],
+            &client[..],
+        ]
+        .concat()))
+    };
+    publish(&f1, "1.0.0");
+    let o2 = publish(&f2, "1.1.0");
+    let id2 = o2["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let delta_size = loop {
+        let shown = json(&dms(&[&["objects", "show", &id2][..], &client[..]].concat()));
+        if let Some(d) = shown["deltas"].as_array().and_then(|d| d.first()) {
+            break d["size"].as_u64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "no delta to {id2}: {shown}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+
+    let other = dir.path().join("other.bin");
+    std::fs::write(&other, bytes(5000, 3)).unwrap();
+    let device = |base: &std::path::Path, out: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_dms"))
+            .args([
+                "receive",
+                "--group",
+                GROUP,
+                "--iface",
+                "127.0.0.1",
+                "--out",
+                out.to_str().unwrap(),
+                "--count",
+                "1",
+                "--timeout",
+                "60",
+                "--quiet",
+                "--idle",
+                "2",
+                "--drop",
+                "30",
+                "--base",
+                base.to_str().unwrap(),
+                "--origin-key",
+                data.join("origin.pub").to_str().unwrap(),
+                "--cacert",
+                data.join("tls/cert.pem").to_str().unwrap(),
+                "--repair",
+                &format!("{server}/no-such-service/repair"),
+            ])
+            .env("RUST_LOG", "warn,dms_peer::agent=info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (out_old, out_other) = (dir.path().join("out-old"), dir.path().join("out-other"));
+    let device_old = device(&f1, &out_old);
+    let device_other = device(&other, &out_other);
+    std::thread::sleep(Duration::from_millis(500));
+    let session = dms(&[
+        &[
+            "session",
+            "start",
+            "--objects",
+            &id2,
+            "--group",
+            GROUP,
+            "--iface",
+            "127.0.0.1",
+            "--rate",
+            "20",
+            "--repair",
+            "0",
+        ][..],
+        &client[..],
+    ]
+    .concat());
+    assert!(
+        session.status.success(),
+        "{}",
+        String::from_utf8_lossy(&session.stderr)
+    );
+
+    for (device, out, by_delta) in [
+        (device_old, &out_old, true),
+        (device_other, &out_other, false),
+    ] {
+        let output = device.wait_with_output().unwrap();
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "dms receive --base: {log}");
+        assert_eq!(log.contains("delta applied (unicast)"), by_delta, "{log}");
+        assert!(std::fs::read(out.join("fw.bin")).unwrap() == v2);
+        // Nothing but the result is left in the output directory.
+        let names: Vec<String> = std::fs::read_dir(out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["fw.bin".to_owned()], "{log}");
+        // What came from the repair service: the delta, or the object.
+        let repair: u64 = log
+            .lines()
+            .find_map(|l| {
+                l.split_once("bytes by source: ")?
+                    .1
+                    .split(" repair ")
+                    .nth(1)
+            })
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no bytes line: {log}"));
+        let expected = if by_delta {
+            delta_size
+        } else {
+            v2.len() as u64
+        };
+        assert_eq!(repair, expected, "{log}");
+    }
+}

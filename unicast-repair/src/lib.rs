@@ -49,7 +49,9 @@ pub mod report;
 mod service;
 pub mod source;
 
-pub use client::{ClientConfig, ClientError, DownloadStats, DownloadTarget, RepairClient};
+pub use client::{
+    ClientConfig, ClientError, DeltaOffer, DownloadStats, DownloadTarget, RepairClient,
+};
 pub use error::ApiError;
 pub use limit::LimitConfig;
 pub use report::{RedbReports, ReportStore, reports_router};

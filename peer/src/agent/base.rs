@@ -7,7 +7,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use dms_flute::FdtDelta;
-use dms_repair::manifest::ManifestDelta;
+use dms_repair::manifest::{ManifestBody, ManifestDelta};
+use dms_repair::{DownloadTarget, RepairClient};
 use sha2::{Digest, Sha256};
 
 use super::AgentError;
@@ -63,13 +64,68 @@ impl InstalledBase {
         {
             return Err("the FDT's delta hashes differ from the signed manifest's".into());
         }
+        self.apply_checked(delta_file, &fdt.target_sha256, out)?;
+        Ok(fdt.target_sha256)
+    }
+
+    /// The unicast way, when broadcast and symbol repair did not deliver
+    /// `target`: asks its download URI (`location?from=<base>`) for a delta
+    /// from this base and applies it to `dest`. `Ok(None)` when the server
+    /// has no delta from this base (or none smaller than the object); the
+    /// caller then downloads the whole object. Returns the bytes fetched.
+    pub(super) fn fetch_and_apply(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        client: &RepairClient,
+        location: &str,
+        target: &ManifestBody,
+        dest: &Path,
+    ) -> Result<Option<u64>, String> {
+        let offer = rt
+            .block_on(client.delta_offer(location, &self.sha256))
+            .map_err(|e| format!("asking for a delta: {e}"))?;
+        let Some(offer) = offer.filter(|o| o.size < target.size) else {
+            return Ok(None);
+        };
+        // Hidden beside the result, and gone once used.
+        let name = dest.file_name().unwrap_or_default().to_string_lossy();
+        let delta_file = dest.with_file_name(format!(".{name}.dms-delta"));
+        let fetched = rt.block_on(client.download(
+            &DownloadTarget {
+                uri: offer.uri,
+                size: offer.size,
+                sha256: offer.sha256,
+                blocks: None,
+            },
+            &delta_file,
+        ));
+        let applied = match fetched {
+            Ok(stats) => self
+                .apply_checked(&delta_file, &target.sha256, dest)
+                .map(|()| stats.bytes_received),
+            Err(e) => Err(format!("downloading the delta: {e}")),
+        };
+        let _ = std::fs::remove_file(&delta_file);
+        applied.map(Some)
+    }
+
+    /// Applies `delta_file` to the base into `out` (atomically) if its
+    /// header names this base and `target_sha256`; the result is checked
+    /// against that SHA-256 before it appears.
+    fn apply_checked(
+        &self,
+        delta_file: &Path,
+        target_sha256: &[u8; 32],
+        out: &Path,
+    ) -> Result<(), String> {
         let header = dms_delta::read_header(delta_file).map_err(|e| e.to_string())?;
-        if header.base_sha256 != self.sha256 || header.target_sha256 != fdt.target_sha256 {
+        if header.base_sha256 != self.sha256 || header.target_sha256 != *target_sha256 {
             return Err("the delta's header names another base or target".into());
         }
         // Checks the base again and the result against the header's target.
-        dms_delta::apply(&self.path, delta_file, out).map_err(|e| e.to_string())?;
-        Ok(header.target_sha256)
+        dms_delta::apply(&self.path, delta_file, out)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -191,6 +191,9 @@ pub struct ObjectOutcome {
     pub time_to_complete: Option<Duration>,
     /// Whether it was downloaded whole.
     pub downloaded_whole: bool,
+    /// Whether that download was a delta from the installed version
+    /// (`uri?from=`), applied and checked against the signed SHA-256.
+    pub unicast_delta: bool,
 }
 
 /// What an agent did.
@@ -328,6 +331,7 @@ pub fn run(
         .map(base::InstalledBase::load)
         .transpose()?;
     let mut repairer = Repairer::new(&config)?;
+    repairer.installed.clone_from(&installed);
     let (receiver, events) = MulticastReceiver::start(config.receive.clone())?;
     let control = receiver.control();
     on_event(AgentEvent::Started);

@@ -21,6 +21,7 @@ use ed25519_dalek::VerifyingKey;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::base::InstalledBase;
 use super::{AgentConfig, AgentError, AgentEvent, AgentReport, ObjectOutcome};
 use crate::p2p::{ObjectAnnouncement, PeerConfig, PeerId, PeerNode, Request, Response, Served};
 use crate::receive::{
@@ -66,6 +67,8 @@ struct ObjectRecord {
     missed_bytes: Option<u64>,
     time_to_complete: Option<Duration>,
     downloaded_whole: bool,
+    /// Delivered by a delta fetched over unicast (`uri?from=`).
+    unicast_delta: bool,
 }
 
 /// How asking the peers went.
@@ -95,6 +98,9 @@ pub(super) struct Repairer {
     linger: Duration,
     stop_lingering: Option<Arc<AtomicBool>>,
     banned: Vec<String>,
+    /// The installed version (`--base`): the fallback asks for a delta
+    /// from it before the whole object.
+    pub(super) installed: Option<InstalledBase>,
 }
 
 impl Repairer {
@@ -156,6 +162,7 @@ impl Repairer {
             device: config.device.clone(),
             objects: HashMap::new(),
             banned: Vec::new(),
+            installed: None,
         })
     }
 
@@ -620,6 +627,22 @@ impl Repairer {
         };
         control.abandon(p.tsi, p.toi);
         let dest = self.out.join(&p.name);
+        if let Some(installed) = &self.installed {
+            match installed.fetch_and_apply(&self.rt, &self.client, location, &body, &dest) {
+                Ok(Some(bytes)) => {
+                    tracing::info!(target = %dest.display(), bytes, "delta applied (unicast)");
+                    let record = self.objects.entry(key).or_default();
+                    record.repair_bytes += bytes;
+                    record.downloaded_whole = true;
+                    record.unicast_delta = true;
+                    return Ok(dest);
+                }
+                Ok(None) => {}
+                Err(reason) => {
+                    tracing::info!(%location, %reason, "delta not used; the whole object will do");
+                }
+            }
+        }
         let target = DownloadTarget {
             uri: location.to_owned(),
             size: body.size,
@@ -677,6 +700,7 @@ impl Repairer {
                 missed_bytes: record.missed_bytes,
                 time_to_complete: record.time_to_complete,
                 downloaded_whole: record.downloaded_whole,
+                unicast_delta: record.unicast_delta,
                 progress,
             });
         }

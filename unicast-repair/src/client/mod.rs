@@ -6,8 +6,10 @@
 //! operator's CA. `http://` URLs work too (tests, private networks).
 
 pub mod backoff;
+mod delta;
 mod download;
 
+pub use delta::{DeltaOffer, delta_uri};
 pub use download::{DownloadStats, DownloadTarget};
 
 use std::collections::HashSet;
@@ -108,6 +110,9 @@ pub enum ClientError {
     /// The server answered a range other than the one asked.
     #[error("unexpected range answer: {0}")]
     BadRange(String),
+    /// The server marked a delta but did not say its size or SHA-256.
+    #[error("a delta answer without Content-Length or a SHA-256 ETag")]
+    BadDeltaOffer,
 }
 
 impl ClientError {
