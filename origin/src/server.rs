@@ -13,7 +13,7 @@ use crate::api::{self, AppState, Metrics, Tokens};
 use crate::config::{Config, Scope};
 use crate::fsutil::atomic_write;
 use crate::repo::{Limits, RepoError, Repository};
-use crate::sessions::SessionRegistry;
+use crate::sessions::{SESSION_DIR, SessionRegistry, SessionStore};
 use crate::urls::Urls;
 
 /// `DATA/base_url`: the public base URL the running origin gives out.
@@ -168,8 +168,17 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
         repo: repo.clone(),
         public_key: Some(public_key),
         metrics: Arc::new(Metrics::default()),
-        sessions: SessionRegistry::install_with_deltas(repo.clone(), Some(deltas.clone())),
+        sessions: SessionRegistry::install_with_deltas(
+            repo.clone(),
+            Some(deltas.clone()),
+            Some(SessionStore::open(&opts.data.join(SESSION_DIR))?),
+        ),
     };
+    // Sessions scheduled or running when the origin last stopped go on.
+    let resumed = state.sessions.recover()?;
+    if resumed > 0 {
+        tracing::info!(resumed, "broadcast sessions resumed");
+    }
     // Reception reports live in their own redb file: the catalog stays
     // behind its trait (a shared PostgreSQL catalog later has no redb
     // handle to lend), and a busy report stream never contends with

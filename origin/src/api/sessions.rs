@@ -39,7 +39,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let spec = body.validate().map_err(ApiError::bad_request)?;
     let sessions = state.sessions.clone();
-    let session = tokio::task::spawn_blocking(move || sessions.start(spec)).await??;
+    let session = tokio::task::spawn_blocking(move || sessions.start(&body, spec)).await??;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/v1/sessions/{}", session.id()))],
@@ -57,7 +57,7 @@ pub async fn create(
 )]
 pub async fn list(State(state): State<AppState>) -> axum::Json<SessionList> {
     axum::Json(SessionList {
-        sessions: state.sessions.list().iter().map(|s| s.view()).collect(),
+        sessions: state.sessions.views(),
     })
 }
 
@@ -76,11 +76,11 @@ pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<SessionView>, ApiError> {
-    let session = state
+    let view = state
         .sessions
-        .get(&id)
+        .view(&id)
         .ok_or_else(|| ApiError::not_found(format!("no session {id}")))?;
-    Ok(axum::Json(session.view()))
+    Ok(axum::Json(view))
 }
 
 /// Stops a session (a scheduled one never starts); answers its view. An
@@ -99,9 +99,9 @@ pub async fn stop(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<SessionView>, ApiError> {
-    let session = state
+    let view = state
         .sessions
         .stop(&id)
         .ok_or_else(|| ApiError::not_found(format!("no session {id}")))?;
-    Ok(axum::Json(session.view()))
+    Ok(axum::Json(view))
 }

@@ -20,14 +20,17 @@
 //! its stored FEC layout, so the symbols unicast repair serves later fit
 //! what receivers hold.
 //!
-//! Sessions live in memory: a restarted origin forgets them (and no
-//! longer sends them).
+//! Each session is also kept in `DATA/sessions/{id}.json` (see
+//! [`store`]): a restarted origin lists the ended ones and resumes the
+//! scheduled and running ones (same id and TSI; a running one starts its
+//! object list again, a scheduled one still waits for `start_at`).
 
 mod blob_source;
 mod registry;
 mod request;
 mod runner;
 mod session;
+pub mod store;
 
 pub use blob_source::BlobCursor;
 pub use registry::{SessionError, SessionRegistry};
@@ -35,3 +38,4 @@ pub use request::{SessionFec, SessionRequest, SessionSpec, StartAt, parse_start_
 pub use session::{
     Session, SessionList, SessionObject, SessionObjectView, SessionState, SessionView,
 };
+pub use store::{SESSION_DIR, SessionStore};

@@ -17,9 +17,10 @@ use dms_flute::{ObjectSpec, Sender, SenderConfig};
 use dms_repair::{BlobReader, FileBlob};
 
 use super::blob_source::BlobCursor;
-use super::request::{SessionFec, SessionSpec, unix_now};
+use super::request::{SessionFec, SessionRequest, SessionSpec, StartAt, unix_now};
 use super::runner::{self, PlannedObject, Prepared};
-use super::session::{Session, SessionObject, SessionState, Status};
+use super::session::{Session, SessionObject, SessionState, SessionView, Status};
+use super::store::SessionStore;
 use crate::deltas::{DeltaRecord, DeltaStore};
 use crate::model::{ObjectRecord, Priority, State};
 use crate::repo::{DeleteVeto, RepoError, Repository};
@@ -48,15 +49,20 @@ pub enum SessionError {
     Repo(#[from] RepoError),
 }
 
-/// The broadcast sessions of an origin (in memory: a restart forgets them).
+/// The broadcast sessions of an origin, kept on disk when it has a
+/// [`SessionStore`] (see [`SessionRegistry::recover`]).
 #[derive(Debug)]
 pub struct SessionRegistry {
     repo: Arc<Repository>,
     /// The stored deltas (sessions may carry them beside their targets).
     deltas: Option<Arc<DeltaStore>>,
+    /// Where sessions are kept across restarts.
+    store: Option<Arc<SessionStore>>,
     /// Held by a session start and by [`SessionRegistry::delete_object`].
     gate: Mutex<()>,
     sessions: Mutex<Vec<Arc<Session>>>,
+    /// Sessions that had ended before the last restart (their views).
+    archived: Mutex<Vec<SessionView>>,
 }
 
 /// The repository's delete veto (a weak reference: the repository does
@@ -72,20 +78,25 @@ impl DeleteVeto for Veto {
 impl SessionRegistry {
     /// A registry over `repo`, installed as its delete veto.
     pub fn install(repo: Arc<Repository>) -> Arc<Self> {
-        Self::install_with_deltas(repo, None)
+        Self::install_with_deltas(repo, None, None)
     }
 
     /// A registry over `repo` whose sessions can also send the deltas of
-    /// `deltas`, installed as the repository's delete veto.
+    /// `deltas` and are kept in `store`, installed as the repository's
+    /// delete veto. Call [`SessionRegistry::recover`] next to take up the
+    /// stored sessions.
     pub fn install_with_deltas(
         repo: Arc<Repository>,
         deltas: Option<Arc<DeltaStore>>,
+        store: Option<SessionStore>,
     ) -> Arc<Self> {
         let registry = Arc::new(Self {
             repo: repo.clone(),
             deltas,
+            store: store.map(Arc::new),
             gate: Mutex::new(()),
             sessions: Mutex::new(Vec::new()),
+            archived: Mutex::new(Vec::new()),
         });
         repo.set_delete_veto(Arc::new(Veto(Arc::downgrade(&registry))));
         registry
@@ -121,30 +132,151 @@ impl SessionRegistry {
         self.list_guard().iter().find(|s| s.id == id).cloned()
     }
 
-    /// Every kept session, oldest first.
+    /// Every session of this run, oldest first.
     pub fn list(&self) -> Vec<Arc<Session>> {
         self.list_guard().clone()
     }
 
+    fn archived_guard(&self) -> std::sync::MutexGuard<'_, Vec<SessionView>> {
+        self.archived.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The views of every kept session, those ended before the last
+    /// restart included, oldest first.
+    pub fn views(&self) -> Vec<SessionView> {
+        let mut views = self.archived_guard().clone();
+        views.extend(self.list().iter().map(|s| s.view()));
+        views.sort_by_key(|v| v.created);
+        views
+    }
+
+    /// The view of session `id`, ended before the last restart or not.
+    pub fn view(&self, id: &str) -> Option<SessionView> {
+        match self.get(id) {
+            Some(session) => Some(session.view()),
+            None => self.archived_guard().iter().find(|v| v.id == id).cloned(),
+        }
+    }
+
     /// Sessions by state (for the metrics gauge).
     pub fn counts(&self) -> Vec<(SessionState, usize)> {
-        let list = self.list();
+        let views = self.views();
         SessionState::ALL
             .iter()
-            .map(|&state| (state, list.iter().filter(|s| s.state() == state).count()))
+            .map(|&state| (state, views.iter().filter(|v| v.state == state).count()))
             .collect()
     }
 
-    /// Stops a session; `None` if there is no such session.
-    pub fn stop(&self, id: &str) -> Option<Arc<Session>> {
-        let session = self.get(id)?;
-        session.stop();
-        Some(session)
+    /// Stops a session and answers its view; `None` if there is no such
+    /// session (an ended one is left as it is).
+    pub fn stop(&self, id: &str) -> Option<SessionView> {
+        match self.get(id) {
+            Some(session) => {
+                session.stop();
+                Some(session.view())
+            }
+            None => self.view(id),
+        }
+    }
+
+    /// Takes up the sessions kept on disk: those that had ended are listed
+    /// again; those scheduled or running when the origin stopped are
+    /// started again with their id and TSI (a start time that passed
+    /// meanwhile means now). A session that cannot start again (an object
+    /// gone) is kept as failed, with the reason. Returns how many resumed.
+    pub fn recover(&self) -> std::io::Result<usize> {
+        let Some(store) = &self.store else {
+            return Ok(0);
+        };
+        let mut resumed = 0;
+        let mut stored = store.load_all()?;
+        // The oldest ended sessions beyond what is kept go.
+        let ended = stored.iter().filter(|p| !p.view.state.is_active()).count();
+        let mut excess = ended.saturating_sub(KEEP_ENDED);
+        stored.retain(|p| {
+            if excess > 0 && !p.view.state.is_active() {
+                excess -= 1;
+                let _ = store.remove(&p.view.id);
+                false
+            } else {
+                true
+            }
+        });
+        for persisted in stored {
+            let mut view = persisted.view;
+            if !view.state.is_active() {
+                self.archived_guard().push(view);
+                continue;
+            }
+            let mut request = persisted.request;
+            if request
+                .start_at
+                .as_ref()
+                .and_then(|s| super::request::parse_start_at(s).ok())
+                .is_some_and(|at| at <= unix_now())
+            {
+                request.start_at = None;
+            }
+            let started = request
+                .validate()
+                .map_err(SessionError::Invalid)
+                .and_then(|spec| {
+                    self.launch(
+                        &request,
+                        spec,
+                        Resume {
+                            id: view.id.clone(),
+                            created: view.created,
+                            restarts: view.restarts.saturating_add(1),
+                        },
+                    )
+                });
+            match started {
+                Ok(session) => {
+                    resumed += 1;
+                    tracing::info!(session = %session.id, restarts = session.restarts, "broadcast session resumed after a restart");
+                }
+                Err(e) => {
+                    tracing::warn!(session = %view.id, error = %e, "broadcast session not resumed");
+                    view.state = SessionState::Failed;
+                    view.finished_at = Some(unix_now());
+                    view.error = Some(format!("not resumed after a restart: {e}"));
+                    let failed = super::store::PersistedSession {
+                        request,
+                        view: view.clone(),
+                    };
+                    if let Err(e) = store.save(&failed) {
+                        tracing::warn!(session = %view.id, error = %e, "session not saved");
+                    }
+                    self.archived_guard().push(view);
+                }
+            }
+        }
+        Ok(resumed)
     }
 
     /// Starts a session (blocking: looks objects up and opens their blobs,
-    /// opens the socket); it runs on its own thread.
-    pub fn start(&self, spec: SessionSpec) -> Result<Arc<Session>, SessionError> {
+    /// opens the socket); it runs on its own thread. `request` is what was
+    /// asked (`spec` its validation), kept on disk with the session.
+    pub fn start(
+        &self,
+        request: &SessionRequest,
+        spec: SessionSpec,
+    ) -> Result<Arc<Session>, SessionError> {
+        let new = Resume {
+            id: hex::encode(rand::random::<[u8; 16]>()),
+            created: unix_now(),
+            restarts: 0,
+        };
+        self.launch(request, spec, new)
+    }
+
+    fn launch(
+        &self,
+        request: &SessionRequest,
+        spec: SessionSpec,
+        identity: Resume,
+    ) -> Result<Arc<Session>, SessionError> {
         let _gate = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
         let active = self
             .list_guard()
@@ -212,9 +344,17 @@ impl SessionRegistry {
                 stored_layout,
             });
         }
+        // Kept with the TSI and start time fixed, so a resumed session is
+        // the same session to its receivers.
+        let mut accepted = request.clone();
+        accepted.tsi = Some(spec.tsi);
+        accepted.start_at = spec.start_at.map(StartAt::Unix);
         let session = Arc::new(Session {
-            id: hex::encode(rand::random::<[u8; 16]>()),
-            created: unix_now(),
+            id: identity.id,
+            created: identity.created,
+            request: accepted,
+            restarts: identity.restarts,
+            store: self.store.clone(),
             objects,
             stop: transmitter.stop_handle(),
             live: transmitter.live_stats(),
@@ -228,18 +368,27 @@ impl SessionRegistry {
         });
         {
             let mut list = self.list_guard();
-            prune(&mut list);
+            for gone in prune(&mut list) {
+                if let Some(store) = &self.store {
+                    let _ = store.remove(&gone);
+                }
+            }
             list.push(session.clone());
         }
+        // On disk before its thread can write a later state.
+        session.save();
         let prepared = Prepared {
             transmitter,
             objects: specs,
         };
         if let Err(e) = runner::spawn(session.clone(), prepared) {
-            let mut status = session.status();
-            status.state = SessionState::Failed;
-            status.finished_at = Some(unix_now());
-            status.error = Some(format!("starting the session thread: {e}"));
+            {
+                let mut status = session.status();
+                status.state = SessionState::Failed;
+                status.finished_at = Some(unix_now());
+                status.error = Some(format!("starting the session thread: {e}"));
+            }
+            session.save();
         }
         tracing::info!(
             session = %session.id,
@@ -367,17 +516,29 @@ fn previous_version(
 }
 
 /// Drops the oldest ended sessions beyond [`KEEP_ENDED`].
-fn prune(list: &mut Vec<Arc<Session>>) {
+/// Drops the oldest ended sessions beyond [`KEEP_ENDED`]; returns their
+/// ids.
+fn prune(list: &mut Vec<Arc<Session>>) -> Vec<String> {
     let ended = list.iter().filter(|s| !s.state().is_active()).count();
     let mut excess = ended.saturating_sub(KEEP_ENDED - 1);
+    let mut gone = Vec::new();
     list.retain(|s| {
         if excess > 0 && !s.state().is_active() {
             excess -= 1;
+            gone.push(s.id.clone());
             false
         } else {
             true
         }
     });
+    gone
+}
+
+/// Who a session is: new, or resumed after a restart.
+struct Resume {
+    id: String,
+    created: u64,
+    restarts: u32,
 }
 
 /// The sender's priority: higher goes first.

@@ -56,10 +56,13 @@ fn run(session: &Session, prepared: Prepared) {
         error = outcome.error.as_deref().unwrap_or(""),
         "broadcast session ended"
     );
-    let mut status = session.status();
-    status.state = outcome.state;
-    status.error = outcome.error;
-    status.finished_at = Some(unix_now());
+    {
+        let mut status = session.status();
+        status.state = outcome.state;
+        status.error = outcome.error;
+        status.finished_at = Some(unix_now());
+    }
+    session.save();
 }
 
 fn stopped() -> Result<Outcome, String> {
@@ -104,6 +107,7 @@ fn run_inner(session: &Session, prepared: Prepared) -> Result<Outcome, String> {
         status.state = SessionState::Running;
         status.started_at = Some(unix_now());
     }
+    session.save();
     tracing::info!(session = %session.id, "broadcast session running");
     let report = transmitter.run().map_err(|e| e.to_string())?;
     let failed: Vec<String> = session

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::request::{SessionFec, SessionSpec};
+use super::request::{SessionFec, SessionRequest, SessionSpec};
+use super::store::{PersistedSession, SessionStore};
 use crate::model::Priority;
 use crate::transmit::{LiveStats, StopHandle};
 
@@ -93,6 +94,12 @@ pub struct Session {
     pub(super) stop: StopHandle,
     pub(super) live: Arc<LiveStats>,
     pub(super) status: Mutex<Status>,
+    /// The request as accepted (TSI and start time fixed), kept on disk.
+    pub(super) request: SessionRequest,
+    /// Times a restarted origin resumed it.
+    pub(super) restarts: u32,
+    /// Where it is kept across restarts (none: in memory only).
+    pub(super) store: Option<Arc<SessionStore>>,
 }
 
 impl Session {
@@ -119,6 +126,19 @@ impl Session {
     /// stops within a few milliseconds (the runner then sets `stopped`).
     pub fn stop(&self) {
         self.stop.stop();
+    }
+
+    /// Writes its file (request and current view), if it has a store. A
+    /// failed write is logged: the broadcast goes on.
+    pub(super) fn save(&self) {
+        let Some(store) = &self.store else { return };
+        let persisted = PersistedSession {
+            request: self.request.clone(),
+            view: self.view(),
+        };
+        if let Err(e) = store.save(&persisted) {
+            tracing::warn!(session = %self.id, error = %e, "session not saved");
+        }
     }
 
     /// The JSON view.
@@ -169,6 +189,7 @@ impl Session {
             started_at,
             finished_at,
             error,
+            restarts: self.restarts,
         }
     }
 }
@@ -214,6 +235,10 @@ pub struct SessionView {
     pub finished_at: Option<u64>,
     /// Why it failed (or which objects could not be read).
     pub error: Option<String>,
+    /// Times a restarted origin resumed it (from the start of its object
+    /// list: receivers keep what they already have).
+    #[serde(default)]
+    pub restarts: u32,
 }
 
 /// One object of a session, with its progress.
