@@ -246,6 +246,26 @@ impl Repository {
         Ok(())
     }
 
+    /// Refuses a new blob of `size` bytes that would take what is stored
+    /// past the quota (content already stored costs nothing). Called with
+    /// the commit lock held.
+    fn check_quota_at_commit(&self, sha: &[u8; 32], size: u64) -> Result<(), RepoError> {
+        let Some(quota) = self.limits.quota_bytes else {
+            return Ok(());
+        };
+        if self.catalog.blob_referenced(&hex::encode(sha))? {
+            return Ok(());
+        }
+        let stored = self.catalog.stats()?.stored_bytes;
+        if stored.saturating_add(size) > quota {
+            return Err(RepoError::TooLarge(format!(
+                "upload exceeds the storage quota ({} bytes left after uploads that finished first)",
+                quota.saturating_sub(stored)
+            )));
+        }
+        Ok(())
+    }
+
     /// Starts an upload: bytes are written to a temporary blob and hashed.
     pub fn begin_upload(&self) -> Result<Upload<'_>, RepoError> {
         let stored = self.catalog.stats()?.stored_bytes;
@@ -581,6 +601,9 @@ impl Upload<'_> {
             block_sha256: block_sha256.iter().map(hex::encode).collect(),
         };
         let _guard = self.repo.commit_lock.lock();
+        // Uploads that began together each saw the whole quota left: the
+        // last word is here, where commits are serialised.
+        self.repo.check_quota_at_commit(&sha, self.size)?;
         writer.commit(&sha)?;
         match self.repo.catalog.insert(record) {
             Ok(record) => Ok(record),

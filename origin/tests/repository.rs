@@ -204,6 +204,30 @@ fn quota_refuses_and_leaves_nothing() {
     ));
 }
 
+#[test]
+fn concurrent_uploads_together_stay_within_the_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        quota_bytes: Some(10_000),
+        ..Limits::default()
+    };
+    let repo = open(dir.path(), limits);
+    // Both begin while nothing is stored: each alone fits.
+    let mut first = repo.begin_upload().unwrap();
+    let mut second = repo.begin_upload().unwrap();
+    first.write(&data(6_000, 1)).unwrap();
+    second.write(&data(6_000, 2)).unwrap();
+    first.finish(new("a", "1")).unwrap();
+    let err = second.finish(new("b", "1")).unwrap_err();
+    assert!(matches!(err, RepoError::TooLarge(_)), "{err}");
+    assert_eq!(repo.list(&Filter::default()).unwrap().len(), 1);
+    assert_eq!(walk(&dir.path().join("blobs")).len(), 1);
+    // What is left still takes an upload that fits.
+    let mut small = repo.begin_upload().unwrap();
+    small.write(&data(4_000, 3)).unwrap();
+    small.finish(new("c", "1")).unwrap();
+}
+
 struct Refuse;
 impl DeleteVeto for Refuse {
     fn veto(&self, id: &str) -> Option<String> {
