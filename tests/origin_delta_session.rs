@@ -9,8 +9,9 @@
 
 mod binary;
 
-use binary::{dms, json, start_origin};
+use binary::{dms, json, receive, start_origin, start_session};
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,50 @@ fn bytes(len: usize, seed: u32) -> Vec<u8> {
     (0..len as u32)
         .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect()
+}
+
+/// Two versions of `len` bytes: the second changes a few places of the
+/// first (a patch in place and an insertion).
+fn release_pair(len: usize, seed: u32) -> (Vec<u8>, Vec<u8>) {
+    let v1 = bytes(len, seed);
+    let mut v2 = v1.clone();
+    v2[len / 7..len / 7 + 3000].copy_from_slice(&bytes(3000, seed + 8));
+    v2.splice(len * 5 / 7..len * 5 / 7, bytes(2000, seed + 6));
+    (v1, v2)
+}
+
+/// Publishes `v1` and `v2` as versions 1.0.0 and 1.1.0 of `fw.bin` (files
+/// written into `dir`); returns the files and the two objects' JSON.
+fn publish_versions(
+    dir: &Path,
+    client: &[&str],
+    v1: &[u8],
+    v2: &[u8],
+) -> ([PathBuf; 2], [serde_json::Value; 2]) {
+    let files = [dir.join("v1.bin"), dir.join("v2.bin")];
+    let mut objects = Vec::new();
+    for ((file, bytes), version) in files.iter().zip([v1, v2]).zip(["1.0.0", "1.1.0"]) {
+        std::fs::write(file, bytes).unwrap();
+        let args = ["publish", file.to_str().unwrap(), "--name", "fw.bin"];
+        objects.push(json(&dms(
+            &[&args[..], &["--version", version], client].concat()
+        )));
+    }
+    (files, objects.try_into().unwrap())
+}
+
+/// Waits (60 s at most) for the delta the origin makes in the background
+/// to object `id`; returns its JSON.
+fn wait_for_delta(client: &[&str], id: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let shown = json(&dms(&[&["objects", "show", id][..], client].concat()));
+        if let Some(d) = shown["deltas"].as_array().and_then(|d| d.first()) {
+            return d.clone();
+        }
+        assert!(Instant::now() < deadline, "no delta to {id}: {shown}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
@@ -34,42 +79,11 @@ fn a_session_carries_the_delta_from_the_previous_version() {
         data.to_str().unwrap(),
     ];
 
-    // Two versions: the second changes a few places of the first.
-    let v1 = bytes(700_000, 1);
-    let mut v2 = v1.clone();
-    v2[100_000..103_000].copy_from_slice(&bytes(3000, 9));
-    v2.splice(500_000..500_000, bytes(2000, 7));
-    let (f1, f2) = (dir.path().join("v1.bin"), dir.path().join("v2.bin"));
-    std::fs::write(&f1, &v1).unwrap();
-    std::fs::write(&f2, &v2).unwrap();
-    let publish = |file: &std::path::Path, version: &str| {
-        json(&dms(&[
-            &[
-                "publish",
-                file.to_str().unwrap(),
-                "--name",
-                "fw.bin",
-                "--version",
-                version,
-            ][..],
-            &client[..],
-        ]
-        .concat()))
-    };
-    let o1 = publish(&f1, "1.0.0");
-    let o2 = publish(&f2, "1.1.0");
+    let (v1, v2) = release_pair(700_000, 1);
+    let ([f1, f2], [o1, o2]) = publish_versions(dir.path(), &client, &v1, &v2);
     let id2 = o2["id"].as_str().unwrap().to_owned();
-
     // The delta is made in the background.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let delta = loop {
-        let shown = json(&dms(&[&["objects", "show", &id2][..], &client[..]].concat()));
-        if let Some(d) = shown["deltas"].as_array().and_then(|d| d.first()) {
-            break d.clone();
-        }
-        assert!(Instant::now() < deadline, "no delta to {id2}: {shown}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let delta = wait_for_delta(&client, &id2);
     assert_eq!(delta["base_sha256"], o1["sha256"]);
 
     let out = dir.path().join("out");
@@ -250,70 +264,29 @@ fn the_fallback_download_is_a_delta_for_the_installed_version() {
         "--data",
         data.to_str().unwrap(),
     ];
-    let v1 = bytes(600_000, 11);
-    let mut v2 = v1.clone();
-    v2[50_000..52_000].copy_from_slice(&bytes(2000, 5));
-    v2.splice(300_000..300_000, bytes(1500, 8));
-    let (f1, f2) = (dir.path().join("v1.bin"), dir.path().join("v2.bin"));
-    std::fs::write(&f1, &v1).unwrap();
-    std::fs::write(&f2, &v2).unwrap();
-    let publish = |file: &std::path::Path, version: &str| {
-        json(&dms(&[
-            &[
-                "publish",
-                file.to_str().unwrap(),
-                "--name",
-                "fw.bin",
-                "--version",
-                version,
-            ][..],
-            &client[..],
-        ]
-        .concat()))
-    };
-    publish(&f1, "1.0.0");
-    let o2 = publish(&f2, "1.1.0");
+    let (v1, v2) = release_pair(600_000, 11);
+    let ([f1, _], [_, o2]) = publish_versions(dir.path(), &client, &v1, &v2);
     let id2 = o2["id"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let delta_size = loop {
-        let shown = json(&dms(&[&["objects", "show", &id2][..], &client[..]].concat()));
-        if let Some(d) = shown["deltas"].as_array().and_then(|d| d.first()) {
-            break d["size"].as_u64().unwrap();
-        }
-        assert!(Instant::now() < deadline, "no delta to {id2}: {shown}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let delta_size = wait_for_delta(&client, &id2)["size"].as_u64().unwrap();
 
     let other = dir.path().join("other.bin");
     std::fs::write(&other, bytes(5000, 3)).unwrap();
-    let device = |base: &std::path::Path, out: &std::path::Path| {
-        Command::new(env!("CARGO_BIN_EXE_dms"))
-            .args([
-                "receive",
-                "--group",
-                GROUP,
-                "--iface",
-                "127.0.0.1",
-                "--out",
-                out.to_str().unwrap(),
-                "--count",
-                "1",
-                "--timeout",
-                "60",
-                "--quiet",
-                "--idle",
-                "2",
-                "--drop",
-                "30",
-                "--base",
-                base.to_str().unwrap(),
-                "--origin-key",
-                data.join("origin.pub").to_str().unwrap(),
-                "--cacert",
-                data.join("tls/cert.pem").to_str().unwrap(),
-                "--repair",
-                &format!("{server}/no-such-service/repair"),
-            ])
+    let repair = format!("{server}/no-such-service/repair");
+    let device = |base: &Path, out: &Path| {
+        let args = [
+            "--count",
+            "1",
+            "--timeout",
+            "60",
+            "--idle",
+            "2",
+            "--drop",
+            "30",
+        ];
+        receive(GROUP, out, &args)
+            .args(["--base", base.to_str().unwrap(), "--repair", &repair])
+            .args(["--origin-key", data.join("origin.pub").to_str().unwrap()])
+            .args(["--cacert", data.join("tls/cert.pem").to_str().unwrap()])
             .env("RUST_LOG", "warn,dms_peer::agent=info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -324,29 +297,7 @@ fn the_fallback_download_is_a_delta_for_the_installed_version() {
     let device_old = device(&f1, &out_old);
     let device_other = device(&other, &out_other);
     std::thread::sleep(Duration::from_millis(500));
-    let session = dms(&[
-        &[
-            "session",
-            "start",
-            "--objects",
-            &id2,
-            "--group",
-            GROUP,
-            "--iface",
-            "127.0.0.1",
-            "--rate",
-            "20",
-            "--repair",
-            "0",
-        ][..],
-        &client[..],
-    ]
-    .concat());
-    assert!(
-        session.status.success(),
-        "{}",
-        String::from_utf8_lossy(&session.stderr)
-    );
+    start_session(&client, &id2, GROUP, &["--rate", "20", "--repair", "0"]);
 
     for (device, out, by_delta) in [
         (device_old, &out_old, true),

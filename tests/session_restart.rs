@@ -8,7 +8,7 @@
 
 mod binary;
 
-use binary::{dms, json, publish_pattern, start_origin, wait_until};
+use binary::{dms, json, publish_pattern, receive, start_origin, start_session, wait_until};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -40,22 +40,7 @@ fn sessions_are_taken_up_again_after_a_restart() {
     let (bytes, id) = publish_pattern(dir.path(), &c, "fw.bin", "1.0.0", 300_000, 7);
 
     // Ended before the restart.
-    let start = |group: &str, extra: &[&str]| {
-        let args = [
-            &[
-                "start",
-                "--objects",
-                &id,
-                "--group",
-                group,
-                "--iface",
-                "127.0.0.1",
-            ][..],
-            extra,
-        ]
-        .concat();
-        session(&args, &c)
-    };
+    let start = |group: &str, extra: &[&str]| start_session(&c, &id, group, extra);
     let done = start(DONE_GROUP, &["--rate", "50"]);
     let done_id = done["id"].as_str().unwrap().to_owned();
     wait_until("the first session to finish", || {
@@ -112,20 +97,9 @@ fn sessions_are_taken_up_again_after_a_restart() {
     assert_eq!(running_after["restarts"], 1);
     // It is on the air again: a receiver started now gets the object.
     let out = dir.path().join("out");
-    let received = dms(&[
-        "receive",
-        "--group",
-        RUNNING_GROUP,
-        "--iface",
-        "127.0.0.1",
-        "--out",
-        out.to_str().unwrap(),
-        "--count",
-        "1",
-        "--timeout",
-        "60",
-        "--quiet",
-    ]);
+    let received = receive(RUNNING_GROUP, &out, &["--count", "1", "--timeout", "60"])
+        .output()
+        .unwrap();
     assert!(
         received.status.success(),
         "dms receive: {}",

@@ -113,3 +113,33 @@ pub fn publish_pattern(
     let published = json(&dms(&[&publish[..], client].concat()));
     (bytes, published["id"].as_str().unwrap().to_owned())
 }
+
+/// `dms receive` from `group` on loopback into `out`, quiet, with `extra`
+/// flags (not yet run).
+pub fn receive(group: &str, out: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dms"));
+    command
+        .args(["receive", "--group", group, "--iface", "127.0.0.1"])
+        .args(["--out", out.to_str().unwrap(), "--quiet"])
+        .args(extra);
+    command
+}
+
+/// `dms session start --objects OBJECTS` on `group` over loopback with
+/// `extra` flags and `client`'s `--server`/`--data` arguments; returns the
+/// session's JSON.
+pub fn start_session(
+    client: &[&str],
+    objects: &str,
+    group: &str,
+    extra: &[&str],
+) -> serde_json::Value {
+    let start = ["session", "start", "--objects", objects, "--group", group];
+    json(&dms(&[
+        &start[..],
+        &["--iface", "127.0.0.1"],
+        extra,
+        client,
+    ]
+    .concat()))
+}
