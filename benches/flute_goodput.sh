@@ -111,11 +111,12 @@ run_once() {
     echo "  $impl at $rate Mbit/s: intact, goodput $LAST_GOODPUT Mbit/s (sender exit $sstatus)" >&2
 }
 
-# ladder IMPL: sets BEST_RATE and BEST_GOODPUT (the highest goodput of an
-# intact run); both stay empty if even the lowest rate fails.
+# ladder IMPL: sets TOP_RATE (the highest paced rate still intact),
+# BEST_GOODPUT (the highest goodput of an intact run) and BEST_AT (the
+# rate that gave it); all stay empty if even the lowest rate fails.
 ladder() {
     local impl=$1 rate try ok
-    BEST_RATE="" BEST_GOODPUT=""
+    TOP_RATE="" BEST_GOODPUT="" BEST_AT=""
     echo "$impl:" >&2
     for rate in $RATES; do
         ok=""
@@ -126,26 +127,28 @@ ladder() {
             fi
         done
         [[ -n "$ok" ]] || break
-        BEST_RATE=$rate
+        TOP_RATE=$rate
         if [[ -z "$BEST_GOODPUT" ]] || awk -v g="$LAST_GOODPUT" -v b="$BEST_GOODPUT" 'BEGIN { exit !(g > b) }'; then
             BEST_GOODPUT=$LAST_GOODPUT
+            BEST_AT=$rate
         fi
     done
 }
 
-declare -A RATE GOODPUT
+declare -A TOP GOODPUT AT
 for impl in $IMPLS; do
     ladder "$impl"
-    RATE[$impl]=$BEST_RATE
+    TOP[$impl]=$TOP_RATE
     GOODPUT[$impl]=$BEST_GOODPUT
+    AT[$impl]=$BEST_AT
 done
 
 echo
 echo "file: ${SIZE_MIB} MiB, RaptorQ, 10 % repair, T = 1400, loopback multicast"
 for impl in $IMPLS; do
     if [[ -n "${GOODPUT[$impl]}" ]]; then
-        printf '%-7s goodput %8s Mbit/s (highest intact paced rate %s Mbit/s)\n' \
-            "$impl:" "${GOODPUT[$impl]}" "${RATE[$impl]}"
+        printf '%-7s goodput %8s Mbit/s at paced %s Mbit/s (intact up to %s Mbit/s)\n' \
+            "$impl:" "${GOODPUT[$impl]}" "${AT[$impl]}" "${TOP[$impl]}"
     else
         printf '%-7s no intact transfer at any rate of the ladder\n' "$impl:"
     fi
