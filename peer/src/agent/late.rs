@@ -7,7 +7,8 @@
 //! with no broadcast object seen, the agent asks every connected peer
 //! which objects it holds ([`PeerNode::objects_of`]). Each announcement's
 //! signed manifest is verified with the origin key (one that does not
-//! verify is skipped); without an origin key an announcement is accepted
+//! verify, or whose announced Content-Location and manifest URI do not
+//! name the signed object, is skipped); without an origin key an announcement is accepted
 //! only if it gives the object's SHA-256, which the receiver then checks,
 //! unauthenticated. Up to [`AgentConfig::count`](super::AgentConfig::count)
 //! objects are adopted by the receiver ([`Control::adopt`]) under
@@ -26,6 +27,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use dms_repair::download::file_name;
 use dms_repair::manifest::{ManifestBody, SignedManifest};
 use sha2::{Digest, Sha256};
 
@@ -189,6 +191,15 @@ impl LateJoin {
     }
 }
 
+/// Whether an announced Content-Location (the object's download URI,
+/// `{base}/dl/{id}/{file name}`) and manifest URI (`{base}/manifest/{id}`)
+/// name the object `body` signs.
+fn names_signed_object(location: &str, manifest_uri: Option<&str>, body: &ManifestBody) -> bool {
+    let download = format!("/dl/{}/{}", body.id, file_name(&body.name));
+    let manifest = format!("/manifest/{}", body.id);
+    location.ends_with(&download) && manifest_uri.is_none_or(|uri| uri.ends_with(&manifest))
+}
+
 /// What to adopt of announcement `a`, with its verified manifest; `None`
 /// if it cannot be trusted enough.
 fn accept(
@@ -219,9 +230,58 @@ fn accept(
             return None;
         }
     };
+    // The Content-Location and manifest URI are the peer's word: they must
+    // name the signed object, or a peer could have verified bytes saved
+    // under another object's name, or send repair requests elsewhere.
+    if !names_signed_object(location, a.manifest_uri.as_deref(), &body) {
+        tracing::warn!(%location, id = %body.id, "skipped: the announced locations do not name the signed object");
+        return None;
+    }
     // The signed facts win over the announced ones.
     let mut object = AdoptedObject::new(location.clone(), body.size, body.oti);
     object.sha256 = Some(body.sha256);
     object.manifest_uri.clone_from(&a.manifest_uri);
     Some((object, Some(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+    use super::*;
+
+    fn body(id: &str, name: &str) -> ManifestBody {
+        ManifestBody {
+            id: id.into(),
+            name: name.into(),
+            version: "1.0.0".into(),
+            size: 1000,
+            sha256: [1; 32],
+            oti: dms_fec::Oti::for_object(
+                dms_fec::FecScheme::RaptorQ,
+                1000,
+                1400,
+                dms_fec::BlockSize::Symbols(16),
+            )
+            .unwrap(),
+            block_sha256: vec![[2; 32]],
+            delta: None,
+        }
+    }
+
+    #[test]
+    fn announced_locations_must_name_the_signed_object() {
+        let signed = body("ab12", "fw image.bin");
+        let good = "https://o.example/dl/ab12/fw_image.bin";
+        let manifest = "https://o.example/manifest/ab12";
+        assert!(names_signed_object(good, Some(manifest), &signed));
+        assert!(names_signed_object(good, None, &signed));
+        // Another object's name, another id, another manifest.
+        let renamed = "https://o.example/dl/ab12/bootloader.bin";
+        assert!(!names_signed_object(renamed, Some(manifest), &signed));
+        let other_id = "https://o.example/dl/cd34/fw_image.bin";
+        assert!(!names_signed_object(other_id, Some(manifest), &signed));
+        let elsewhere = "https://evil.example/manifest/cd34";
+        assert!(!names_signed_object(good, Some(elsewhere), &signed));
+    }
 }
