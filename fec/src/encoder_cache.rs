@@ -162,6 +162,14 @@ impl<K: Eq + Hash + Clone> EncoderCache<K> {
         }
     }
 
+    /// Whether a block is held under `key` (without marking it used).
+    pub fn contains(&self, key: &K) -> bool {
+        self.lock()
+            .entries
+            .get(key)
+            .is_some_and(|e| e.block.is_some())
+    }
+
     /// The block under `key` if it is held (never builds, never waits).
     pub fn get(&self, key: &K) -> Option<Arc<PreparedBlock>> {
         let mut inner = self.lock();
@@ -351,6 +359,7 @@ mod tests {
         assert!(Arc::ptr_eq(&first, &again));
         assert!(Arc::ptr_eq(&cache.get(&3).unwrap(), &first));
         assert!(cache.get(&4).is_none());
+        assert!(cache.contains(&3) && !cache.contains(&4));
         let data = bytes(&layout, 3);
         let fresh = crate::BlockEncoder::new(&layout, 3, &data).unwrap();
         assert_eq!(
