@@ -15,21 +15,20 @@ use crate::plan_cache::PlanCache;
 /// For RaptorQ, construction computes the block's intermediate symbols with
 /// a cached plan (the costly step, done once however many carousel rounds
 /// send the block); repair symbols are then cheap to make for any ESI.
+/// It borrows the block's bytes; [`PreparedBlock`](crate::PreparedBlock)
+/// is the owning form that can be shared and cached.
 pub struct BlockEncoder<'a> {
-    sbn: u32,
-    source_symbols: u32,
-    symbol_size: usize,
     data: &'a [u8],
-    raptorq: Option<SourceBlockEncoder>,
+    coder: RepairCoder,
 }
 
 impl std::fmt::Debug for BlockEncoder<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlockEncoder")
-            .field("sbn", &self.sbn)
-            .field("source_symbols", &self.source_symbols)
-            .field("symbol_size", &self.symbol_size)
-            .field("repair", &self.raptorq.is_some())
+            .field("sbn", &self.coder.sbn)
+            .field("source_symbols", &self.coder.source_symbols)
+            .field("symbol_size", &self.coder.symbol_size)
+            .field("repair", &self.coder.raptorq.is_some())
             .finish()
     }
 }
@@ -53,6 +52,69 @@ impl<'a> BlockEncoder<'a> {
         layout: &Layout,
         sbn: u32,
         data: &'a [u8],
+        plans: &PlanCache,
+    ) -> Result<Self, SymbolError> {
+        let coder = RepairCoder::new(layout, sbn, data, plans)?;
+        Ok(BlockEncoder { data, coder })
+    }
+
+    /// Source block number.
+    pub fn sbn(&self) -> u32 {
+        self.coder.sbn
+    }
+
+    /// Number of source symbols K.
+    pub fn source_symbols(&self) -> u32 {
+        self.coder.source_symbols
+    }
+
+    /// Source symbol `esi` as a slice of the block (no copy). The object's
+    /// last symbol may be shorter than T; senders pad it as their scheme
+    /// requires. `None` for `esi >= K`.
+    pub fn source_symbol(&self, esi: u32) -> Option<&'a [u8]> {
+        self.coder.source_symbol(self.data, esi)
+    }
+
+    /// Repair symbols with ESIs `first_esi .. first_esi + count` (each ≥ K),
+    /// as `(esi, symbol)` pairs of T bytes each.
+    pub fn repair_symbols(
+        &self,
+        first_esi: u32,
+        count: u32,
+    ) -> Result<Vec<(u32, Vec<u8>)>, SymbolError> {
+        self.coder.repair_symbols(first_esi, count)
+    }
+
+    /// Writes repair symbols `first_esi .. first_esi + count` back to back
+    /// into `out` (which must hold `count · T` bytes) and returns the bytes
+    /// written.
+    pub fn write_repair_symbols(
+        &self,
+        first_esi: u32,
+        count: u32,
+        out: &mut [u8],
+    ) -> Result<usize, SymbolError> {
+        self.coder.write_repair_symbols(first_esi, count, out)
+    }
+}
+
+/// What [`BlockEncoder`] and [`PreparedBlock`](crate::PreparedBlock) share:
+/// the block's shape and, for RaptorQ, its intermediate symbols. It does
+/// not hold the block's bytes; each owner passes them in.
+pub(crate) struct RepairCoder {
+    pub(crate) sbn: u32,
+    pub(crate) source_symbols: u32,
+    pub(crate) symbol_size: usize,
+    pub(crate) raptorq: Option<SourceBlockEncoder>,
+}
+
+impl RepairCoder {
+    /// Checks `data` against block `sbn` of `layout` and, for RaptorQ,
+    /// computes its intermediate symbols.
+    pub(crate) fn new(
+        layout: &Layout,
+        sbn: u32,
+        data: &[u8],
         plans: &PlanCache,
     ) -> Result<Self, SymbolError> {
         let (Some(k), Some(len)) = (layout.source_symbols(sbn), layout.block_len(sbn)) else {
@@ -90,40 +152,25 @@ impl<'a> BlockEncoder<'a> {
                 ))
             }
         };
-        Ok(BlockEncoder {
+        Ok(RepairCoder {
             sbn,
             source_symbols: k,
             symbol_size: usize::from(t),
-            data,
             raptorq,
         })
     }
 
-    /// Source block number.
-    pub fn sbn(&self) -> u32 {
-        self.sbn
-    }
-
-    /// Number of source symbols K.
-    pub fn source_symbols(&self) -> u32 {
-        self.source_symbols
-    }
-
-    /// Source symbol `esi` as a slice of the block (no copy). The object's
-    /// last symbol may be shorter than T; senders pad it as their scheme
-    /// requires. `None` for `esi >= K`.
-    pub fn source_symbol(&self, esi: u32) -> Option<&'a [u8]> {
+    /// Source symbol `esi` of the block whose bytes are `data`.
+    pub(crate) fn source_symbol<'d>(&self, data: &'d [u8], esi: u32) -> Option<&'d [u8]> {
         if esi >= self.source_symbols {
             return None;
         }
         let start = esi as usize * self.symbol_size;
-        let end = (start + self.symbol_size).min(self.data.len());
-        self.data.get(start..end)
+        let end = (start + self.symbol_size).min(data.len());
+        data.get(start..end)
     }
 
-    /// Repair symbols with ESIs `first_esi .. first_esi + count` (each ≥ K),
-    /// as `(esi, symbol)` pairs of T bytes each.
-    pub fn repair_symbols(
+    pub(crate) fn repair_symbols(
         &self,
         first_esi: u32,
         count: u32,
@@ -139,10 +186,7 @@ impl<'a> BlockEncoder<'a> {
             .collect())
     }
 
-    /// Writes repair symbols `first_esi .. first_esi + count` back to back
-    /// into `out` (which must hold `count · T` bytes) and returns the bytes
-    /// written.
-    pub fn write_repair_symbols(
+    pub(crate) fn write_repair_symbols(
         &self,
         first_esi: u32,
         count: u32,

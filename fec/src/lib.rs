@@ -11,6 +11,9 @@
 //! - [`PayloadId`]: the FEC Payload ID of each scheme;
 //! - [`BlockEncoder`]: source symbols as slices of the object, repair
 //!   symbols for any ESI range, with cached RaptorQ plans ([`PlanCache`]);
+//! - [`PreparedBlock`] and [`EncoderCache`]: the owning, shareable form of
+//!   a block encoder and a byte-bounded LRU cache of them, so a repair
+//!   server computes a block's intermediate symbols once for many requests;
 //! - [`BlockDecoder`] and [`ObjectDecoder`]: per-block symbol bitmaps with
 //!   duplicate detection, assembly by copy when all source symbols arrive,
 //!   and the RaptorQ solve only at K, K+1, … symbols.
@@ -47,6 +50,7 @@
 
 mod block_decoder;
 mod encoder;
+mod encoder_cache;
 mod error;
 mod layout;
 mod object_decoder;
@@ -54,11 +58,13 @@ mod oti;
 pub mod overhead;
 mod payload;
 mod plan_cache;
+mod prepared;
 mod scheme;
 mod source;
 
 pub use block_decoder::{BlockDecoder, SymbolOutcome};
 pub use encoder::BlockEncoder;
+pub use encoder_cache::{DEFAULT_ENCODER_CACHE_BYTES, EncoderCache, EncoderCacheStats};
 pub use error::{FecError, OtiError, SymbolError};
 pub use layout::Layout;
 pub use object_decoder::{DecodedBlock, ObjectDecoder};
@@ -68,5 +74,6 @@ pub use oti::{
 };
 pub use payload::{PAYLOAD_ID_LEN, PayloadId};
 pub use plan_cache::PlanCache;
+pub use prepared::PreparedBlock;
 pub use scheme::FecScheme;
 pub use source::{BlockReader, read_block};

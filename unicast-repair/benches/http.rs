@@ -3,7 +3,12 @@
 //!
 //! - 1 MiB random range requests and whole 64 MiB downloads (bytes/s);
 //! - symbol repair: requests of 50 random source ESIs of a random block, and
-//!   of 50 fresh repair symbols (`more=`), on a 64 MiB object (symbols/s).
+//!   of 50 fresh repair symbols (`more=`), on a 64 MiB object (symbols/s),
+//!   against three servers: the default prepared-block cache (64 MiB, about
+//!   a third of the object's 64 blocks), the cache off (every request reads
+//!   and prepares its block: the server before the cache) and a cache that
+//!   holds every block (all warm). `repair_ratio` then times the same
+//!   requests back to back and prints warm / cold.
 //!
 //! The client is hyper's, one request at a time on one kept-alive
 //! connection. `benches/nginx_compare.sh` starts nginx and runs this with
@@ -15,7 +20,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -43,6 +48,24 @@ struct Fixture {
     _source: Arc<common::TestSource>,
 }
 
+/// Limits that never refuse the bench client.
+fn config(encoder_cache_bytes: usize) -> ServiceConfig {
+    ServiceConfig {
+        limits: LimitConfig {
+            per_client_rate: 1e9,
+            per_client_burst: 1e9,
+            ..LimitConfig::default()
+        },
+        encoder_cache_bytes,
+        ..ServiceConfig::default()
+    }
+}
+
+/// Cache off: each repair request reads and prepares its block.
+const CACHE_OFF: usize = 0;
+/// Room for every prepared block of the object (~3.2 MiB each).
+const CACHE_ALL: usize = 512 << 20;
+
 fn fixture() -> Fixture {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -57,15 +80,11 @@ fn fixture() -> Fixture {
     // ~1 MiB blocks as dms broadcasts them.
     let info = source.add("bench", "bench.bin", &data, T, 819);
     drop(data);
-    let config = ServiceConfig {
-        limits: LimitConfig {
-            per_client_rate: 1e9,
-            per_client_burst: 1e9,
-            ..LimitConfig::default()
-        },
-        ..ServiceConfig::default()
-    };
-    let app = router(source.clone(), None, config);
+    let app = router(
+        source.clone(),
+        None,
+        config(dms_fec::DEFAULT_ENCODER_CACHE_BYTES),
+    );
     let base = rt.block_on(common::serve(app));
     let client = Client::builder(TokioExecutor::new()).build_http();
     Fixture {
@@ -80,6 +99,73 @@ fn fixture() -> Fixture {
 }
 
 impl Fixture {
+    /// The `/repair` URL of another server over the same object, with a
+    /// prepared-block cache of `encoder_cache_bytes`.
+    fn repair_server(&self, encoder_cache_bytes: usize) -> String {
+        let app = router(self._source.clone(), None, config(encoder_cache_bytes));
+        let base = self.rt.block_on(common::serve(app));
+        format!("{base}/repair")
+    }
+
+    /// A request for 50 random source ESIs of a random block.
+    fn source_query(&self, rng: &mut StdRng) -> String {
+        let layout = self.info.oti.layout();
+        let sbn = rng.random_range(0..layout.block_count());
+        let k = layout.source_symbols(sbn).unwrap();
+        let mut esis: Vec<u32> = sample(rng, k as usize, 50)
+            .into_iter()
+            .map(|e| e as u32)
+            .collect();
+        esis.sort_unstable();
+        format_query(&RepairQuery {
+            file_uri: self.info.content_location.clone(),
+            items: vec![RepairItem::Symbols {
+                sbn,
+                esis: esis
+                    .iter()
+                    .map(|&e| EsiRange { first: e, last: e })
+                    .collect(),
+            }],
+        })
+    }
+
+    /// A request for 50 fresh repair symbols of a random block.
+    fn more_query(&self, rng: &mut StdRng) -> String {
+        let layout = self.info.oti.layout();
+        self.more_query_of(rng.random_range(0..layout.block_count()))
+    }
+
+    fn more_query_of(&self, sbn: u32) -> String {
+        format_query(&RepairQuery {
+            file_uri: self.info.content_location.clone(),
+            items: vec![RepairItem::More {
+                sbn,
+                count: 50,
+                first_esi: None,
+            }],
+        })
+    }
+
+    /// Asks `url` for 50 source symbols.
+    fn source(&self, url: &str, rng: &mut StdRng) {
+        let url = format!("{url}?{}", self.source_query(rng));
+        assert!(self.get(&url, None) >= 50 * usize::from(T));
+    }
+
+    /// Asks `url` for 50 fresh repair symbols.
+    fn more(&self, url: &str, rng: &mut StdRng) {
+        let url = format!("{url}?{}", self.more_query(rng));
+        assert_eq!(self.get(&url, None), 6 + 50 * usize::from(T));
+    }
+
+    /// Prepares every block on the server at `url`.
+    fn warm(&self, url: &str) {
+        for sbn in 0..self.info.oti.layout().block_count() {
+            let url = format!("{url}?{}", self.more_query_of(sbn));
+            assert_eq!(self.get(&url, None), 6 + 50 * usize::from(T));
+        }
+    }
+
     /// GETs `url` with an optional Range and returns the body length.
     fn get(&self, url: &str, range: Option<(u64, u64)>) -> usize {
         self.rt.block_on(async {
@@ -135,50 +221,60 @@ fn downloads(c: &mut Criterion) {
 
 fn repair(c: &mut Criterion) {
     let f = fixture();
-    let layout = f.info.oti.layout();
+    let off = f.repair_server(CACHE_OFF);
+    let all = f.repair_server(CACHE_ALL);
+    f.warm(&all);
     let mut rng = StdRng::seed_from_u64(8);
     let mut g = c.benchmark_group("repair_symbols");
     g.throughput(Throughput::Elements(50));
-    g.bench_function("50_random_source_esis", |b| {
-        b.iter(|| {
-            let sbn = rng.random_range(0..layout.block_count());
-            let k = layout.source_symbols(sbn).unwrap();
-            let mut esis: Vec<u32> = sample(&mut rng, k as usize, 50)
-                .into_iter()
-                .map(|e| e as u32)
-                .collect();
-            esis.sort_unstable();
-            let query = RepairQuery {
-                file_uri: f.info.content_location.clone(),
-                items: vec![RepairItem::Symbols {
-                    sbn,
-                    esis: esis
-                        .iter()
-                        .map(|&e| EsiRange { first: e, last: e })
-                        .collect(),
-                }],
-            };
-            let url = format!("{}?{}", f.repair_url, format_query(&query));
-            assert!(f.get(&url, None) >= 50 * usize::from(T));
-        })
-    });
-    g.bench_function("50_fresh_repair_symbols", |b| {
-        b.iter(|| {
-            let sbn = rng.random_range(0..layout.block_count());
-            let query = RepairQuery {
-                file_uri: f.info.content_location.clone(),
-                items: vec![RepairItem::More {
-                    sbn,
-                    count: 50,
-                    first_esi: None,
-                }],
-            };
-            let url = format!("{}?{}", f.repair_url, format_query(&query));
-            assert_eq!(f.get(&url, None), 6 + 50 * usize::from(T));
-        })
-    });
+    let servers = [
+        ("", f.repair_url.as_str()),
+        ("_cache_off", off.as_str()),
+        ("_all_cached", all.as_str()),
+    ];
+    for (suffix, url) in servers {
+        g.bench_function(format!("50_random_source_esis{suffix}"), |b| {
+            b.iter(|| f.source(url, &mut rng))
+        });
+        g.bench_function(format!("50_fresh_repair_symbols{suffix}"), |b| {
+            b.iter(|| f.more(url, &mut rng))
+        });
+    }
     g.finish();
 }
 
-criterion_group!(benches, downloads, repair);
+/// Times the same random requests against the server without and with
+/// every block cached, back to back, and prints symbols/s and the ratio.
+fn repair_ratio(_: &mut Criterion) {
+    const REQUESTS: u32 = 400;
+    let f = fixture();
+    let off = f.repair_server(CACHE_OFF);
+    let all = f.repair_server(CACHE_ALL);
+    f.warm(&all);
+    let rate = |url: &str, more: bool| {
+        let mut rng = StdRng::seed_from_u64(9);
+        let start = Instant::now();
+        for _ in 0..REQUESTS {
+            if more {
+                f.more(url, &mut rng);
+            } else {
+                f.source(url, &mut rng);
+            }
+        }
+        f64::from(REQUESTS * 50) / start.elapsed().as_secs_f64()
+    };
+    for (name, more) in [
+        ("50 fresh repair symbols", true),
+        ("50 random source ESIs", false),
+    ] {
+        let cold = rate(&off, more);
+        let warm = rate(&all, more);
+        println!(
+            "repair_ratio: {name}: cache off {cold:.0} symbols/s, all cached {warm:.0} symbols/s, warm/cold {:.1}x",
+            warm / cold
+        );
+    }
+}
+
+criterion_group!(benches, downloads, repair, repair_ratio);
 criterion_main!(benches);

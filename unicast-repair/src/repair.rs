@@ -1,13 +1,17 @@
 //! `GET|POST /repair`: TS 26.346 symbol-based file repair. The answer plan
 //! ([`plan_answer`]) is sans-IO; the handler reads source symbols straight
-//! from the blob and makes repair symbols with a [`BlockEncoder`] (its
-//! RaptorQ plan comes from the process-wide cache).
+//! from the blob (or from a cached block) and makes repair symbols with a
+//! [`PreparedBlock`] kept in a [`BlockCache`], so a block's intermediate
+//! symbols are computed once for many requests (its RaptorQ plan comes from
+//! the process-wide plan cache).
+
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
-use dms_fec::{BlockEncoder, FecScheme, Layout, PayloadId};
+use dms_fec::{EncoderCache, FecScheme, Layout, PayloadId, PreparedBlock};
 
 use crate::container::{CONTENT_TYPE, ENTRY_HEADER_LEN, entry_header};
 use crate::error::{ApiError, blocking};
@@ -161,11 +165,75 @@ fn push_range(
     Ok(())
 }
 
-/// Builds the container for `runs` (planned against `layout`) from `blob`.
+/// Prepared blocks of the objects served, keyed by (object id, SBN): ids
+/// are never reused, so a key always names the same bytes.
+pub type BlockCache = EncoderCache<(String, u32)>;
+
+/// Where [`build_answer`] finds the bytes of one object's blocks.
+#[derive(Clone, Copy)]
+pub struct Blocks<'a> {
+    /// The object's id ([`ObjectInfo::id`](crate::ObjectInfo::id)).
+    pub object_id: &'a str,
+    /// Its bytes.
+    pub blob: &'a dyn BlobReader,
+    /// Blocks already prepared, shared by all requests.
+    pub cache: &'a BlockCache,
+}
+
+impl std::fmt::Debug for Blocks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Blocks")
+            .field("object_id", &self.object_id)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Blocks<'_> {
+    fn key(&self, sbn: u32) -> (String, u32) {
+        (self.object_id.to_owned(), sbn)
+    }
+
+    /// Block `sbn` if it is cached (and is that block of `layout`).
+    fn cached(&self, layout: &Layout, sbn: u32) -> Option<Arc<PreparedBlock>> {
+        self.cache
+            .get(&self.key(sbn))
+            .filter(|b| b.fits(layout, sbn))
+    }
+
+    /// Block `sbn`, from the cache or read from the blob and prepared (and
+    /// then cached).
+    fn prepared(&self, layout: &Layout, sbn: u32) -> Result<Arc<PreparedBlock>, ApiError> {
+        let read = || -> Result<PreparedBlock, ApiError> {
+            let (Some(offset), Some(len)) = (layout.block_offset(sbn), layout.block_len(sbn))
+            else {
+                return Err(ApiError::internal("planned SBN outside the layout"));
+            };
+            let mut data = vec![0u8; len];
+            self.blob
+                .read_exact_at(&mut data, offset)
+                .map_err(ApiError::internal)?;
+            PreparedBlock::new(layout, sbn, data).map_err(ApiError::internal)
+        };
+        let key = self.key(sbn);
+        let block = self.cache.get_or_build(key.clone(), read)?;
+        if block.fits(layout, sbn) {
+            return Ok(block);
+        }
+        // Only a source that changed an object's layout under the same id
+        // gets here: forget the stale block and prepare this one afresh.
+        self.cache.remove(&key);
+        self.cache.get_or_build(key, read)
+    }
+}
+
+/// Builds the container for `runs` (planned against `layout`) from
+/// `blocks`: source symbols from a cached block or read from the blob,
+/// repair symbols from a prepared block (cached for the next request).
 pub fn build_answer(
     runs: &[Run],
     layout: &Layout,
-    blob: &dyn BlobReader,
+    blocks: Blocks<'_>,
 ) -> Result<Vec<u8>, ApiError> {
     let scheme = layout.scheme();
     let t = usize::from(layout.symbol_size());
@@ -188,28 +256,28 @@ pub fn build_answer(
         let want = usize::from(run.count) * t;
         let len = want.min(block_len - start);
         let at = out.len();
+        // Zeros pad the object's short last symbol.
         out.resize(at + want, 0);
-        blob.read_exact_at(&mut out[at..at + len], block_offset + start as u64)
-            .map_err(ApiError::internal)?;
+        match blocks.cached(layout, run.sbn) {
+            Some(block) => out[at..at + len].copy_from_slice(&block.data()[start..start + len]),
+            None => blocks
+                .blob
+                .read_exact_at(&mut out[at..at + len], block_offset + start as u64)
+                .map_err(ApiError::internal)?,
+        }
     }
-    // One encoder per block for all its repair runs.
+    // One prepared block for all its repair runs.
     repair.sort_by_key(|r| r.sbn);
     let mut i = 0;
     while i < repair.len() {
         let sbn = repair[i].sbn;
         let j = i + repair[i..].iter().take_while(|r| r.sbn == sbn).count();
-        let (Some(offset), Some(len)) = (layout.block_offset(sbn), layout.block_len(sbn)) else {
-            return Err(ApiError::internal("planned SBN outside the layout"));
-        };
-        let mut data = vec![0u8; len];
-        blob.read_exact_at(&mut data, offset)
-            .map_err(ApiError::internal)?;
-        let encoder = BlockEncoder::new(layout, sbn, &data).map_err(ApiError::internal)?;
+        let block = blocks.prepared(layout, sbn)?;
         for run in &repair[i..j] {
             write_header(&mut out, scheme, run)?;
             let at = out.len();
             out.resize(at + usize::from(run.count) * t, 0);
-            encoder
+            block
                 .write_repair_symbols(run.first_esi, u32::from(run.count), &mut out[at..])
                 .map_err(ApiError::internal)?;
         }
@@ -261,11 +329,13 @@ async fn answer(state: AppState, query: String) -> Result<Response, ApiError> {
     })
     .await?;
     let layout = object.oti.layout();
-    let encodes = runs
-        .iter()
-        .any(|r| r.first_esi >= layout.source_symbols(r.sbn).unwrap_or(0));
-    // Making repair symbols holds a whole block and its intermediate
-    // symbols: only a few at a time (the rest wait here, cheaply).
+    let encodes = runs.iter().any(|r| {
+        r.first_esi >= layout.source_symbols(r.sbn).unwrap_or(0)
+            && !state.blocks.contains(&(object.id.clone(), r.sbn))
+    });
+    // Preparing a block holds it and its intermediate symbols: only a few
+    // at a time (the rest wait here, cheaply). Answers from cached blocks
+    // need no permit.
     let _permit = if encodes {
         Some(
             state
@@ -279,9 +349,15 @@ async fn answer(state: AppState, query: String) -> Result<Response, ApiError> {
         None
     };
     let source = state.source.clone();
+    let cache = state.blocks.clone();
     let body = blocking(move || {
         let blob = source.open(&object).map_err(ApiError::internal)?;
-        build_answer(&runs, &layout, blob.as_ref())
+        let blocks = Blocks {
+            object_id: &object.id,
+            blob: blob.as_ref(),
+            cache: &cache,
+        };
+        build_answer(&runs, &layout, blocks)
     })
     .await?;
     Response::builder()

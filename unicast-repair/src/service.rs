@@ -7,9 +7,11 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
+use dms_fec::DEFAULT_ENCODER_CACHE_BYTES;
 use tokio::sync::Semaphore;
 
 use crate::limit::{LimitConfig, Limiter, cap, rate_and_cap};
+use crate::repair::BlockCache;
 use crate::report::ReportStore;
 use crate::source::ObjectSource;
 
@@ -25,7 +27,14 @@ pub struct ServiceConfig {
     pub max_body_bytes: usize,
     /// Most repair-symbol encodings running at once (each holds a source
     /// block and its intermediate symbols); other requests queue for one.
+    /// Requests answered from cached blocks do not count.
     pub max_parallel_encodes: usize,
+    /// Bytes of prepared blocks (block bytes and RaptorQ intermediate
+    /// symbols, about three times the block) kept between repair requests,
+    /// least recently used first out; 0 turns the cache off. The default,
+    /// [`DEFAULT_ENCODER_CACHE_BYTES`] (64 MiB), holds about twenty 1 MiB
+    /// blocks.
+    pub encoder_cache_bytes: usize,
     /// Overload limits.
     pub limits: LimitConfig,
 }
@@ -41,6 +50,7 @@ impl Default for ServiceConfig {
             max_answer_bytes: 8 << 20,
             max_body_bytes: 64 << 10,
             max_parallel_encodes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            encoder_cache_bytes: DEFAULT_ENCODER_CACHE_BYTES,
             limits: LimitConfig::default(),
         }
     }
@@ -53,6 +63,7 @@ pub(crate) struct AppState {
     pub(crate) config: Arc<ServiceConfig>,
     pub(crate) reports: Option<Arc<dyn ReportStore>>,
     pub(crate) encoders: Arc<Semaphore>,
+    pub(crate) blocks: Arc<BlockCache>,
 }
 
 /// The download and repair service's public routes:
@@ -70,7 +81,9 @@ pub fn router(
     let body_limit = config.max_body_bytes;
     let limiter = Arc::new(Limiter::new(config.limits.clone()));
     let encoders = Arc::new(Semaphore::new(config.max_parallel_encodes.max(1)));
+    let blocks = Arc::new(BlockCache::new(config.encoder_cache_bytes));
     let state = AppState {
+        blocks,
         source,
         config: Arc::new(config),
         reports,

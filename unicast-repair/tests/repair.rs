@@ -155,3 +155,92 @@ async fn errors_are_json_400_and_404() {
 fn percent(s: &str) -> String {
     s.replace(':', "%3A").replace('/', "%2F")
 }
+
+#[tokio::test]
+async fn cached_blocks_answer_exactly_as_fresh_ones() {
+    // One object behind two servers: cache off (each request prepares its
+    // block) and the default cache (the second request on a block is
+    // answered from the first's prepared block).
+    let source = TestSource::new();
+    let data = bytes(3 * 200 * 1280 - 77, 5);
+    let info = source.add("obj5", "fw.bin", &data, T, 200);
+    let off = serve(router(
+        source.clone(),
+        None,
+        ServiceConfig {
+            encoder_cache_bytes: 0,
+            ..ServiceConfig::default()
+        },
+    ))
+    .await;
+    let cached = serve(router(source, None, ServiceConfig::default())).await;
+    let layout = info.oti.layout();
+    let last = layout.block_count() - 1;
+    let k = layout.source_symbols(last).unwrap();
+    let queries = [
+        // Repair symbols: the first prepares the block, the rest reuse it.
+        vec![RepairItem::More {
+            sbn: last,
+            count: 20,
+            first_esi: None,
+        }],
+        vec![RepairItem::More {
+            sbn: last,
+            count: 20,
+            first_esi: Some(k + 1000),
+        }],
+        // Source symbols of the now cached block, the short last one too,
+        // beside repair symbols of another block.
+        vec![
+            RepairItem::Symbols {
+                sbn: last,
+                esis: vec![
+                    EsiRange { first: 3, last: 9 },
+                    EsiRange {
+                        first: k - 2,
+                        last: k + 4,
+                    },
+                ],
+            },
+            RepairItem::More {
+                sbn: 0,
+                count: 5,
+                first_esi: Some(70_000),
+            },
+        ],
+    ];
+    for _round in 0..2 {
+        for items in &queries {
+            let query = RepairQuery {
+                file_uri: info.content_location.clone(),
+                items: items.clone(),
+            };
+            let fresh = get(&repair_url(&off, &query), &[]).await;
+            let reused = get(&repair_url(&cached, &query), &[]).await;
+            assert_eq!(fresh.status, 200);
+            assert_eq!(reused.status, 200);
+            assert!(!fresh.body.is_empty());
+            assert_eq!(fresh.body, reused.body, "{items:?}");
+        }
+    }
+    // The cached server's repair symbols still decode the block.
+    let query = RepairQuery {
+        file_uri: info.content_location.clone(),
+        items: vec![RepairItem::More {
+            sbn: last,
+            count: k + 2,
+            first_esi: Some(k + 500),
+        }],
+    };
+    let a = get(&repair_url(&cached, &query), &[]).await;
+    let mut decoder = BlockDecoder::new(&layout, last).unwrap();
+    for symbol in ContainerReader::new(&a.body, FecScheme::RaptorQ, T) {
+        let (id, symbol) = symbol.unwrap();
+        decoder.add_symbol(id.esi, symbol).unwrap();
+    }
+    let offset = layout.block_offset(last).unwrap() as usize;
+    assert_eq!(
+        decoder.data().expect("decoded from K + 2 repair symbols"),
+        &data[offset..offset + layout.block_len(last).unwrap()]
+    );
+}

@@ -27,6 +27,12 @@ pub struct PeerConfig {
     pub max_discovered_peers: usize,
     /// What one asking peer may take from this node.
     pub limits: PeerLimits,
+    /// Bytes of prepared blocks (block bytes and RaptorQ intermediate
+    /// symbols, about three times the block) kept between symbol requests,
+    /// least recently used first out, so peers asking for the same block
+    /// do not each make the node re-read and re-encode it; 0 turns the
+    /// cache off. Default [`dms_fec::DEFAULT_ENCODER_CACHE_BYTES`] (64 MiB).
+    pub encoder_cache_bytes: usize,
     /// Answer with garbage symbols (for tests of banning only).
     pub malicious: bool,
 }
@@ -40,6 +46,7 @@ impl Default for PeerConfig {
             kademlia: true,
             max_discovered_peers: 50,
             limits: PeerLimits::default(),
+            encoder_cache_bytes: dms_fec::DEFAULT_ENCODER_CACHE_BYTES,
             malicious: false,
         }
     }

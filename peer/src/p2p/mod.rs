@@ -7,7 +7,8 @@
 //!
 //! A node serves blocks as soon as they are decoded and written to a file
 //! ([`PeerNode::serve_blocks`], [`PeerNode::block_done`]), by making fresh
-//! repair symbols with [`dms_fec::BlockEncoder`], so any number of peers
+//! repair symbols with a [`dms_fec::PreparedBlock`] (kept in a cache of
+//! [`PeerConfig::encoder_cache_bytes`] between requests), so any number of peers
 //! serve one asker without coordination (each asked for its own ESI
 //! range). Each asking peer has limits ([`PeerLimits`]): requests in
 //! flight and bytes per time window, beyond which it is told
@@ -114,7 +115,7 @@ impl PeerNode {
     pub fn start_with(config: PeerConfig) -> Result<Self, P2pError> {
         let swarm = swarm::build(&config)?;
         let peer_id = *swarm.local_peer_id();
-        let store = Store::default();
+        let store = Store::new(config.encoder_cache_bytes);
         let (listen_tx, listening) = watch::channel(Vec::new());
         let (commands, rx) = mpsc::channel(64);
         let task = swarm::Task::new(swarm, store.clone(), config, listen_tx);

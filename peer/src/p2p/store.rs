@@ -1,12 +1,18 @@
 //! What this node serves: objects (whole or block by block) read from
 //! files, and the objects it announces; and the answers made from them.
+//!
+//! Blocks asked for are read and prepared once ([`PreparedBlock`]: the
+//! bytes and RaptorQ intermediate symbols) and kept in a byte-bounded
+//! cache keyed by (serving generation, SBN): each `serve_blocks` call is a
+//! new generation, so a re-served location never gets another file's
+//! block, and `stop_serving` drops the location's blocks.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use dms_fec::{BlockEncoder, FecScheme, Oti};
+use dms_fec::{EncoderCache, FecScheme, Oti, PreparedBlock};
 
 use super::config::PeerLimits;
 use super::protocol::{ObjectAnnouncement, Request, Response};
@@ -18,21 +24,42 @@ struct Held {
     path: PathBuf,
     oti: Oti,
     have: Vec<bool>,
+    /// This serving's generation, the first half of its blocks' cache keys.
+    generation: u64,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     held: HashMap<String, Held>,
     announced: BTreeMap<String, ObjectAnnouncement>,
+    generations: u64,
 }
 
+/// Prepared blocks by (serving generation, SBN).
+type BlockCache = EncoderCache<(u64, u32)>;
+
 /// The shared store (the handle writes, the swarm's answers read).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Store {
     inner: Arc<Mutex<Inner>>,
+    blocks: Arc<BlockCache>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new(dms_fec::DEFAULT_ENCODER_CACHE_BYTES)
+    }
 }
 
 impl Store {
+    /// A store keeping up to `encoder_cache_bytes` of prepared blocks.
+    pub(crate) fn new(encoder_cache_bytes: usize) -> Self {
+        Store {
+            inner: Arc::default(),
+            blocks: Arc::new(BlockCache::new(encoder_cache_bytes)),
+        }
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
         // A panic elsewhere while holding the lock leaves plain data that
         // is still consistent (every change is one insert or flag).
@@ -44,7 +71,25 @@ impl Store {
         let blocks = oti.layout().block_count() as usize;
         let mut have = have;
         have.resize(blocks, false);
-        self.with(|i| i.held.insert(location, Held { path, oti, have }));
+        let old = self.with(|i| {
+            i.generations += 1;
+            let generation = i.generations;
+            let held = Held {
+                path,
+                oti,
+                have,
+                generation,
+            };
+            i.held.insert(location, held).map(|h| h.generation)
+        });
+        self.forget_blocks(old);
+    }
+
+    /// Drops the prepared blocks of a serving that ended.
+    fn forget_blocks(&self, generation: Option<u64>) {
+        if let Some(old) = generation {
+            self.blocks.retain(|&(g, _)| g != old);
+        }
     }
 
     pub(crate) fn block_done(&self, location: &str, sbn: u32) -> bool {
@@ -64,7 +109,8 @@ impl Store {
     }
 
     pub(crate) fn stop_serving(&self, location: &str) {
-        self.with(|i| i.held.remove(location));
+        let old = self.with(|i| i.held.remove(location).map(|h| h.generation));
+        self.forget_blocks(old);
     }
 
     pub(crate) fn have_map(&self, location: &str) -> Option<Vec<bool>> {
@@ -104,15 +150,16 @@ impl Store {
                     i.held
                         .get(&content_location)
                         .filter(|h| h.have.get(sbn as usize).copied().unwrap_or(false))
-                        .map(|h| (h.path.clone(), h.oti))
+                        .map(|h| (h.path.clone(), h.oti, h.generation))
                 });
-                let Some((path, oti)) = held else {
+                let Some((path, oti, generation)) = held else {
                     return (Response::DontHave, 0);
                 };
                 let t = u64::from(oti.symbol_size()).max(1);
                 let fit = (limits.max_response_bytes / t).min(u64::from(u32::MAX)) as u32;
                 let count = count.min(limits.max_symbols_per_request).min(fit);
-                match symbols(&path, &oti, sbn, count, first_esi, &not) {
+                let block = self.block(&path, &oti, generation, sbn);
+                match block.and_then(|b| symbols(&b, &oti, count, first_esi, &not)) {
                     Ok(symbols) => {
                         let bytes = symbols.iter().map(|(_, s)| s.len() as u64).sum();
                         (Response::Symbols { symbols }, bytes)
@@ -124,30 +171,43 @@ impl Store {
     }
 }
 
-/// `count` symbols of block `sbn` of the object in `path`: fresh repair
-/// symbols from `first_esi` (at least K) for RaptorQ, source symbols from
-/// `first_esi` for Compact No-Code; ESIs in `not` skipped.
+impl Store {
+    /// Block `sbn` of the object in `path`, prepared: from the cache, or
+    /// read from the file and prepared once (concurrent askers of the same
+    /// block wait for that one preparation).
+    fn block(
+        &self,
+        path: &std::path::Path,
+        oti: &Oti,
+        generation: u64,
+        sbn: u32,
+    ) -> Result<Arc<PreparedBlock>, String> {
+        self.blocks.get_or_build((generation, sbn), || {
+            let layout = oti.layout();
+            let (Some(offset), Some(len)) = (layout.block_offset(sbn), layout.block_len(sbn))
+            else {
+                return Err(format!("no block {sbn}"));
+            };
+            let mut data = vec![0u8; len];
+            let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+            file.read_exact_at(&mut data, offset)
+                .map_err(|e| e.to_string())?;
+            PreparedBlock::new(&layout, sbn, data).map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// `count` symbols of `encoder`'s block: fresh repair symbols from
+/// `first_esi` (at least K) for RaptorQ, source symbols from `first_esi`
+/// for Compact No-Code; ESIs in `not` skipped.
 fn symbols(
-    path: &std::path::Path,
+    encoder: &PreparedBlock,
     oti: &Oti,
-    sbn: u32,
     count: u32,
     first_esi: u32,
     not: &[u32],
 ) -> Result<Vec<(u32, Vec<u8>)>, String> {
-    let layout = oti.layout();
-    let (Some(offset), Some(len), Some(k)) = (
-        layout.block_offset(sbn),
-        layout.block_len(sbn),
-        layout.source_symbols(sbn),
-    ) else {
-        return Err(format!("no block {sbn}"));
-    };
-    let mut data = vec![0u8; len];
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    file.read_exact_at(&mut data, offset)
-        .map_err(|e| e.to_string())?;
-    let encoder = BlockEncoder::new(&layout, sbn, &data).map_err(|e| e.to_string())?;
+    let k = encoder.source_symbols();
     let skip: HashSet<u32> = not.iter().copied().collect();
     match oti.scheme() {
         FecScheme::NoCode => Ok((first_esi..k)
@@ -286,5 +346,75 @@ mod tests {
         store.serve_blocks("/o".into(), oti, dir.path().join("short"), vec![true]);
         let (response, _) = store.answer(ask(10, 0, Vec::new()), &PeerLimits::default());
         assert!(matches!(response, Response::Error { .. }), "{response:?}");
+    }
+
+    fn repair_of(data: &[u8], oti: &Oti, first_esi: u32, count: u32) -> Vec<(u32, Vec<u8>)> {
+        let layout = oti.layout();
+        let len = layout.block_len(0).unwrap();
+        dms_fec::BlockEncoder::new(&layout, 0, &data[..len])
+            .unwrap()
+            .repair_symbols(first_esi, count)
+            .unwrap()
+    }
+
+    #[test]
+    fn concurrent_requests_for_a_block_prepare_it_once() {
+        let data = object(20_000);
+        let (_dir, store, oti) = served(FecScheme::RaptorQ, &data, 64);
+        let k = oti.layout().source_symbols(0).unwrap();
+        std::thread::scope(|s| {
+            for thread in 0..6u32 {
+                let (store, data, oti) = (&store, &data, &oti);
+                s.spawn(move || {
+                    for round in 0..5u32 {
+                        let first = k + 100 * (thread * 5 + round);
+                        let (response, _) =
+                            store.answer(ask(10, first, Vec::new()), &PeerLimits::default());
+                        let Response::Symbols { symbols } = response else {
+                            panic!("{response:?}")
+                        };
+                        assert_eq!(symbols, repair_of(data, oti, first, 10));
+                    }
+                });
+            }
+        });
+        let stats = store.blocks.stats();
+        assert_eq!(stats.builds, 1);
+        assert_eq!(stats.hits, 6 * 5 - 1);
+    }
+
+    #[test]
+    fn a_re_served_location_never_answers_from_the_old_file() {
+        let first = object(5000);
+        let (dir, store, oti) = served(FecScheme::RaptorQ, &first, 64);
+        let k = oti.layout().source_symbols(0).unwrap();
+        let limits = PeerLimits::default();
+        let (response, _) = store.answer(ask(5, k, Vec::new()), &limits);
+        assert_eq!(
+            response,
+            Response::Symbols {
+                symbols: repair_of(&first, &oti, k, 5)
+            }
+        );
+        assert_eq!(store.blocks.len(), 1);
+        // Other bytes, same location and layout.
+        let second: Vec<u8> = first.iter().map(|b| b ^ 0x5a).collect();
+        let path = dir.path().join("second");
+        std::fs::write(&path, &second).unwrap();
+        store.serve_blocks("/o".into(), oti, path, vec![true]);
+        assert!(store.blocks.is_empty());
+        let (response, _) = store.answer(ask(5, k, Vec::new()), &limits);
+        assert_eq!(
+            response,
+            Response::Symbols {
+                symbols: repair_of(&second, &oti, k, 5)
+            }
+        );
+        store.stop_serving("/o");
+        assert!(store.blocks.is_empty());
+        assert_eq!(
+            store.answer(ask(5, k, Vec::new()), &limits).0,
+            Response::DontHave
+        );
     }
 }
