@@ -91,6 +91,8 @@ fn ranges_symbols_and_reports_from_the_origin_and_a_standalone_repair_server() {
         data_s,
         "--listen",
         &format!("127.0.0.1:{repair_port}"),
+        "--encoder-cache",
+        "8MiB",
     ]);
     let path = uri.split_once(&origin_url).unwrap().1.to_owned();
     wait_until("dms repair-serve", || {

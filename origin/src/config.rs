@@ -56,6 +56,10 @@ pub struct Config {
     /// Keep a delta only when at most this fraction of the full size
     /// (default 0.6).
     pub delta_max_ratio: Option<f64>,
+    /// Memory for prepared block encoders shared by symbol repair
+    /// requests, bytes (default 64 MiB; 0 turns the cache off). A block
+    /// holds about 3 × its size.
+    pub repair_encoder_cache_bytes: Option<u64>,
     /// Extra tokens.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,

@@ -193,11 +193,17 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
     )));
     let source: Arc<dyn ObjectSource> =
         Arc::new(crate::deltas::DeltaSource::new(repo.clone(), deltas));
+    let mut service = ServiceConfig::default();
+    if let Some(bytes) = opts.config.repair_encoder_cache_bytes {
+        service.encoder_cache_bytes = usize::try_from(bytes).map_err(|_| {
+            ServeError::Config("repair_encoder_cache_bytes does not fit this machine".into())
+        })?;
+    }
     let app = api::router(
         state.clone(),
         tokens.clone(),
         dms_repair::reports_router(reports.clone()),
-        dms_repair::router(source, Some(reports), ServiceConfig::default()),
+        dms_repair::router(source, Some(reports), service),
     );
     Ok(Origin {
         repo,

@@ -35,6 +35,11 @@ pub struct RepairServeArgs {
     /// Most symbols one repair request may ask for.
     #[arg(long)]
     max_symbols: Option<u32>,
+    /// Memory for prepared block encoders shared by repair requests, in
+    /// bytes (`64MiB`, `1GiB`; 0 turns the cache off). A block holds about
+    /// 3 × its size: 3.3 × the objects being repaired keeps all of them.
+    #[arg(long, value_name = "SIZE", value_parser = super::units::parse_size)]
+    encoder_cache: Option<u64>,
 }
 
 /// Runs `dms repair-serve` until Ctrl-C or SIGTERM.
@@ -42,6 +47,9 @@ pub fn run(args: RepairServeArgs) -> anyhow::Result<()> {
     let mut service = ServiceConfig::default();
     if let Some(max) = args.max_symbols {
         service.max_symbols_per_request = max;
+    }
+    if let Some(bytes) = args.encoder_cache {
+        service.encoder_cache_bytes = usize::try_from(bytes)?;
     }
     let opts = RepairServeOptions {
         data: args.data,

@@ -31,11 +31,17 @@ pub struct PeerConfig {
     /// symbols, about three times the block) kept between symbol requests,
     /// least recently used first out, so peers asking for the same block
     /// do not each make the node re-read and re-encode it; 0 turns the
-    /// cache off. Default [`dms_fec::DEFAULT_ENCODER_CACHE_BYTES`] (64 MiB).
+    /// cache off. Default [`DEFAULT_PEER_ENCODER_CACHE_BYTES`] (16 MiB:
+    /// a device keeps about five 1 MiB blocks, the ones its neighbours
+    /// miss at the same time).
     pub encoder_cache_bytes: usize,
     /// Answer with garbage symbols (for tests of banning only).
     pub malicious: bool,
 }
+
+/// The default [`PeerConfig::encoder_cache_bytes`]: smaller than a repair
+/// server's, since a device has less memory to spare.
+pub const DEFAULT_PEER_ENCODER_CACHE_BYTES: usize = 16 << 20;
 
 impl Default for PeerConfig {
     fn default() -> Self {
@@ -46,7 +52,7 @@ impl Default for PeerConfig {
             kademlia: true,
             max_discovered_peers: 50,
             limits: PeerLimits::default(),
-            encoder_cache_bytes: dms_fec::DEFAULT_ENCODER_CACHE_BYTES,
+            encoder_cache_bytes: DEFAULT_PEER_ENCODER_CACHE_BYTES,
             malicious: false,
         }
     }

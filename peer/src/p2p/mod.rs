@@ -29,7 +29,7 @@ use dms_fec::Oti;
 pub use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use config::{PeerConfig, PeerLimits};
+pub use config::{DEFAULT_PEER_ENCODER_CACHE_BYTES, PeerConfig, PeerLimits};
 pub use protocol::{MAX_SYMBOLS, ObjectAnnouncement, PROTOCOL, Request, Response};
 
 use store::Store;
