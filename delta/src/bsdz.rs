@@ -44,8 +44,8 @@ use crate::methods::window_log;
 
 /// Number of streams in a body.
 const STREAMS: usize = 5;
-/// Targets smaller than this are scanned on one thread.
-const PARALLEL_MIN: usize = 1 << 20;
+/// Targets smaller than this are scanned on one thread (by default).
+pub(crate) const PARALLEL_MIN: usize = 1 << 20;
 /// Largest index table (log2 of slots; 4 bytes each: 128 MiB).
 const MAX_TABLE_BITS: u32 = 25;
 /// Zero runs shorter than this between two non-zero bytes are kept in the
@@ -63,10 +63,15 @@ pub(crate) struct Params {
     pub(crate) extra_level: i32,
     /// Threads for indexing, scanning and compressing.
     pub(crate) threads: usize,
+    /// Targets smaller than this are scanned on one thread
+    /// ([`PARALLEL_MIN`]; tests lower it to cut small targets in slices).
+    pub(crate) parallel_min: usize,
 }
 
 /// Encodes `target` against `base`.
 pub(crate) fn encode(base: &[u8], target: &[u8], params: Params) -> Result<Vec<u8>, DeltaError> {
+    // The same limit as zstd-ref's (and base positions then fit in u32).
+    window_log(base.len() as u64, target.len() as u64)?;
     let threads = params.threads.max(1);
     // Index every position of small bases; of a large one, every few
     // positions, so that the table stays within MAX_TABLE_BITS at about
@@ -77,7 +82,7 @@ pub(crate) fn encode(base: &[u8], target: &[u8], params: Params) -> Result<Vec<u
         (base.len() >> (MAX_TABLE_BITS - 1)) + 1
     };
     let index = Index::new(base, stride, MAX_TABLE_BITS, threads);
-    let slices = if target.len() < PARALLEL_MIN {
+    let slices = if target.len() < params.parallel_min {
         1
     } else {
         threads
@@ -245,7 +250,7 @@ fn store(data: &[u8], level: i32) -> Result<(bool, Vec<u8>), DeltaError> {
 /// One zstd frame of `data`, with a window that spans it (long-distance
 /// matching finds repeats far apart).
 fn compress(data: &[u8], level: i32) -> Result<Vec<u8>, DeltaError> {
-    let wlog = window_log(0, data.len() as u64)?;
+    let wlog = window_log(0, (data.len() as u64).min(1 << 31))?;
     let mut encoder =
         zstd::stream::write::Encoder::new(Vec::new(), level).map_err(DeltaError::Encode)?;
     encoder.window_log(wlog).map_err(DeltaError::Encode)?;
@@ -334,8 +339,10 @@ pub(crate) fn decode(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     // No honest stream is larger than twice the target (a run length
-    // takes fewer bytes than the run and its gap).
-    let wlog = window_log(target_size, target_size).map_err(|e| corrupt(e.to_string()))?;
+    // takes fewer bytes than the run and its gap); zstd's largest window
+    // is 2 GiB.
+    let span = target_size.saturating_mul(2).min(1 << 31);
+    let wlog = window_log(0, span).map_err(|e| corrupt(e.to_string()))?;
     let mut rest = body;
     let mut heads = [(false, 0u64); STREAMS];
     for head in &mut heads {
@@ -451,12 +458,16 @@ fn read_varint(r: &mut dyn BufRead, eof_ok: bool) -> io::Result<Option<u64>> {
 mod tests {
     #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+    use proptest::prelude::*;
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
     use super::*;
 
     const PARAMS: Params = Params {
         diff_level: 3,
         extra_level: 3,
         threads: 2,
+        parallel_min: PARALLEL_MIN,
     };
 
     fn round_trip(base: &[u8], target: &[u8]) -> Vec<u8> {
@@ -568,5 +579,133 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, b"5689:x");
+    }
+
+    /// One edit of a base into a target.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Insert,
+        Delete,
+        Overwrite,
+        /// A block cut out and put back elsewhere.
+        MoveBlock,
+        /// Every little-endian word at a stride gets a constant added
+        /// (addresses after code moved).
+        ShiftWords,
+        /// Every byte at a stride gets a constant added.
+        ShiftBytes,
+    }
+
+    fn apply_edit(data: &mut Vec<u8>, edit: &Edit, rng: &mut StdRng) {
+        let len = data.len();
+        let at = rng.random_range(0..=len);
+        let span = rng.random_range(1..=64.max(len / 8));
+        match edit {
+            Edit::Insert => {
+                let ins: Vec<u8> = (0..span).map(|_| rng.random()).collect();
+                data.splice(at..at, ins);
+            }
+            Edit::Delete => {
+                data.drain(at..(at + span).min(len));
+            }
+            Edit::Overwrite => {
+                for b in &mut data[at..(at + span).min(len)] {
+                    *b = rng.random();
+                }
+            }
+            Edit::MoveBlock => {
+                let block: Vec<u8> = data.drain(at..(at + span).min(len)).collect();
+                let to = rng.random_range(0..=data.len());
+                data.splice(to..to, block);
+            }
+            Edit::ShiftWords => {
+                let stride = rng.random_range(4..64usize);
+                let add: u32 = rng.random_range(1..0x1000);
+                for chunk in data.chunks_mut(stride).filter(|c| c.len() >= 4) {
+                    let w = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                    chunk[..4].copy_from_slice(&w.wrapping_add(add).to_le_bytes());
+                }
+            }
+            Edit::ShiftBytes => {
+                let stride = rng.random_range(1..32usize);
+                let add: u8 = rng.random_range(1..=255);
+                for b in data.iter_mut().step_by(stride) {
+                    *b = b.wrapping_add(add);
+                }
+            }
+        }
+    }
+
+    /// Random, repetitive or structured bytes.
+    fn base_bytes(len: usize, kind: u8, rng: &mut StdRng) -> Vec<u8> {
+        match kind % 3 {
+            0 => (0..len).map(|_| rng.random()).collect(),
+            1 => (0..len).map(|_| rng.random_range(0..3)).collect(),
+            _ => (0..len as u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 & 0xf0)
+                .collect(),
+        }
+    }
+
+    fn edit_strategy() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            Just(Edit::Insert),
+            Just(Edit::Delete),
+            Just(Edit::Overwrite),
+            Just(Edit::MoveBlock),
+            Just(Edit::ShiftWords),
+            Just(Edit::ShiftBytes),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Any base and any edited target (empty and tiny included)
+        /// round-trip, on one thread or cut in slices.
+        #[test]
+        fn round_trips_any_edits(
+            len in prop_oneof![0usize..16, 0usize..40_000],
+            kind in any::<u8>(),
+            seed in any::<u64>(),
+            edits in proptest::collection::vec(edit_strategy(), 0..6),
+            sliced in any::<bool>(),
+        ) {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let base = base_bytes(len, kind, &mut rng);
+            let mut target = base.clone();
+            for edit in &edits {
+                apply_edit(&mut target, edit, &mut rng);
+            }
+            let params = Params {
+                parallel_min: if sliced { 64 } else { PARALLEL_MIN },
+                threads: if sliced { 3 } else { 1 },
+                ..PARAMS
+            };
+            let body = encode(&base, &target, params).unwrap();
+            let mut out = Vec::new();
+            decode(&base, target.len() as u64, &body, &mut out).unwrap();
+            prop_assert_eq!(out, target);
+        }
+
+        /// A body cut short or with a byte changed is an error or decodes
+        /// to something (checked by the caller's hash), never a panic.
+        #[test]
+        fn damaged_bodies_never_panic(seed in any::<u64>(), cut in any::<prop::sample::Index>(), flip in any::<u8>()) {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let base = base_bytes(5000, 2, &mut rng);
+            let mut target = base.clone();
+            apply_edit(&mut target, &Edit::ShiftWords, &mut rng);
+            apply_edit(&mut target, &Edit::Insert, &mut rng);
+            let body = encode(&base, &target, PARAMS).unwrap();
+            let at = cut.index(body.len());
+            let _ = decode(&base, target.len() as u64, &body[..at], &mut Vec::new());
+            let mut flipped = body.clone();
+            flipped[at] ^= flip | 1;
+            let mut out = Vec::new();
+            if decode(&base, target.len() as u64, &flipped, &mut out).is_ok() {
+                prop_assert!(out.len() <= target.len());
+            }
+        }
     }
 }

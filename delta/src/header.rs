@@ -180,6 +180,10 @@ mod tests {
         let mut b = good;
         b[9] = 0;
         assert_eq!(Header::parse(&b), Err(HeaderError::UnknownMethod(0)));
+        // Code 2 was bsdiff 4.x (qbsdiff) before the bsdiff-zstd method.
+        let mut b = good;
+        b[9] = 2;
+        assert_eq!(Header::parse(&b), Err(HeaderError::UnknownMethod(2)));
         let mut b = good;
         b[11] = 1;
         assert_eq!(Header::parse(&b), Err(HeaderError::Reserved));

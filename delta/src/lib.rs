@@ -229,6 +229,7 @@ fn bsdz_params(opts: &MakeOptions) -> bsdz::Params {
         diff_level: opts.bsdiff_diff_level,
         extra_level: opts.bsdiff_extra_level,
         threads,
+        parallel_min: bsdz::PARALLEL_MIN,
     }
 }
 

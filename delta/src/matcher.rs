@@ -269,8 +269,9 @@ mod tests {
         let mut new = old.clone();
         new.splice(5000..5000, [1, 2, 3, 4, 5, 6, 7]);
         new.drain(12_000..12_500);
-        for threads in [1, 2] {
-            let index = Index::new(&old, 1, 20, threads);
+        for (threads, stride) in [(1, 1), (2, 1), (2, 3)] {
+            // A stride above one indexes every few base positions.
+            let index = Index::new(&old, stride, 20, threads);
             for (start, end) in [(0, new.len()), (0, 9000), (9000, new.len())] {
                 let controls = scan(&index, &new, start, end);
                 assert_eq!(rebuild(&old, &new, start, &controls), new[start..end]);
