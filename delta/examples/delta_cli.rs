@@ -14,11 +14,16 @@ use std::path::Path;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let no_bsdiff = args.iter().any(|a| a == "--no-bsdiff");
+    let args: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a != "--no-bsdiff")
+        .collect();
     match args.as_slice() {
-        ["delta", "make", old, new, out, rest @ ..] if rest.len() <= 1 => {
+        ["delta", "make", old, new, out] => {
             let opts = dms_delta::MakeOptions {
-                bsdiff: rest != ["--no-bsdiff"],
+                bsdiff: !no_bsdiff,
                 ..dms_delta::MakeOptions::default()
             };
             let info = dms_delta::make(Path::new(old), Path::new(new), Path::new(out), &opts)
