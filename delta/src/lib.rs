@@ -150,14 +150,6 @@ pub fn make_bytes(
     target: &[u8],
     opts: &MakeOptions,
 ) -> Result<(Vec<u8>, DeltaInfo), DeltaError> {
-    let header = Header {
-        // Set below to the method kept.
-        method: Method::ZstdRef,
-        base_size: base.len() as u64,
-        base_sha256: Sha256::digest(base).into(),
-        target_size: target.len() as u64,
-        target_sha256: Sha256::digest(target).into(),
-    };
     let try_bsdiff = opts.bsdiff && target.len() as u64 <= opts.bsdiff_max_size;
     // Without bsdiff there is nothing to compare a probe with.
     let first_level = if try_bsdiff {
@@ -165,7 +157,11 @@ pub fn make_bytes(
     } else {
         opts.zstd_level
     };
-    let (zstd, bsdiff) = std::thread::scope(|scope| {
+    // Hashing, the bsdiff-family method and the zstd probe side by side.
+    let (digests, zstd, bsdiff) = std::thread::scope(|scope| {
+        let digests = scope.spawn(|| -> ([u8; 32], [u8; 32]) {
+            (Sha256::digest(base).into(), Sha256::digest(target).into())
+        });
         let bsdiff =
             try_bsdiff.then(|| scope.spawn(|| bsdz::encode(base, target, bsdz_params(opts))));
         let zstd = methods::zstd_encode(base, target, first_level);
@@ -174,8 +170,20 @@ pub fn make_bytes(
                 Err(DeltaError::Encode(std::io::Error::other("bsdiff panicked")))
             })
         });
-        (zstd, bsdiff)
+        let digests = digests
+            .join()
+            .map_err(|_| DeltaError::Encode(std::io::Error::other("hashing panicked")));
+        (digests, zstd, bsdiff)
     });
+    let (base_sha256, target_sha256) = digests?;
+    let header = Header {
+        // Set below to the method kept.
+        method: Method::ZstdRef,
+        base_size: base.len() as u64,
+        base_sha256,
+        target_size: target.len() as u64,
+        target_sha256,
+    };
     let mut bodies = vec![(Method::ZstdRef, zstd?)];
     if let Some(bsdiff) = bsdiff {
         let bsdiff = bsdiff?;

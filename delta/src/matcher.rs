@@ -62,7 +62,7 @@ impl<'a> Index<'a> {
     pub(crate) fn new(base: &'a [u8], stride: usize, max_bits: u32, threads: usize) -> Self {
         let stride = stride.max(1);
         let entries = (base.len() / stride).max(1);
-        let bits = (usize::BITS - entries.leading_zeros() + 1).clamp(10, max_bits.max(10));
+        let bits = (usize::BITS - entries.leading_zeros()).clamp(10, max_bits.max(10));
         let shift = u64::BITS - bits;
         let mut table = vec![0u32; 1 << bits];
         let last = base.len().saturating_sub(WORD - 1);
