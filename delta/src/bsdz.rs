@@ -73,14 +73,11 @@ pub(crate) fn encode(base: &[u8], target: &[u8], params: Params) -> Result<Vec<u
     // The same limit as zstd-ref's (and base positions then fit in u32).
     window_log(base.len() as u64, target.len() as u64)?;
     let threads = params.threads.max(1);
-    // Index every position of small bases; of a large one, every few
-    // positions, so that the table stays within MAX_TABLE_BITS at about
-    // half load (a match of 8 + stride − 1 bytes is still always seen).
-    let stride = if base.len() < 1 << 22 {
-        1
-    } else {
-        (base.len() >> (MAX_TABLE_BITS - 1)) + 1
-    };
+    // Index every position of a base up to 16 MiB; of a larger one, every
+    // few positions, so that the table stays within MAX_TABLE_BITS at
+    // about one word per slot (a match of 8 + stride − 1 bytes still has
+    // an indexed word).
+    let stride = (base.len() >> (MAX_TABLE_BITS - 1)) + 1;
     let index = Index::new(base, stride, MAX_TABLE_BITS, threads);
     let slices = if target.len() < params.parallel_min {
         1

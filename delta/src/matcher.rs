@@ -56,8 +56,9 @@ fn hash(word: u64, shift: u32) -> usize {
 }
 
 impl<'a> Index<'a> {
-    /// Indexes every `stride`-th word of `base` into a table of about
-    /// twice as many slots (at most `1 << max_bits`), on `threads` threads
+    /// Indexes every `stride`-th word of `base` into a table with a slot
+    /// per word rounded up to a power of two (at most `1 << max_bits`; a
+    /// slot keeps the last word that hashed to it), on `threads` threads
     /// (each fills its own part of the table).
     pub(crate) fn new(base: &'a [u8], stride: usize, max_bits: u32, threads: usize) -> Self {
         let stride = stride.max(1);
@@ -75,7 +76,7 @@ impl<'a> Index<'a> {
                     for pos in (0..last).step_by(stride) {
                         let slot = hash(word_at(base, pos), shift).wrapping_sub(lo);
                         if let Some(entry) = part.get_mut(slot) {
-                            // Positions fit: make_bytes refuses inputs past 2 GiB.
+                            // Positions fit: bsdz::encode refuses inputs past 2 GiB.
                             *entry = pos as u32 + 1;
                         }
                     }
