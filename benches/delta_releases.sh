@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Deltas between real consecutive releases (issue 8): for each pair, the
-# full size, zstd -19 of the full new version, our delta (`dms delta make`,
-# bsdiff beside a zstd-12 patch-from probe, zstd-19 only when the probe may
-# win, the smallest kept), and the bsdiff and xdelta3
+# full size, zstd -19 of the full new version, our delta (`dms delta make`:
+# our bsdiff-family method "bsdiff-zstd" beside a zstd-3 patch-from probe,
+# zstd-19 only when the probe may win, the smallest kept), and the bsdiff and xdelta3
 # (VCDIFF) command-line tools as baselines, with generation time and peak
 # memory; then `dms delta apply` time and a check of its output.
 #
@@ -16,7 +16,11 @@
 #   PAIRS="numpy 2.1.2 2.1.3;scipy 1.14.0 1.14.1"   package old new; ...
 #   PYVER=311  PLATFORM=manylinux2014_x86_64        wheel tags
 #   DMS=target/release/dms   the binary (built with `cargo build --release
-#                            --bin dms` unless NO_BUILD=1)
+#                            --bin dms` unless NO_BUILD=1). Lighter: the
+#                            library's own `delta make|apply` command line,
+#                            DMS=target/release/examples/delta_cli (built
+#                            with `cargo build --release -p dms-delta
+#                            --example delta_cli`, not built by the script)
 # Baselines run when installed: zstd, bsdiff, xdelta3 (Debian packages
 # zstd, bsdiff, xdelta3). Memory comes from /usr/bin/time (package time).
 set -euo pipefail

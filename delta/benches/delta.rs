@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
             },
         ),
         (
-            "make default (bsdiff + zstd-12 probe, zstd-19 when it may win)",
+            "make default (bsdiff-zstd + zstd-3 probe, zstd-19 when it may win)",
             MakeOptions::default(),
         ),
     ] {
@@ -103,7 +103,7 @@ fn bench(c: &mut Criterion) {
             },
         ),
         (
-            "apply bsdiff",
+            "apply bsdiff-zstd",
             MakeOptions {
                 zstd_level: 1,
                 ..MakeOptions::default()

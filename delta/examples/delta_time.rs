@@ -6,7 +6,9 @@
 //! ```
 //!
 //! `no-probe` runs zstd at level 19 beside bsdiff every time (the behaviour
-//! before the probe), for comparison.
+//! before the probe), for comparison. The environment variables
+//! `DIFF_LEVEL`, `EXTRA_LEVEL`, `PROBE_LEVEL`, `RETRY_PERCENT` and
+//! `THREADS` override the matching [`dms_delta::MakeOptions`] fields.
 #![allow(clippy::unwrap_used)] // example code: a failed unwrap is a usage error
 use std::time::Instant;
 
@@ -20,6 +22,22 @@ fn main() {
     let new = std::fs::read(&args[2]).unwrap();
     let mb = new.len() as f64 / 1e6;
     let mut opts = dms_delta::MakeOptions::default();
+    let env = |name: &str| std::env::var(name).ok().map(|v| v.parse::<i64>().unwrap());
+    if let Some(v) = env("DIFF_LEVEL") {
+        opts.bsdiff_diff_level = v as i32;
+    }
+    if let Some(v) = env("EXTRA_LEVEL") {
+        opts.bsdiff_extra_level = v as i32;
+    }
+    if let Some(v) = env("PROBE_LEVEL") {
+        opts.zstd_probe_level = v as i32;
+    }
+    if let Some(v) = env("RETRY_PERCENT") {
+        opts.zstd_retry_percent = v as u32;
+    }
+    if let Some(v) = env("THREADS") {
+        opts.threads = v as usize;
+    }
     if args.get(3).map(String::as_str) == Some("no-probe") {
         opts.zstd_probe_level = opts.zstd_level;
     }

@@ -33,8 +33,10 @@ pub enum Method {
     /// A zstd frame compressed with the base as reference prefix
     /// (`zstd --patch-from` style, long-distance matching).
     ZstdRef,
-    /// A bsdiff 4.x patch (qbsdiff).
-    Bsdiff,
+    /// A bsdiff-family diff (bsdiff's controls, byte-wise differences
+    /// and literals, found with a hash index of the base) whose three
+    /// streams are zstd frames: dms's own format, see the crate docs.
+    BsdiffZstd,
 }
 
 impl Method {
@@ -42,7 +44,7 @@ impl Method {
     pub fn code(self) -> u8 {
         match self {
             Method::ZstdRef => 1,
-            Method::Bsdiff => 2,
+            Method::BsdiffZstd => 3,
         }
     }
 
@@ -50,16 +52,16 @@ impl Method {
     pub fn from_code(code: u8) -> Option<Self> {
         match code {
             1 => Some(Method::ZstdRef),
-            2 => Some(Method::Bsdiff),
+            3 => Some(Method::BsdiffZstd),
             _ => None,
         }
     }
 
-    /// A short lowercase name (`zstd-ref`, `bsdiff`).
+    /// A short lowercase name (`zstd-ref`, `bsdiff-zstd`).
     pub fn name(self) -> &'static str {
         match self {
             Method::ZstdRef => "zstd-ref",
-            Method::Bsdiff => "bsdiff",
+            Method::BsdiffZstd => "bsdiff-zstd",
         }
     }
 }
@@ -146,7 +148,7 @@ mod tests {
 
     fn sample() -> Header {
         Header {
-            method: Method::Bsdiff,
+            method: Method::BsdiffZstd,
             base_size: 12345,
             base_sha256: [7; 32],
             target_size: u64::MAX,
@@ -178,6 +180,10 @@ mod tests {
         let mut b = good;
         b[9] = 0;
         assert_eq!(Header::parse(&b), Err(HeaderError::UnknownMethod(0)));
+        // Code 2 was bsdiff 4.x (qbsdiff) before the bsdiff-zstd method.
+        let mut b = good;
+        b[9] = 2;
+        assert_eq!(Header::parse(&b), Err(HeaderError::UnknownMethod(2)));
         let mut b = good;
         b[11] = 1;
         assert_eq!(Header::parse(&b), Err(HeaderError::Reserved));

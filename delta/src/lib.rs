@@ -3,8 +3,20 @@
 //! A device that runs version N−1 downloads a delta instead of version N.
 //! [`make`] encodes the new version twice — as a zstd frame with the old
 //! version as reference prefix (`zstd --patch-from`: long-distance
-//! matching, a window that spans both versions) and as a bsdiff 4.x patch
-//! (qbsdiff) — and keeps the smaller. [`apply`] rebuilds the new version.
+//! matching, a window that spans both versions) and as a bsdiff-family
+//! diff ([`Method::BsdiffZstd`]) — and keeps the smaller. [`apply`]
+//! rebuilds the new version.
+//!
+//! The bsdiff-family diff is this crate's own: bsdiff's scan (a new
+//! alignment only when it beats the current one by more than 8 bytes,
+//! approximate extension around each switch, so that moved addresses in a
+//! recompiled binary become sparse byte-wise differences) over a hash
+//! index of the base instead of a suffix array, on one slice of the
+//! target per thread; the differences stored sparsely (zero-run lengths,
+//! run lengths, non-zero bytes) and every stream compressed with zstd.
+//! On real releases (numpy, scipy wheels) it is within a few percent of
+//! bsdiff 4.x's size, made 5–10 times faster, and applied at several
+//! hundred MB/s (zstd and a sparse add instead of bzip2).
 //!
 //! Every delta starts with a self-describing [`Header`]: method, base size
 //! and SHA-256, target size and SHA-256. So [`apply`]:
@@ -32,9 +44,11 @@
 
 #![deny(missing_docs)]
 
+mod bsdz;
 mod error;
 mod files;
 mod header;
+mod matcher;
 mod methods;
 mod sink;
 
@@ -61,24 +75,34 @@ pub struct MakeOptions {
     /// probe.
     pub zstd_probe_level: i32,
     /// See `zstd_probe_level`, in percent (level 19 makes deltas about
-    /// 0.75 × those of level 12 on executables and images of them; 150
-    /// leaves margin).
+    /// 0.65–0.75 × those of level 3 on executables and images of them;
+    /// 200 leaves margin).
     pub zstd_retry_percent: u32,
-    /// Also try bsdiff (slower to make; sometimes smaller on executables).
+    /// Also try the bsdiff-family method ([`Method::BsdiffZstd`]; much
+    /// smaller than zstd on executables, whose addresses move).
     pub bsdiff: bool,
-    /// Skip bsdiff when the target is larger than this (its suffix sort
-    /// is the slow part).
+    /// Skip the bsdiff-family method when the target is larger than this.
     pub bsdiff_max_size: u64,
+    /// zstd level of the bsdiff-family difference stream (mostly zeros).
+    pub bsdiff_diff_level: i32,
+    /// zstd level of the bsdiff-family literal and control streams.
+    pub bsdiff_extra_level: i32,
+    /// Threads for the bsdiff-family method (0: as many as the machine
+    /// has, at most 4).
+    pub threads: usize,
 }
 
 impl Default for MakeOptions {
     fn default() -> Self {
         MakeOptions {
             zstd_level: 19,
-            zstd_probe_level: 12,
-            zstd_retry_percent: 150,
+            zstd_probe_level: 3,
+            zstd_retry_percent: 200,
             bsdiff: true,
             bsdiff_max_size: 512 << 20,
+            bsdiff_diff_level: 19,
+            bsdiff_extra_level: 19,
+            threads: 0,
         }
     }
 }
@@ -116,8 +140,9 @@ impl DeltaInfo {
     }
 }
 
-/// Makes a delta from `base` to `target` in memory: bsdiff on a second
-/// thread beside zstd at the probe level, zstd at the full level only when
+/// Makes a delta from `base` to `target` in memory: the bsdiff-family
+/// method (on up to [`MakeOptions::threads`] threads) beside zstd at the
+/// probe level, zstd at the full level only when
 /// the probe says it may win (see [`MakeOptions::zstd_probe_level`]); the
 /// smallest kept.
 pub fn make_bytes(
@@ -125,14 +150,6 @@ pub fn make_bytes(
     target: &[u8],
     opts: &MakeOptions,
 ) -> Result<(Vec<u8>, DeltaInfo), DeltaError> {
-    let header = Header {
-        // Set below to the method kept.
-        method: Method::ZstdRef,
-        base_size: base.len() as u64,
-        base_sha256: Sha256::digest(base).into(),
-        target_size: target.len() as u64,
-        target_sha256: Sha256::digest(target).into(),
-    };
     let try_bsdiff = opts.bsdiff && target.len() as u64 <= opts.bsdiff_max_size;
     // Without bsdiff there is nothing to compare a probe with.
     let first_level = if try_bsdiff {
@@ -140,16 +157,33 @@ pub fn make_bytes(
     } else {
         opts.zstd_level
     };
-    let (zstd, bsdiff) = std::thread::scope(|scope| {
-        let bsdiff = try_bsdiff.then(|| scope.spawn(|| methods::bsdiff_encode(base, target)));
+    // Hashing, the bsdiff-family method and the zstd probe side by side.
+    let (digests, zstd, bsdiff) = std::thread::scope(|scope| {
+        let digests = scope.spawn(|| -> ([u8; 32], [u8; 32]) {
+            (Sha256::digest(base).into(), Sha256::digest(target).into())
+        });
+        let bsdiff =
+            try_bsdiff.then(|| scope.spawn(|| bsdz::encode(base, target, bsdz_params(opts))));
         let zstd = methods::zstd_encode(base, target, first_level);
         let bsdiff = bsdiff.map(|handle| {
             handle.join().unwrap_or_else(|_| {
                 Err(DeltaError::Encode(std::io::Error::other("bsdiff panicked")))
             })
         });
-        (zstd, bsdiff)
+        let digests = digests
+            .join()
+            .map_err(|_| DeltaError::Encode(std::io::Error::other("hashing panicked")));
+        (digests, zstd, bsdiff)
     });
+    let (base_sha256, target_sha256) = digests?;
+    let header = Header {
+        // Set below to the method kept.
+        method: Method::ZstdRef,
+        base_size: base.len() as u64,
+        base_sha256,
+        target_size: target.len() as u64,
+        target_sha256,
+    };
     let mut bodies = vec![(Method::ZstdRef, zstd?)];
     if let Some(bsdiff) = bsdiff {
         let bsdiff = bsdiff?;
@@ -161,7 +195,7 @@ pub fn make_bytes(
                 methods::zstd_encode(base, target, opts.zstd_level)?,
             ));
         }
-        bodies.push((Method::Bsdiff, bsdiff));
+        bodies.push((Method::BsdiffZstd, bsdiff));
     }
     let candidates = bodies
         .iter()
@@ -192,6 +226,19 @@ pub fn make_bytes(
         candidates,
     };
     Ok((delta, info))
+}
+
+fn bsdz_params(opts: &MakeOptions) -> bsdz::Params {
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+        n => n,
+    };
+    bsdz::Params {
+        diff_level: opts.bsdiff_diff_level,
+        extra_level: opts.bsdiff_extra_level,
+        threads,
+        parallel_min: bsdz::PARALLEL_MIN,
+    }
 }
 
 /// Applies `delta` to `base` in memory and returns the verified target.
@@ -248,7 +295,7 @@ fn apply_checked(
     let mut sink = Sink::new(out, header.target_size.saturating_add(1));
     let decoded = match header.method {
         Method::ZstdRef => methods::zstd_decode(base, header.target_size, body, &mut sink),
-        Method::Bsdiff => methods::bsdiff_decode(base, body, &mut sink),
+        Method::BsdiffZstd => bsdz::decode(base, header.target_size, body, &mut sink),
     };
     let decoded = decoded.and_then(|()| sink.flush());
     match (decoded, sink.refused) {

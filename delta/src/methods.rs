@@ -1,6 +1,6 @@
-//! The two body encodings: zstd with the base as reference prefix, and
-//! bsdiff 4.x (qbsdiff). Both encode whole buffers in memory and decode
-//! into any writer; decoding never panics on a corrupt body.
+//! The zstd body encoding, with the base as reference prefix (the
+//! bsdiff-family one is in `bsdz`). It encodes whole buffers in memory and
+//! decodes into any writer; decoding never panics on a corrupt body.
 
 use std::io::{self, Read, Write};
 
@@ -58,52 +58,6 @@ pub(crate) fn zstd_decode(
     copy(&mut decoder, out)
 }
 
-/// Encodes `target` as a bsdiff 4.x patch against `base`.
-pub(crate) fn bsdiff_encode(base: &[u8], target: &[u8]) -> Result<Vec<u8>, DeltaError> {
-    let mut patch = Vec::new();
-    qbsdiff::Bsdiff::new(base, target)
-        // bzip2 level 1 (100 kB blocks): as small or smaller than level 9
-        // on the mostly-zero diff streams of releases, and faster.
-        .compression_level(1)
-        .compare(&mut patch)
-        .map_err(DeltaError::Encode)?;
-    Ok(patch)
-}
-
-/// Decodes a bsdiff 4.x body into `out`.
-pub(crate) fn bsdiff_decode(base: &[u8], body: &[u8], out: &mut dyn Write) -> io::Result<()> {
-    check_bsdiff_lengths(body)?;
-    qbsdiff::Bspatch::new(body)?.apply(base, out).map(drop)
-}
-
-/// Checks the two stream lengths of a bsdiff 4.x header before qbsdiff
-/// sees them: qbsdiff adds them unchecked, so lengths near `u64::MAX`
-/// overflow (a panic in debug builds, an out-of-bounds split in release).
-fn check_bsdiff_lengths(body: &[u8]) -> io::Result<()> {
-    let corrupt =
-        |why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("bsdiff body: {why}"));
-    if body.len() < 32 || &body[..8] != b"BSDIFF40" {
-        return Err(corrupt("no BSDIFF40 header"));
-    }
-    let length = |at: usize| -> io::Result<u64> {
-        let mut raw = [0u8; 8];
-        raw.copy_from_slice(&body[at..at + 8]);
-        // bsdiff's sign-magnitude integers: the top bit is the sign.
-        let value = u64::from_le_bytes(raw);
-        if value >> 63 != 0 {
-            return Err(corrupt("negative stream length"));
-        }
-        Ok(value)
-    };
-    let streams = length(8)?
-        .checked_add(length(16)?)
-        .and_then(|n| n.checked_add(32));
-    match streams {
-        Some(n) if n <= body.len() as u64 => Ok(()),
-        _ => Err(corrupt("stream lengths exceed the body")),
-    }
-}
-
 fn copy(reader: &mut dyn Read, out: &mut dyn Write) -> io::Result<()> {
     let mut buf = vec![0u8; 128 * 1024];
     loop {
@@ -122,27 +76,6 @@ mod tests {
     #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
     use super::*;
-
-    #[test]
-    fn bsdiff_lengths_that_overflow_are_corrupt() {
-        // Found by the apply fuzz target: these lengths wrapped inside qbsdiff.
-        let mut body = b"BSDIFF40".to_vec();
-        body.extend_from_slice(&[0x01, 0x01, 0x59, 0, 0, 0, 0, 0xa8]);
-        body.extend_from_slice(&[0xa8, 0xa8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
-        body.extend_from_slice(&[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfd, 0]);
-        let err = bsdiff_decode(b"", &body, &mut Vec::new()).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        // Two positive lengths whose sum passes u64::MAX are refused too.
-        body[8..24].copy_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f].repeat(2));
-        body[8] = 0xff;
-        let mut big = body.clone();
-        big[15] = 0x7f;
-        assert!(bsdiff_decode(b"", &big, &mut Vec::new()).is_err());
-        let mut short = b"BSDIFF40".to_vec();
-        short.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]);
-        short.extend_from_slice(&[0; 16]);
-        assert!(bsdiff_decode(b"base", &short, &mut Vec::new()).is_err());
-    }
 
     #[test]
     fn window_covers_base_and_target() {

@@ -6,6 +6,8 @@
 //! fuzzer's memory). Since a random header almost never names the base,
 //! the delta's bytes are also tried as the body behind a valid header for
 //! this base (target = base), with each method, to reach the decoders.
+//! Seeds (`seeds/apply`, pass it after the corpus directory): a
+//! bsdiff-zstd delta, and a bsdiff-zstd body of a base onto itself.
 
 #![no_main]
 
@@ -39,7 +41,8 @@ fn body_behind_valid_header(base: &[u8], body: &[u8]) {
     let Ok((valid, _)) = dms_delta::make_bytes(base, base, &opts) else {
         return;
     };
-    for method in [1u8, 2] {
+    // 1: zstd-ref, 3: bsdiff-zstd (2, the retired bsdiff 4.x, is refused).
+    for method in [1u8, 2, 3] {
         let mut delta = valid[..dms_delta::HEADER_LEN].to_vec();
         delta[9] = method;
         delta.extend_from_slice(body);
