@@ -9,7 +9,8 @@ use clap::{Args, Subcommand};
 /// `dms delta` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum DeltaCommand {
-    /// Make a delta that turns OLD into NEW (zstd patch-from and bsdiff,
+    /// Make a delta that turns OLD into NEW (zstd patch-from and a
+    /// bsdiff-family diff with zstd streams,
     /// the smaller kept); prints sizes and ratio.
     Make(MakeArgs),
     /// Apply DELTA to OLD; writes the verified result to OUT atomically
