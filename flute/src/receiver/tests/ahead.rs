@@ -201,3 +201,55 @@ fn a_zero_budget_releases_at_once_and_md5_can_stay_unchecked() {
         Some((Verification::NotChecked, Verification::NotComputed))
     );
 }
+
+/// Carousel rounds with bursts of loss: blocks fail in the first round
+/// and complete in later ones, in any order, within the budget.
+#[test]
+fn carousel_rounds_with_bursts_complete_every_block_once_within_the_budget() {
+    let data = object(1 << 20, 5);
+    let oti = raptorq(data.len(), 1024, 16);
+    let mut send = Send::new(TSI, TOI);
+    send.repair = 20;
+    let packets = object_packets(send, &oti, &data);
+    let budget = 64 << 10;
+    let mut receiver = receiver(budget, false);
+    let mut now = Instant::now();
+    let mut written = Written::new(data.len());
+    written.feed(
+        &mut receiver,
+        &mut now,
+        &fdt(TSI, 1, vec![file(TOI, "big", &oti, &data)]),
+    );
+    // Gilbert–Elliott loss: bursts of 50 datagrams on average, a quarter
+    // of the datagrams in all.
+    let mut rng = Rng(12_345);
+    let mut in_burst = false;
+    let mut first_round_gaps = 0;
+    for round in 0..4 {
+        let kept: Vec<Vec<u8>> = packets
+            .iter()
+            .filter(|_| {
+                let flip = if in_burst { 20 } else { 20 / 3 };
+                if rng.next() % 1000 < flip {
+                    in_burst = !in_burst;
+                }
+                !in_burst
+            })
+            .cloned()
+            .collect();
+        written.feed(&mut receiver, &mut now, &kept);
+        if round == 0 {
+            first_round_gaps = receiver.gaps(TSI, TOI).unwrap().len();
+        }
+    }
+    assert!(first_round_gaps > 1, "{first_round_gaps} gaps");
+    assert!(written.peak_held <= budget, "{} held", written.peak_held);
+    assert_eq!(written.data, data);
+    assert!(written.handed.values().all(|&(a, b)| a + b == 1));
+    assert_eq!(written.handed.len(), 16);
+    assert_eq!(receiver.stats().digests_deferred, 1);
+    assert_eq!(
+        written.complete,
+        Some((Verification::NotChecked, Verification::NotComputed))
+    );
+}
