@@ -652,7 +652,7 @@ mod tests {
     #[test]
     fn digests_are_read_back_from_the_blocks_written_out_of_order() {
         let dir = tempfile::tempdir().unwrap();
-        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 13 >> 3) as u8).collect();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| ((i * 13) >> 3) as u8).collect();
         let writer = write(dir.path(), &data);
         let digests = writer.digests(true).unwrap();
         assert_eq!(digests.sha256, <[u8; 32]>::from(Sha256::digest(&data)));
