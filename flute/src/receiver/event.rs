@@ -184,7 +184,10 @@ pub enum Event {
         /// What is now known of it.
         info: ObjectInfo,
     },
-    /// A decoded block, in order: write `data` at `offset`.
+    /// A decoded block, in order: write `data` at `offset`. Blocks of an
+    /// object whose blocks were released (see
+    /// [`Event::BlockDecodedAhead`]) that left as `BlockDecodedAhead` are
+    /// skipped.
     BlockDecoded {
         /// Session.
         tsi: u64,
