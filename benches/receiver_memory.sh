@@ -82,7 +82,8 @@ measure() {
         send=("$BIN/dms" send "$FILE" --group "$group" --iface "$IFACE" --rate "$RATE"
             --fec raptorq --repair 10 --symbol-size 1400 --tsi 1 --carousel "$CAROUSEL")
         if [[ -n "$DROP" ]]; then
-            receive+=(--drop "$DROP" --seed "$SEED")
+            receive=(env RUST_LOG=warn,dms_peer::receive::decode=info "${receive[@]}"
+                --drop "$DROP" --seed "$SEED")
         fi
         ;;
     theirs)
@@ -122,6 +123,12 @@ measure() {
         peak=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$log.time" 2>/dev/null || echo 0)
     fi
 
+    if [[ -n "$DROP" ]]; then
+        # Whether a burst made the receiver release blocks (then it hashed
+        # the object read back), and how much was dropped.
+        grep -hoE "hashing the object read back|[0-9]+ datagrams dropped by --drop" \
+            "$log.receive" | sort -u | sed "s/^/  $impl: /" >&2 || true
+    fi
     local got="" status=intact
     [[ -f "$out/payload.bin" ]] && got=$(sha256sum "$out/payload.bin" | cut -d' ' -f1)
     rm -rf "$out"

@@ -554,6 +554,11 @@ impl DecodeLoop {
             // blocks in order (it released some to bound its memory).
             let digests = match tracked.read_back {
                 Some(read_back) => {
+                    tracing::info!(
+                        tsi,
+                        %toi,
+                        "blocks were released ahead of order: hashing the object read back"
+                    );
                     let digests = w.digests(read_back.md5)?;
                     read_back_verified = check_read_back(&digests, read_back, info)?;
                     Some(digests)
