@@ -10,6 +10,11 @@
 #   SIZE_MIB=1024            object size
 #   RATE=400                 paced sender rate, Mbit/s (theirs is intact here)
 #   IMPLS="ours theirs"      which to run
+#   DROP=PERCENT,BURST       burst case (ours only): loss injected at the
+#                            receiver (`dms receive --drop`, seeded by SEED=1),
+#                            the object sent CAROUSEL=2 times so later rounds
+#                            fill the blocks a burst took, e.g.
+#                            DROP=3,20000 RATE=775 benches/receiver_memory.sh
 #   GROUP_IP=239.255.201.1  PORT_BASE=47700
 #   NO_BUILD=1               skip the cargo build
 set -euo pipefail
@@ -18,6 +23,17 @@ cd "$(dirname "$0")/.."
 SIZE_MIB=${SIZE_MIB:-1024}
 RATE=${RATE:-400}
 IMPLS=${IMPLS:-"ours theirs"}
+DROP=${DROP:-}
+SEED=${SEED:-1}
+if [[ -n "$DROP" ]]; then
+    CAROUSEL=${CAROUSEL:-2}
+    if [[ "$IMPLS" != ours ]]; then
+        echo "DROP: only ours injects loss; running ours alone" >&2
+        IMPLS=ours
+    fi
+else
+    CAROUSEL=${CAROUSEL:-1}
+fi
 GROUP_IP=${GROUP_IP:-239.255.201.1}
 PORT_BASE=${PORT_BASE:-47700}
 IFACE=127.0.0.1
@@ -48,7 +64,7 @@ echo "making a ${SIZE_MIB} MiB random file" >&2
 head -c "$((SIZE_MIB << 20))" /dev/urandom >"$FILE"
 SHA=$(sha256sum "$FILE" | cut -d' ' -f1)
 # Three times the paced transfer time, plus start-up.
-LIMIT=$(((SIZE_MIB << 23) * 3 / (RATE * 1000000) + 30))
+LIMIT=$(((SIZE_MIB << 23) * 3 * CAROUSEL / (RATE * 1000000) + 30))
 HAVE_TIME=""
 [[ -x /usr/bin/time ]] && HAVE_TIME=1
 
@@ -64,7 +80,11 @@ measure() {
         receive=("$BIN/dms" receive --group "$group" --iface "$IFACE" --out "$out"
             --count 1 --timeout "$LIMIT")
         send=("$BIN/dms" send "$FILE" --group "$group" --iface "$IFACE" --rate "$RATE"
-            --fec raptorq --repair 10 --symbol-size 1400 --tsi 1)
+            --fec raptorq --repair 10 --symbol-size 1400 --tsi 1 --carousel "$CAROUSEL")
+        if [[ -n "$DROP" ]]; then
+            receive=(env RUST_LOG=warn,dms_peer::receive::decode=info "${receive[@]}"
+                --drop "$DROP" --seed "$SEED")
+        fi
         ;;
     theirs)
         receive=("$BIN/examples/flute_crate_receive" --group "$group" --iface "$IFACE"
@@ -103,6 +123,12 @@ measure() {
         peak=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$log.time" 2>/dev/null || echo 0)
     fi
 
+    if [[ -n "$DROP" ]]; then
+        # Whether a burst made the receiver release blocks (then it hashed
+        # the object read back), and how much was dropped.
+        grep -hoE "hashing the object read back|[0-9]+ datagrams dropped by --drop" \
+            "$log.receive" | sort -u | sed "s/^/  $impl: /" >&2 || true
+    fi
     local got="" status=intact
     [[ -f "$out/payload.bin" ]] && got=$(sha256sum "$out/payload.bin" | cut -d' ' -f1)
     rm -rf "$out"
@@ -116,7 +142,7 @@ measure() {
     PEAK=${peak:-0} STATUS=$status
 }
 
-echo "object: ${SIZE_MIB} MiB, RaptorQ, 10 % repair, T = 1400, paced at $RATE Mbit/s over loopback multicast"
+echo "object: ${SIZE_MIB} MiB, RaptorQ, 10 % repair, T = 1400, paced at $RATE Mbit/s over loopback multicast, $CAROUSEL round(s)${DROP:+, injected loss $DROP (seed $SEED)}"
 port=$PORT_BASE
 for impl in $IMPLS; do
     port=$((port + 1))

@@ -12,12 +12,13 @@ use std::path::Path;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dms_fec::FecScheme;
+use dms_fec::{BlockSize, FecScheme};
 use dms_flute::lct::{ContentEncoding, FluteVersion};
 use dms_flute::net::{Interface, SenderSocketConfig, sender_socket};
 use dms_flute::{ObjectSpec, Sender, SenderConfig};
 use dms_peer::receive::{
-    MulticastReceiver, ObjectProgress, ObjectState, ReceiveConfig, ReceiveEvent, TEMP_PREFIX,
+    LossModel, MulticastReceiver, ObjectProgress, ObjectState, ReceiveConfig, ReceiveEvent,
+    ReceiveStats, TEMP_PREFIX,
 };
 use sha2::{Digest, Sha256};
 
@@ -465,4 +466,81 @@ fn gso_trains_are_received_as_single_datagrams() {
         // Loopback hands GSO trains to a GRO socket whole: they were split.
         assert!(stats.coalesced > 0, "{stats:?}");
     }
+}
+
+/// A 4 MiB object of 64 KiB blocks sent in four carousel rounds, received
+/// with bursts of loss injected (about 100 datagrams, more than a block,
+/// a tenth of the datagrams in all) and at most 128 KiB of blocks held
+/// ahead of a gap: blocks lost in the first round wait for a later one
+/// while every block after them is written and released.
+fn burst_run(
+    port: u16,
+    tsi: u64,
+    sha256: Option<[u8; 32]>,
+) -> (
+    Vec<u8>,
+    tempfile::TempDir,
+    Vec<ObjectProgress>,
+    ReceiveStats,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config =
+        ReceiveConfig::new(group(port), Interface::V4(Ipv4Addr::LOCALHOST), dir.path());
+    config.flute.max_ahead_bytes = 128 << 10;
+    config.loss = Some(LossModel {
+        rate: 0.1,
+        mean_burst: Some(100.0),
+        seed: 7,
+    });
+    let (receiver, events) = start_with(config);
+    let data = pattern(4 << 20, 9);
+    let mut spec = spec("file:///burst.img", &data);
+    spec.block_size = BlockSize::Bytes(64 << 10);
+    if let Some(sha256) = sha256 {
+        spec.sha256 = Some(sha256);
+    }
+    let mut session = session(tsi);
+    session.carousel_rounds = 4;
+    let sender = send(group(port), session, vec![spec]);
+    let done = wait_for(&events, 1);
+    sender.join().unwrap();
+    let stats = receiver.stop().unwrap();
+    (data, dir, done, stats)
+}
+
+#[test]
+fn a_burst_beyond_the_ahead_budget_is_hashed_from_the_file_before_the_rename() {
+    let (data, dir, done, stats) = burst_run(45_321, 21, None);
+    assert_eq!(done.len(), 1, "object did not finish: {stats:?}");
+    assert!(stats.dropped_injected > 0);
+    // Blocks were released: the receiver could not hash in order.
+    assert!(stats.flute.digests_deferred >= 1, "{stats:?}");
+    assert!(stats.flute.blocks_released > 0, "{stats:?}");
+    let path = complete_path(&done[0]);
+    assert_eq!(path, dir.path().join("burst.img"));
+    // Verified: the SHA-256 of the file read back matched the FDT's.
+    assert!(
+        matches!(done[0].state, ObjectState::Complete { verified: true, size, .. } if size == data.len() as u64),
+        "{:?}",
+        done[0].state
+    );
+    assert!(std::fs::read(path).unwrap() == data, "content differs");
+    assert_eq!(
+        entries(dir.path()),
+        BTreeSet::from(["burst.img".to_owned()])
+    );
+}
+
+#[test]
+fn a_released_object_with_a_wrong_digest_leaves_nothing() {
+    let (_, dir, done, stats) = burst_run(45_322, 22, Some([7; 32]));
+    assert_eq!(done.len(), 1, "object did not finish: {stats:?}");
+    assert!(stats.flute.digests_deferred >= 1, "{stats:?}");
+    assert!(
+        matches!(&done[0].state, ObjectState::Failed { reason } if reason.contains("SHA-256") && reason.contains("read back")),
+        "{:?}",
+        done[0].state
+    );
+    assert_eq!(stats.objects_failed, 1);
+    assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
 }

@@ -4,7 +4,8 @@
 //! The first byte of each datagram may force the LCT version to 1 and the
 //! codepoint to 0 or 6, so that most datagrams reach the session logic.
 //! Time advances with each datagram and the timers run now and then. The
-//! receiver must not panic and must keep its pending buffer in budget.
+//! receiver must not panic and must keep its pending buffer and the blocks
+//! it holds ahead of order in budget.
 #![no_main]
 
 use std::time::{Duration, Instant};
@@ -13,12 +14,17 @@ use dms_flute::receiver::{Receiver, ReceiverConfig};
 use libfuzzer_sys::fuzz_target;
 
 const BUDGET: usize = 64 * 1024;
+/// Bytes of blocks decoded ahead of order an object may hold.
+const AHEAD: usize = 8 * 1024;
 
 fuzz_target!(|data: &[u8]| {
     let mut config = ReceiverConfig::default();
     config.max_pending_bytes = BUDGET;
     config.max_pending_per_object = BUDGET / 4;
     config.max_sessions = 4;
+    config.blocks_ahead = true;
+    config.max_ahead_bytes = AHEAD;
+    let max_held = AHEAD * config.max_decoding_objects * config.max_sessions;
     let mut receiver = Receiver::new(config);
     let mut now = Instant::now();
     let mut rest = data;
@@ -38,6 +44,7 @@ fuzz_target!(|data: &[u8]| {
         now += Duration::from_millis(u64::from(count % 7) * 10);
         let _ = receiver.handle_datagram(now, datagram);
         assert!(receiver.pending_bytes() <= BUDGET);
+        assert!(receiver.held_ahead_bytes() <= max_held);
         while receiver.poll_event().is_some() {}
         count += 1;
         if count % 32 == 0 {

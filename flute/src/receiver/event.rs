@@ -97,6 +97,14 @@ pub enum Verification {
     /// Content-Encoding, which the I/O layer does: it must check it
     /// against the object's [`FileDescription::sha256`].
     AfterContentDecoding,
+    /// The digest was given but could not be computed as the blocks left
+    /// in order: blocks decoded ahead of a gap were released to bound
+    /// memory (see
+    /// [`ReceiverConfig::max_ahead_bytes`](super::ReceiverConfig::max_ahead_bytes)),
+    /// each handed out once as [`Event::BlockDecodedAhead`]. The I/O layer
+    /// must compute it over the object it wrote and check it against the
+    /// [`FileDescription`] before using the object.
+    NotComputed,
 }
 
 /// Why an object failed.
@@ -176,7 +184,10 @@ pub enum Event {
         /// What is now known of it.
         info: ObjectInfo,
     },
-    /// A decoded block, in order: write `data` at `offset`.
+    /// A decoded block, in order: write `data` at `offset`. Blocks of an
+    /// object whose blocks were released (see
+    /// [`Event::BlockDecodedAhead`]) that left as `BlockDecodedAhead` are
+    /// skipped.
     BlockDecoded {
         /// Session.
         tsi: u64,
@@ -192,7 +203,12 @@ pub enum Event {
     /// A block decoded while an earlier block is still incomplete (only
     /// with [`ReceiverConfig::blocks_ahead`](super::ReceiverConfig)): a
     /// copy to write at `offset` now. The same block comes again as
-    /// [`Event::BlockDecoded`] when the blocks before it are out.
+    /// [`Event::BlockDecoded`] when the blocks before it are out — unless
+    /// the object's blocks were released (more than
+    /// [`ReceiverConfig::max_ahead_bytes`](super::ReceiverConfig::max_ahead_bytes)
+    /// were held): then this is the only time the block is handed out,
+    /// and the object completes with digests
+    /// [`Verification::NotComputed`].
     BlockDecodedAhead {
         /// Session.
         tsi: u64,
@@ -362,6 +378,13 @@ pub struct Stats {
     pub duplicates: u64,
     /// Symbols for blocks already decoded or objects already complete.
     pub after_decoded: u64,
+    /// Blocks decoded ahead of order that were handed out and released
+    /// at once (not held for the in-order stream): see
+    /// [`ReceiverConfig::max_ahead_bytes`](super::ReceiverConfig::max_ahead_bytes).
+    pub blocks_released: u64,
+    /// Objects whose blocks were released, so whose digests are left to
+    /// the caller ([`Verification::NotComputed`]).
+    pub digests_deferred: u64,
     /// Objects completed and verified.
     pub objects_complete: u64,
     /// Objects that failed verification.

@@ -16,6 +16,15 @@
 //! in memory whole; Content-MD5 and `dms:SHA-256` are computed over the
 //! blocks as they leave and checked when the last one has.
 //!
+//! With [`ReceiverConfig::blocks_ahead`], blocks that decode past an
+//! incomplete one are also handed out at once ([`Event::BlockDecodedAhead`])
+//! and held for the in-order digests — up to
+//! [`ReceiverConfig::max_ahead_bytes`] per object. Past that (a burst lost
+//! more than a block's repair margin), the object's blocks are released:
+//! handed out once and dropped, and its completion reports the digests
+//! [`Verification::NotComputed`], for the I/O layer to compute over the
+//! file it wrote.
+//!
 //! Objects are learned from FDT Instances (TOI 0 with EXT_FDT) or from
 //! EXT_FTI on their own packets; packets that come before either wait in a
 //! pending buffer bounded in bytes ([`ReceiverConfig::max_pending_bytes`])
@@ -109,6 +118,16 @@ pub struct ReceiverConfig {
     /// and shared at once (default off). The in-order
     /// [`Event::BlockDecoded`] still follows for each.
     pub blocks_ahead: bool,
+    /// With [`Self::blocks_ahead`], the bytes of blocks decoded ahead of
+    /// a gap that an object may hold for its in-order stream (default
+    /// 32 MiB). Past it, the object's blocks are released: each is handed
+    /// out once ([`Event::BlockDecodedAhead`]) and dropped, so a block lost
+    /// beyond its repair margin no longer keeps every later block in
+    /// memory until it is repaired; the whole-object digests can then not
+    /// be computed in order and the object completes with
+    /// [`Verification::NotComputed`] for the I/O layer to check. Zero
+    /// releases at the first block decoded ahead of order.
+    pub max_ahead_bytes: usize,
 }
 
 impl Default for ReceiverConfig {
@@ -129,6 +148,7 @@ impl Default for ReceiverConfig {
             fdt_wait: Duration::from_secs(3),
             md5_with_sha256: true,
             blocks_ahead: false,
+            max_ahead_bytes: 32 << 20,
         }
     }
 }
@@ -346,6 +366,14 @@ impl Receiver {
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Bytes of decoded blocks held, over all objects, until the blocks
+    /// before them decode (in-order hashing); with
+    /// [`ReceiverConfig::blocks_ahead`] at most
+    /// [`ReceiverConfig::max_ahead_bytes`] per object.
+    pub fn held_ahead_bytes(&self) -> usize {
+        self.sessions.values().map(Session::held_ahead_bytes).sum()
     }
 
     /// Bytes held by packets waiting for their objects' OTI.

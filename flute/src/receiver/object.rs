@@ -94,14 +94,45 @@ pub(super) struct Active {
     /// Created at the first symbol, so objects listed in an FDT cost
     /// nothing until their packets come.
     pub decoder: Option<ObjectDecoder>,
-    /// `None` once it is known that MD5 need not be checked.
+    /// `None` once it is known that MD5 need not be checked, or once
+    /// blocks were released.
     md5: Option<Md5>,
-    sha256: Sha256,
-    blocks_out: u32,
+    /// `None` once blocks were released ahead of order: the in-order
+    /// stream no longer covers the whole object.
+    sha256: Option<Sha256>,
+    /// Blocks decoded ahead of order were released (taken out of the
+    /// decoder once handed out) to bound memory: the caller computes the
+    /// digests.
+    released: bool,
     /// Blocks decoded when the ahead-of-order scan last ran, and the
     /// blocks it handed out.
     decoded_seen: u32,
     ahead_out: Vec<bool>,
+}
+
+/// The whole-object digests of a decoded object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Digests {
+    /// Computed over the blocks as they left in order (`md5` is `None`
+    /// when it need not be checked).
+    InOrder {
+        md5: Option<[u8; 16]>,
+        sha256: [u8; 32],
+    },
+    /// Not computed: blocks were released ahead of order, so the caller
+    /// computes them over what it wrote. `skip_md5` is the receiver's
+    /// policy of not checking MD5 beside our SHA-256.
+    ByCaller { skip_md5: bool },
+}
+
+/// What [`Active::drain`] does with blocks decoded ahead of order.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AheadPolicy {
+    /// Hand them out ([`Event::BlockDecodedAhead`]).
+    pub enabled: bool,
+    /// Bytes of them held for the in-order stream before they are
+    /// released instead.
+    pub max_held: usize,
 }
 
 /// Where an object is.
@@ -129,8 +160,7 @@ pub(super) enum ObjectState {
 #[derive(Debug)]
 pub(super) struct Undescribed {
     pub oti: Oti,
-    pub md5: Option<[u8; 16]>,
-    pub sha256: [u8; 32],
+    pub digests: Digests,
     pub deadline: Instant,
 }
 
@@ -141,10 +171,7 @@ pub(super) enum Drained {
     /// Completion or failure was reported.
     Finished,
     /// Every block is out but the FDT has not described the object.
-    Undescribed {
-        md5: Option<[u8; 16]>,
-        sha256: [u8; 32],
-    },
+    Undescribed { digests: Digests },
 }
 
 /// One object of a session.
@@ -192,8 +219,8 @@ impl Active {
             oti,
             decoder: None,
             md5: Some(Md5::new()),
-            sha256: Sha256::new(),
-            blocks_out: 0,
+            sha256: Some(Sha256::new()),
+            released: false,
             decoded_seen: 0,
             ahead_out: Vec::new(),
         }
@@ -203,7 +230,14 @@ impl Active {
         self.oti.layout()
     }
 
-    /// Hands decoded blocks out in order; once the last one is out,
+    /// Bytes of decoded blocks held for the in-order stream.
+    pub fn held_bytes(&self) -> usize {
+        self.decoder.as_ref().map_or(0, ObjectDecoder::held_bytes)
+    }
+
+    /// Hands decoded blocks out in order (and, with `ahead` enabled, the
+    /// ones decoded past a gap as copies, or for good once more than
+    /// `ahead.max_held` bytes of them are held); once the last one is out,
     /// reports completion or failure — unless no FDT has described the
     /// object and `wait_for_fdt` is set, in which case the digests are
     /// returned for [`report_completion`] to use once it is described.
@@ -213,20 +247,21 @@ impl Active {
         meta: Option<&FileDescription>,
         wait_for_fdt: bool,
         skip_md5: bool,
-        blocks_ahead: bool,
+        ahead: AheadPolicy,
     ) -> Drained {
         let Some(decoder) = self.decoder.as_mut() else {
             return Drained::Decoding;
         };
-        if self.blocks_out == 0 && skip_md5 && meta.is_some_and(sha256_covers_transport) {
+        if decoder.blocks_out() == 0 && skip_md5 && meta.is_some_and(sha256_covers_transport) {
             self.md5 = None;
         }
         while let Some(block) = decoder.pop_block() {
             if let Some(md5) = &mut self.md5 {
                 md5.update(&block.data);
             }
-            self.sha256.update(&block.data);
-            self.blocks_out += 1;
+            if let Some(sha256) = &mut self.sha256 {
+                sha256.update(&block.data);
+            }
             out.events.push_back(Event::BlockDecoded {
                 tsi: out.tsi,
                 toi: out.toi,
@@ -236,35 +271,67 @@ impl Active {
             });
         }
         let blocks = decoder.layout().block_count();
-        if self.blocks_out < blocks {
-            if blocks_ahead && decoder.blocks_decoded() > self.decoded_seen {
-                // A block finished out of order: copy it out now.
+        if decoder.blocks_out() < blocks {
+            if ahead.enabled && decoder.blocks_decoded() > self.decoded_seen {
+                // A block finished out of order: hand it out now (a copy,
+                // or the block itself once released).
                 self.decoded_seen = decoder.blocks_decoded();
                 self.ahead_out.resize(blocks as usize, false);
-                for sbn in self.blocks_out + 1..blocks {
+                for sbn in decoder.blocks_out() + 1..blocks {
                     if self.ahead_out[sbn as usize] {
                         continue;
                     }
-                    if let Some((offset, data)) = decoder.peek_decoded(sbn) {
+                    let block = if self.released {
+                        let taken = decoder.take_decoded(sbn);
+                        if taken.is_some() {
+                            out.stats.blocks_released += 1;
+                        }
+                        taken
+                    } else {
+                        decoder
+                            .peek_decoded(sbn)
+                            .map(|(offset, data)| (offset, data.to_vec()))
+                    };
+                    if let Some((offset, data)) = block {
                         self.ahead_out[sbn as usize] = true;
                         out.events.push_back(Event::BlockDecodedAhead {
                             tsi: out.tsi,
                             toi: out.toi,
                             sbn,
                             offset,
-                            data: data.to_vec(),
+                            data,
                         });
+                    }
+                }
+                if !self.released && decoder.held_bytes() > ahead.max_held {
+                    // Holding more would let one lost block keep the rest
+                    // of the object in memory: the blocks already handed
+                    // out are dropped, and the digests left to the caller.
+                    self.released = true;
+                    self.md5 = None;
+                    self.sha256 = None;
+                    out.stats.digests_deferred += 1;
+                    for sbn in decoder.blocks_out() + 1..blocks {
+                        if decoder.take_decoded(sbn).is_some() {
+                            out.stats.blocks_released += 1;
+                        }
                     }
                 }
             }
             return Drained::Decoding;
         }
-        let md5: Option<[u8; 16]> = self.md5.take().map(|md5| md5.finalize().into());
-        let sha256: [u8; 32] = std::mem::take(&mut self.sha256).finalize().into();
+        let md5 = self.md5.take();
+        let digests = match self.sha256.take() {
+            Some(sha256) if !self.released => Digests::InOrder {
+                md5: md5.map(|md5| md5.finalize().into()),
+                sha256: sha256.finalize().into(),
+            },
+            _ => Digests::ByCaller { skip_md5 },
+        };
         if meta.is_none() && wait_for_fdt {
-            return Drained::Undescribed { md5, sha256 };
+            return Drained::Undescribed { digests };
         }
-        report_completion(out, ObjectInfo::new(meta, &self.oti), md5, sha256);
+        report_completion(out, ObjectInfo::new(meta, &self.oti), digests);
         Drained::Finished
     }
 }
@@ -281,33 +348,40 @@ fn sha256_covers_transport(meta: &FileDescription) -> bool {
 
 /// Reports a decoded object: complete if the digests its description
 /// gives match what was decoded, failed otherwise.
-pub(super) fn report_completion(
-    out: &mut Output<'_>,
-    info: ObjectInfo,
-    md5: Option<[u8; 16]>,
-    sha256: [u8; 32],
-) {
+pub(super) fn report_completion(out: &mut Output<'_>, info: ObjectInfo, digests: Digests) {
     let (tsi, toi) = (out.tsi, out.toi);
     let (expected_md5, expected_sha256) = info
         .file
         .as_ref()
         .map_or((None, None), |f| (f.content_md5, f.sha256));
-    let md5_check = match (expected_md5, md5) {
-        (Some(expected), Some(actual)) if expected != actual => {
-            Err(FailureReason::Md5Mismatch { expected, actual })
-        }
-        (Some(_), Some(_)) => Ok(Verification::Verified),
-        (Some(_), None) => Ok(Verification::NotChecked),
+    let md5_check = match (expected_md5, digests) {
         (None, _) => Ok(Verification::NotGiven),
+        (
+            Some(expected),
+            Digests::InOrder {
+                md5: Some(actual), ..
+            },
+        ) if expected != actual => Err(FailureReason::Md5Mismatch { expected, actual }),
+        (Some(_), Digests::InOrder { md5: Some(_), .. }) => Ok(Verification::Verified),
+        (Some(_), Digests::InOrder { md5: None, .. }) => Ok(Verification::NotChecked),
+        (Some(_), Digests::ByCaller { skip_md5 })
+            if skip_md5 && info.file.as_ref().is_some_and(sha256_covers_transport) =>
+        {
+            Ok(Verification::NotChecked)
+        }
+        (Some(_), Digests::ByCaller { .. }) => Ok(Verification::NotComputed),
     };
-    let sha_check = match expected_sha256 {
-        None => Ok(Verification::NotGiven),
-        Some(_) if !info.is_identity_encoded() => Ok(Verification::AfterContentDecoding),
-        Some(expected) if expected != sha256 => Err(FailureReason::Sha256Mismatch {
-            expected,
-            actual: sha256,
-        }),
-        Some(_) => Ok(Verification::Verified),
+    let sha_check = match (expected_sha256, digests) {
+        (None, _) => Ok(Verification::NotGiven),
+        (Some(_), _) if !info.is_identity_encoded() => Ok(Verification::AfterContentDecoding),
+        (Some(expected), Digests::InOrder { sha256, .. }) if expected != sha256 => {
+            Err(FailureReason::Sha256Mismatch {
+                expected,
+                actual: sha256,
+            })
+        }
+        (Some(_), Digests::InOrder { .. }) => Ok(Verification::Verified),
+        (Some(_), Digests::ByCaller { .. }) => Ok(Verification::NotComputed),
     };
     let event = match (md5_check, sha_check) {
         (Ok(md5), Ok(sha256)) => {

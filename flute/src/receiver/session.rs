@@ -9,8 +9,8 @@ use dms_fec::{ObjectDecoder, PayloadId};
 use super::ReceiverConfig;
 use super::event::{Event, FileDescription, ObjectInfo, PacketError, Stats};
 use super::object::{
-    Active, Drained, Object, ObjectState, Output, PendingPacket, Undescribed, add_symbols,
-    check_codepoint, oti_from_fti, report_completion,
+    Active, AheadPolicy, Drained, Object, ObjectState, Output, PendingPacket, Undescribed,
+    add_symbols, check_codepoint, oti_from_fti, report_completion,
 };
 use crate::alc::AlcPacket;
 use crate::fdt::FdtInstance;
@@ -195,24 +195,26 @@ impl Session {
                 let result = add_symbols(decoder, cx.stats, id, symbols);
                 let wait_for_fdt = !cx.config.fdt_wait.is_zero() && !self.closed;
                 let skip_md5 = !cx.config.md5_with_sha256;
-                let blocks_ahead = cx.config.blocks_ahead;
+                let ahead = AheadPolicy {
+                    enabled: cx.config.blocks_ahead,
+                    max_held: cx.config.max_ahead_bytes,
+                };
                 match active.drain(
                     &mut cx.output(toi),
                     object.meta.as_ref(),
                     wait_for_fdt,
                     skip_md5,
-                    blocks_ahead,
+                    ahead,
                 ) {
                     Drained::Decoding => {}
                     Drained::Finished => {
                         object.state = ObjectState::Finished;
                         self.decoders = self.decoders.saturating_sub(1);
                     }
-                    Drained::Undescribed { md5, sha256 } => {
+                    Drained::Undescribed { digests } => {
                         object.state = ObjectState::Undescribed(Box::new(Undescribed {
                             oti: active.oti,
-                            md5,
-                            sha256,
+                            digests,
                             deadline: cx.now + cx.config.fdt_wait,
                         }));
                         self.decoders = self.decoders.saturating_sub(1);
@@ -424,9 +426,9 @@ impl Session {
                         // Decoded before its description: complete it now,
                         // checking the digests the FDT gives.
                         let info = ObjectInfo::new(Some(&meta), &done.oti);
-                        let (md5, sha256) = (done.md5, done.sha256);
+                        let digests = done.digests;
                         object.state = ObjectState::Finished;
-                        report_completion(&mut cx.output(file.toi), info, md5, sha256);
+                        report_completion(&mut cx.output(file.toi), info, digests);
                     }
                     _ => {}
                 }
@@ -456,6 +458,18 @@ impl Session {
         freed
     }
 
+    /// Bytes of decoded blocks this session's objects hold for their
+    /// in-order streams.
+    pub fn held_ahead_bytes(&self) -> usize {
+        self.objects
+            .values()
+            .map(|o| match &o.state {
+                ObjectState::Active(active) => active.held_bytes(),
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// Bytes this session holds in pending buffers.
     pub fn pending_bytes(&self) -> usize {
         self.objects.values().map(Object::pending_bytes).sum()
@@ -469,7 +483,7 @@ impl Session {
                 && due(done)
             {
                 let info = ObjectInfo::new(None, &done.oti);
-                let (md5, sha256) = (done.md5, done.sha256);
+                let digests = done.digests;
                 object.state = ObjectState::Finished;
                 let mut out = Output {
                     tsi: cx.tsi,
@@ -477,7 +491,7 @@ impl Session {
                     stats: cx.stats,
                     events: cx.events,
                 };
-                report_completion(&mut out, info, md5, sha256);
+                report_completion(&mut out, info, digests);
             }
         }
     }

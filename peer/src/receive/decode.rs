@@ -26,7 +26,7 @@ use super::loss::Dropper;
 
 use super::event::{ObjectProgress, ObjectState, ReceiveEvent};
 use super::name::file_name_or_toi;
-use super::output::{ObjectWriter, OutputError};
+use super::output::{FileDigests, ObjectWriter, OutputError};
 use super::socket::Batch;
 use super::state::{Persisted, block_crc};
 use super::stats::SharedStats;
@@ -70,6 +70,18 @@ struct Tracked {
     /// Blocks reloaded from the state directory that wait for the
     /// manifest check before they are used: (SBN, CRC-32).
     deferred: Vec<(u32, u32)>,
+    /// The FLUTE receiver released blocks decoded ahead of order, so it
+    /// could not compute these digests: they are computed over the
+    /// written file before its rename.
+    read_back: Option<ReadBack>,
+}
+
+/// Digests the FDT gives that the FLUTE receiver left to us
+/// ([`Verification::NotComputed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ReadBack {
+    sha256: bool,
+    md5: bool,
 }
 
 impl Tracked {
@@ -89,6 +101,7 @@ impl Tracked {
             no_persist: false,
             deferred: Vec::new(),
             ahead: HashSet::new(),
+            read_back: None,
         }
     }
 
@@ -381,6 +394,14 @@ impl DecodeLoop {
                 } => {
                     let verified =
                         md5 == Verification::Verified || sha256 == Verification::Verified;
+                    if md5 == Verification::NotComputed || sha256 == Verification::NotComputed {
+                        // Blocks were released ahead of order: the file is
+                        // hashed before it may be renamed.
+                        self.tracked(tsi, toi).read_back = Some(ReadBack {
+                            sha256: sha256 == Verification::NotComputed,
+                            md5: md5 == Verification::NotComputed,
+                        });
+                    }
                     let require = self.require_manifest;
                     if info.file.is_none() {
                         // Completed before the FDT named it: wait for the
@@ -527,20 +548,42 @@ impl DecodeLoop {
             // An empty object has no block.
             None => ObjectWriter::create(&self.out_dir),
         };
-        let result = writer.and_then(|w| match &tracked.check {
-            Some(check) => {
-                let blocks = check.block_sha256.len();
-                let all_blocks = tracked.block_hashes.len() == blocks
-                    && (0..blocks).all(|sbn| {
-                        tracked.block_hashes.get(&(sbn as u32)) == check.block_sha256.get(sbn)
-                    });
-                if tracked.total != check.size || !all_blocks || w.sha256()? != check.sha256 {
-                    Err(OutputError::Manifest)
-                } else {
-                    w.finish(&self.out_dir, &tracked.name, info)
+        let mut read_back_verified = false;
+        let result = writer.and_then(|w| {
+            // Read back only when the FLUTE receiver could not hash the
+            // blocks in order (it released some to bound its memory).
+            let digests = match tracked.read_back {
+                Some(read_back) => {
+                    tracing::info!(
+                        tsi,
+                        %toi,
+                        "blocks were released ahead of order: hashing the object read back"
+                    );
+                    let digests = w.digests(read_back.md5)?;
+                    read_back_verified = check_read_back(&digests, read_back, info)?;
+                    Some(digests)
                 }
+                None => None,
+            };
+            match &tracked.check {
+                Some(check) => {
+                    let blocks = check.block_sha256.len();
+                    let all_blocks = tracked.block_hashes.len() == blocks
+                        && (0..blocks).all(|sbn| {
+                            tracked.block_hashes.get(&(sbn as u32)) == check.block_sha256.get(sbn)
+                        });
+                    let sha256 = match digests {
+                        Some(d) => d.sha256,
+                        None => w.sha256()?,
+                    };
+                    if tracked.total != check.size || !all_blocks || sha256 != check.sha256 {
+                        Err(OutputError::Manifest)
+                    } else {
+                        w.finish(&self.out_dir, &tracked.name, info)
+                    }
+                }
+                None => w.finish(&self.out_dir, &tracked.name, info),
             }
-            None => w.finish(&self.out_dir, &tracked.name, info),
         });
         // Delivered or failed: what was kept of it is of no more use.
         tracked.forget_state();
@@ -550,7 +593,7 @@ impl DecodeLoop {
                 ObjectState::Complete {
                     path: finished.path,
                     size: finished.size,
-                    verified: verified || finished.sha256_checked,
+                    verified: verified || read_back_verified || finished.sha256_checked,
                 }
             }
             Err(e) => {
@@ -634,6 +677,36 @@ fn inflate(encoding: ContentEncoding, data: &[u8], limit: usize) -> Option<Vec<u
         .ok()
         .filter(|_| xml.len() <= limit)
         .map(|_| xml)
+}
+
+/// Checks the digests of an object read back against those its FDT gives
+/// (for the ones `read_back` names); whether one was checked.
+fn check_read_back(
+    digests: &FileDigests,
+    read_back: ReadBack,
+    info: &ObjectInfo,
+) -> Result<bool, OutputError> {
+    let Some(file) = &info.file else {
+        return Ok(false);
+    };
+    let mut checked = false;
+    if read_back.sha256
+        && let Some(expected) = file.sha256
+    {
+        if expected != digests.sha256 {
+            return Err(OutputError::DigestMismatch("SHA-256"));
+        }
+        checked = true;
+    }
+    if read_back.md5
+        && let Some(expected) = file.content_md5
+    {
+        if Some(expected) != digests.md5 {
+            return Err(OutputError::DigestMismatch("Content-MD5"));
+        }
+        checked = true;
+    }
+    Ok(checked)
 }
 
 /// Whether a complete object must wait for its manifest.

@@ -19,6 +19,15 @@
 //! second temp file, and the result checked against `dms:SHA-256` and
 //! `Content-Length`. A failed object leaves nothing behind.
 //!
+//! Blocks that decode past a lost one are written at once. The FLUTE
+//! receiver holds them too, for its in-order digests, but at most
+//! `flute.max_ahead_bytes` of them per object
+//! ([`ReceiverConfig::max_ahead_bytes`], 32 MiB by default): past that
+//! (a burst lost more than a block's repair margin) it releases them, and
+//! the object's SHA-256 (and Content-MD5 when checked) is computed by
+//! reading the finished temp file back before the rename — a wrong digest
+//! still leaves nothing.
+//!
 //! # Resuming
 //!
 //! With [`ReceiveConfig::state`], each object with a description (FDT) and

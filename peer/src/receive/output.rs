@@ -48,6 +48,10 @@ pub enum OutputError {
     /// block hash).
     #[error("object does not match its signed manifest")]
     Manifest,
+    /// The object, read back once written, does not match the digest its
+    /// FDT gives (`dms:SHA-256` or `Content-MD5`).
+    #[error("{0} mismatch (object read back)")]
+    DigestMismatch(&'static str),
 }
 
 fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> OutputError {
@@ -121,6 +125,15 @@ pub struct ObjectWriter {
     durable: u64,
 }
 
+/// Digests of a partial file read back ([`ObjectWriter::digests`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileDigests {
+    /// Its SHA-256.
+    pub sha256: [u8; 32],
+    /// Its MD5, if asked for.
+    pub md5: Option<[u8; 16]>,
+}
+
 /// Start a background flush after this many more bytes are written.
 const FLUSH_EVERY: u64 = 32 << 20;
 
@@ -186,6 +199,36 @@ impl ObjectWriter {
         let mut hasher = Sha256::new();
         io::copy(&mut file, &mut hasher).map_err(io_err("hash temp file"))?;
         Ok(hasher.finalize().into())
+    }
+
+    /// SHA-256 (and MD5, if `with_md5`) of the bytes written so far, read back
+    /// from the partial file in one pass: for an object whose blocks the
+    /// FLUTE receiver could not hash in order.
+    pub fn digests(&self, with_md5: bool) -> Result<FileDigests, OutputError> {
+        let mut file = match &self.backing {
+            Backing::Temp(temp) => temp.reopen(),
+            Backing::Kept { path, .. } => File::open(path),
+        }
+        .map_err(io_err("reopen temp file"))?;
+        let mut sha256 = Sha256::new();
+        let mut md5 = with_md5.then(md5::Md5::new);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err("hash temp file")(e)),
+            };
+            sha256.update(&buf[..n]);
+            if let Some(md5) = &mut md5 {
+                md5.update(&buf[..n]);
+            }
+        }
+        Ok(FileDigests {
+            sha256: sha256.finalize().into(),
+            md5: md5.map(|m| m.finalize().into()),
+        })
     }
 
     /// The file blocks are written into.
@@ -604,6 +647,18 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, OutputError::Io { .. }), "{err}");
         assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
+    }
+
+    #[test]
+    fn digests_are_read_back_from_the_blocks_written_out_of_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| ((i * 13) >> 3) as u8).collect();
+        let writer = write(dir.path(), &data);
+        let digests = writer.digests(true).unwrap();
+        assert_eq!(digests.sha256, <[u8; 32]>::from(Sha256::digest(&data)));
+        assert_eq!(digests.md5, Some(<[u8; 16]>::from(md5::Md5::digest(&data))));
+        assert_eq!(writer.digests(false).unwrap().md5, None);
+        assert_eq!(writer.sha256().unwrap(), digests.sha256);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! and `dms_fec::BlockEncoder`; no socket, no sleep.
 #![allow(clippy::unwrap_used)]
 
+mod ahead;
 mod harness;
 mod properties;
 mod scenarios;
