@@ -85,6 +85,11 @@ pub struct ReceiveArgs {
     /// Seconds without a packet after which a session counts as ended.
     #[arg(long, default_value_t = 10.0)]
     idle: f64,
+    /// Memory per object for blocks decoded ahead of a missing one
+    /// (`32MiB`, `4MiB`; `1` keeps none). Past it such blocks are freed once written and
+    /// the object is hashed from the file before it is delivered.
+    #[arg(long, value_name = "SIZE", value_parser = super::units::parse_size)]
+    max_ahead: Option<u64>,
     /// Fixed wait after the session ends before asking for repair
     /// (`offsetTime`), in seconds.
     #[arg(long, default_value_t = 0.0)]
@@ -189,6 +194,9 @@ fn agent_config(args: &ReceiveArgs) -> anyhow::Result<AgentConfig> {
         receive.flute.tsi = Some(tsi);
     }
     receive.flute.session_idle_timeout = positive_secs(args.idle, "--idle")?;
+    if let Some(bytes) = args.max_ahead {
+        receive.flute.max_ahead_bytes = usize::try_from(bytes)?;
+    }
     receive.loss = args.drop.map(|(rate, mean_burst)| LossModel {
         rate,
         mean_burst,
