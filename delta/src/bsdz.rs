@@ -40,7 +40,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 
 use crate::error::DeltaError;
 use crate::matcher::{self, Control, Index};
-use crate::methods::window_log;
+use crate::methods::{window_log, zstd_frame};
 
 /// Number of streams in a body.
 const STREAMS: usize = 5;
@@ -248,20 +248,7 @@ fn store(data: &[u8], level: i32) -> Result<(bool, Vec<u8>), DeltaError> {
 /// matching finds repeats far apart).
 fn compress(data: &[u8], level: i32) -> Result<Vec<u8>, DeltaError> {
     let wlog = window_log(0, (data.len() as u64).min(1 << 31))?;
-    let mut encoder =
-        zstd::stream::write::Encoder::new(Vec::new(), level).map_err(DeltaError::Encode)?;
-    encoder.window_log(wlog).map_err(DeltaError::Encode)?;
-    encoder
-        .long_distance_matching(true)
-        .map_err(DeltaError::Encode)?;
-    encoder
-        .include_checksum(false)
-        .map_err(DeltaError::Encode)?;
-    encoder
-        .set_pledged_src_size(Some(data.len() as u64))
-        .map_err(DeltaError::Encode)?;
-    encoder.write_all(data).map_err(DeltaError::Encode)?;
-    encoder.finish().map_err(DeltaError::Encode)
+    zstd_frame(None, data, level, wlog)
 }
 
 fn corrupt(why: impl Into<String>) -> io::Error {

@@ -26,8 +26,23 @@ pub(crate) fn window_log(base_size: u64, target_size: u64) -> Result<u32, DeltaE
 /// Encodes `target` as a zstd frame referencing `base` (patch-from).
 pub(crate) fn zstd_encode(base: &[u8], target: &[u8], level: i32) -> Result<Vec<u8>, DeltaError> {
     let wlog = window_log(base.len() as u64, target.len() as u64)?;
-    let mut encoder = zstd::stream::write::Encoder::with_ref_prefix(Vec::new(), level, base)
-        .map_err(DeltaError::Encode)?;
+    zstd_frame(Some(base), target, level, wlog)
+}
+
+/// One zstd frame of `data` (referencing `base` when given) with a window
+/// of `2^wlog` bytes, long-distance matching (repeats far apart), no
+/// checksum (the delta's header pins the target's SHA-256).
+pub(crate) fn zstd_frame(
+    base: Option<&[u8]>,
+    data: &[u8],
+    level: i32,
+    wlog: u32,
+) -> Result<Vec<u8>, DeltaError> {
+    let mut encoder = match base {
+        Some(base) => zstd::stream::write::Encoder::with_ref_prefix(Vec::new(), level, base),
+        None => zstd::stream::write::Encoder::new(Vec::new(), level),
+    }
+    .map_err(DeltaError::Encode)?;
     encoder.window_log(wlog).map_err(DeltaError::Encode)?;
     encoder
         .long_distance_matching(true)
@@ -36,9 +51,9 @@ pub(crate) fn zstd_encode(base: &[u8], target: &[u8], level: i32) -> Result<Vec<
         .include_checksum(false)
         .map_err(DeltaError::Encode)?;
     encoder
-        .set_pledged_src_size(Some(target.len() as u64))
+        .set_pledged_src_size(Some(data.len() as u64))
         .map_err(DeltaError::Encode)?;
-    encoder.write_all(target).map_err(DeltaError::Encode)?;
+    encoder.write_all(data).map_err(DeltaError::Encode)?;
     encoder.finish().map_err(DeltaError::Encode)
 }
 
