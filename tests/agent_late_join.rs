@@ -254,3 +254,82 @@ fn a_late_joiner_without_repair_uri_bans_a_bad_peer_and_uses_the_origins_repair_
     assert!(peers > 0, "{stderr}");
     assert!(repaired >= world.bytes.len() as u64, "{stderr}");
 }
+
+/// A late joiner that adopted an object from a peer and then sees it on a
+/// later broadcast does not count it twice: with `--count 2` it waits for
+/// the session's second object instead of ending with one.
+#[test]
+fn an_adopted_object_seen_again_on_a_later_broadcast_is_not_counted_twice() {
+    let world = World::after_a_session("239.255.77.11:47721", "93", &[]);
+    let (out_b, mut ue_b) = world.ue(
+        "ue-b",
+        true,
+        &[
+            "--repair-here",
+            "--peer",
+            &world.p2p,
+            "--late-join",
+            "1",
+            "--count",
+            "2",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while std::fs::read(out_b.join("fw.bin")).ok().as_deref() != Some(&world.bytes[..]) {
+        assert!(Instant::now() < deadline, "UE B did not get the object");
+        assert!(ue_b.0.try_wait().unwrap().is_none(), "UE B ended early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A second session: the same object first, then a new one.
+    let data = world.dir.path().join("data");
+    let client = [
+        "--server",
+        world.server.as_str(),
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    // Low priority: the session sends it after the object B has (equal
+    // priorities would share the channel, and the small one could end
+    // first).
+    let low = [&client[..], &["--priority", "low"]].concat();
+    let (second, id2) = publish_pattern(world.dir.path(), &low, "app.cfg", "1.0.0", 300_000, 5);
+    let listed = json(&dms(&[&["objects", "list"][..], &client[..]].concat()));
+    let id1 = listed["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "fw.bin")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let objects = format!("{id1},{id2}");
+    dms(&[
+        &[
+            "session",
+            "start",
+            "--objects",
+            &objects,
+            "--group",
+            world.group,
+        ][..],
+        &[
+            "--iface",
+            "127.0.0.1",
+            "--rate",
+            "20",
+            "--repair",
+            "10",
+            "--tsi",
+            "94",
+        ],
+        &client[..],
+    ]
+    .concat());
+    let stderr = finish(&mut ue_b);
+    assert!(
+        std::fs::read(out_b.join("app.cfg")).ok().as_deref() == Some(&second[..]),
+        "UE B ended without the second object: {stderr}"
+    );
+    assert!(std::fs::read(out_b.join("fw.bin")).unwrap() == world.bytes);
+}

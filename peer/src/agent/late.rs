@@ -21,8 +21,8 @@
 //! second.
 //!
 //! A broadcast that starts after objects were adopted is received as
-//! well, under its own TSI and TOIs (the object may then be delivered
-//! twice, to the same name).
+//! well, under its own TSI and TOIs; a copy of an object already
+//! delivered is neither counted again nor repaired.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

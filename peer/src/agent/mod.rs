@@ -312,6 +312,15 @@ pub enum AgentError {
     },
 }
 
+/// Whether `progress` is another copy of an object already delivered
+/// (by its Content-Location).
+fn is_copy(progress: &ObjectProgress, delivered: &HashSet<String>) -> bool {
+    progress
+        .content_location
+        .as_ref()
+        .is_some_and(|l| delivered.contains(l))
+}
+
 /// Runs an agent to the end: until `config.count` objects are delivered,
 /// the timeout passes, or the receiver stops. `on_event` sees progress as
 /// it happens (it runs on the calling thread; keep it quick).
@@ -339,6 +348,10 @@ pub fn run(
     let mut objects: BTreeMap<(u64, u128), ObjectProgress> = BTreeMap::new();
     // Targets delivered by applying a delta (SHA-256).
     let mut delivered: HashSet<[u8; 32]> = HashSet::new();
+    // Content-Locations delivered: another copy of one (a late joiner's
+    // adopted object on a later broadcast, or a new session of it) is
+    // neither counted again nor repaired.
+    let mut delivered_locations: HashSet<String> = HashSet::new();
     let mut complete = 0u64;
     let mut repair_at: Option<Instant> = None;
     let mut late = late::LateJoin::new(&config, started);
@@ -359,11 +372,16 @@ pub fn run(
                     .cloned()
                     .collect();
                 for object in incomplete {
+                    if is_copy(&object, &delivered_locations) {
+                        control.abandon(object.tsi, object.toi);
+                        continue;
+                    }
                     on_event(AgentEvent::Repairing(object.clone()));
                     let repaired = repairer.repair(&control, &object, &mut on_event)?;
                     if let Some(path) = repaired {
                         // Downloaded whole: the receiver gave it up.
                         complete += 1;
+                        delivered_locations.extend(object.content_location.clone());
                         repairer.object_done(&object, Some(&path), started.elapsed());
                         let mut done = object.clone();
                         done.state = ObjectState::Complete {
@@ -407,9 +425,15 @@ pub fn run(
                         .get(&key)
                         .is_some_and(|p| !matches!(p.state, ObjectState::Receiving));
                     let mut progress = progress;
-                    if let ObjectState::Complete { path, .. } = &progress.state
+                    if let ObjectState::Complete { .. } = &progress.state
+                        && !finished_before
+                        && is_copy(&progress, &delivered_locations)
+                    {
+                        tracing::info!(name = %progress.name, tsi = progress.tsi, "already delivered: this copy is not counted");
+                    } else if let ObjectState::Complete { path, .. } = &progress.state
                         && !finished_before
                     {
+                        delivered_locations.extend(progress.content_location.clone());
                         let path = path.clone();
                         match (&installed, progress.delta.as_deref().cloned()) {
                             // With a base, a delta is a means, not an end.
