@@ -97,6 +97,18 @@ struct Meta {
     /// The encoded OTI, hex.
     oti: String,
     check: Option<CheckRecord>,
+    /// The FDT's `dms:Delta-*` attributes, when the object is a delta
+    /// (absent from state written before they were kept).
+    #[serde(default)]
+    delta: Option<DeltaAttributes>,
+}
+
+/// An [`FdtDelta`](dms_flute::FdtDelta) on disk (digests in hex).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DeltaAttributes {
+    base_sha256: String,
+    target_sha256: String,
+    target_manifest: Option<String>,
 }
 
 /// A [`ManifestCheck`] on disk (digests in hex).
@@ -207,6 +219,11 @@ impl Persisted {
             fec_encoding_id: oti.scheme().encoding_id(),
             oti: hex::encode(&*oti.encode()),
             check: None,
+            delta: file.delta.as_ref().map(|d| DeltaAttributes {
+                base_sha256: hex::encode(d.base_sha256),
+                target_sha256: hex::encode(d.target_sha256),
+                target_manifest: d.target_manifest.clone(),
+            }),
         };
         let persisted = Persisted {
             dir,
@@ -294,9 +311,14 @@ impl Persisted {
             content_md5: md5,
             sha256: self.meta.sha256.as_deref().map(hex32).transpose()?,
             manifest: self.meta.manifest.clone(),
-            // Not persisted: a resumed delta is received as a plain object
-            // (its own manifest still checks it).
-            delta: None,
+            delta: match &self.meta.delta {
+                Some(d) => Some(dms_flute::FdtDelta {
+                    base_sha256: hex32(&d.base_sha256)?,
+                    target_sha256: hex32(&d.target_sha256)?,
+                    target_manifest: d.target_manifest.clone(),
+                }),
+                None => None,
+            },
         })
     }
 
@@ -311,6 +333,7 @@ impl Persisted {
         file.content_md5 = d.content_md5;
         file.sha256 = d.sha256;
         file.manifest = d.manifest;
+        file.delta = d.delta;
         let fti = Fti::from_oti(&self.oti).map_err(|e| StateError::Invalid(e.to_string()))?;
         file.set_fti(&fti);
         let mut fdt = FdtInstance::new(u32::MAX);
@@ -651,6 +674,41 @@ mod tests {
     #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
     use super::*;
+
+    #[test]
+    fn a_resumed_delta_keeps_its_fdt_delta_attributes() {
+        let root = tempfile::tempdir().unwrap();
+        let oti = Oti::for_object(
+            FecScheme::RaptorQ,
+            5000,
+            1000,
+            dms_fec::BlockSize::Symbols(4),
+        )
+        .unwrap();
+        let delta = dms_flute::FdtDelta {
+            base_sha256: [3; 32],
+            target_sha256: [4; 32],
+            target_manifest: Some("https://o/manifest/ab12".into()),
+        };
+        let description = FileDescription {
+            content_location: "https://o/dl/cd34/fw.bin.delta".into(),
+            content_length: Some(5000),
+            content_type: None,
+            content_encoding: None,
+            content_md5: None,
+            sha256: Some([5; 32]),
+            manifest: None,
+            delta: Some(delta.clone()),
+        };
+        let persisted = Persisted::create(root.path(), 9, 7, &description, oti).unwrap();
+        std::fs::write(persisted.dir.join(DATA), vec![0u8; 5000]).unwrap();
+        let resumed = Persisted::load(&persisted.dir).unwrap();
+        assert_eq!(resumed.description().unwrap().delta, Some(delta.clone()));
+        // The one-file FDT that teaches a fresh receiver carries it too.
+        let taught =
+            dms_flute::fdt::FdtInstance::parse(resumed.fdt_xml().unwrap().as_bytes()).unwrap();
+        assert_eq!(taught.files[0].delta, Some(delta));
+    }
 
     #[test]
     fn records_round_trip_and_a_torn_tail_is_dropped() {
