@@ -63,6 +63,9 @@ pub enum SenderError {
     /// No TOI is left (TOIs are not reused within a session).
     #[error("no TOI left in this session")]
     ToiExhausted,
+    /// No object of the session has this TOI.
+    #[error("no object with TOI {0} in this session")]
+    UnknownObject(u128),
     /// The session was closed (A flag sent); no object can be added.
     #[error("the session is closed")]
     SessionClosed,

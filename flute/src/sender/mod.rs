@@ -5,6 +5,7 @@
 //!  poll_transmit(now, &mut buf) ──> Transmit { size, kind, toi }   one datagram
 //!  poll_timeout() ──> next FDT repeat;  handle_timeout(now) fires it
 //!  is_finished(), stats()
+//!  repair_jobs() ──> blocks to encode next;  supply_repair(job, symbols)
 //! ```
 //!
 //! Like `quinn-proto`, the sender owns no socket and no clock: the driver
@@ -66,6 +67,12 @@
 //! rather than re-encoding or silently dropping repair symbols.
 //! [`SenderStats::blocks_encoded`] counts encoder runs.
 //!
+//! A driver with a spare core can take the encoding off the sending
+//! thread: [`Sender::repair_jobs`] lists the blocks the sender would
+//! encode next, and [`Sender::supply_repair`] takes their symbols made
+//! elsewhere with [`RepairJob::encode`] (see the `ahead` module; counted in
+//! [`SenderStats::blocks_supplied`]).
+//!
 //! # Errors
 //!
 //! A source that fails to read (or is shorter than measured) makes
@@ -73,6 +80,7 @@
 //! abandoned (removed from the FDT, which is re-sent) and the next call goes
 //! on with the others. Nothing panics.
 
+mod ahead;
 mod config;
 mod error;
 mod fdt_out;
@@ -82,11 +90,12 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use dms_fec::{BlockEncoder, FecScheme, read_block};
 
+pub use ahead::RepairJob;
 pub use config::{
     DEFAULT_MAX_DATAGRAM_SIZE, DEFAULT_REPAIR_CACHE_BYTES, DEFAULT_SYMBOL_SIZE, MIN_DATAGRAM_SIZE,
     ObjectSource, ObjectSpec, SenderConfig,
@@ -132,6 +141,11 @@ pub struct Sender {
     repair_buf: Vec<u8>,
     /// Repair-cache bytes reserved by objects.
     cache_used: u64,
+    /// Repair symbols made by the driver ahead of their blocks, by
+    /// (object, SBN) (see [`Sender::supply_repair`]).
+    supplied: HashMap<(usize, u32), Vec<u8>>,
+    /// Bytes in `supplied`.
+    supplied_bytes: u64,
     /// The A flag was sent.
     closed: bool,
 }
@@ -162,6 +176,8 @@ impl Sender {
             block_buf: Vec::new(),
             repair_buf: Vec::new(),
             cache_used: 0,
+            supplied: HashMap::new(),
+            supplied_bytes: 0,
             closed: false,
         })
     }
@@ -217,6 +233,28 @@ impl Sender {
         self.objects.push(object);
         self.fdt.changed();
         Ok(toi)
+    }
+
+    /// Sets the digests of object `toi` in its FDT entry (`Content-MD5`
+    /// and our SHA-256), for a driver that adds a large object first and
+    /// hashes it while its first blocks are encoded ahead. The FDT with
+    /// them goes out before any more data; a driver that calls this before
+    /// the first [`Sender::poll_transmit`] sends no FDT without them.
+    pub fn set_digests(
+        &mut self,
+        toi: Toi,
+        content_md5: Option<[u8; 16]>,
+        sha256: Option<[u8; 32]>,
+    ) -> Result<(), SenderError> {
+        let o = self
+            .objects
+            .iter_mut()
+            .find(|o| o.toi == toi)
+            .ok_or(SenderError::UnknownObject(toi))?;
+        o.fdt_file.content_md5 = content_md5;
+        o.fdt_file.sha256 = sha256;
+        self.fdt.changed();
+        Ok(())
     }
 
     /// Writes the next datagram into `buf` (which should hold
@@ -341,9 +379,27 @@ impl Sender {
         }
     }
 
-    /// Queues the next round of every object that has rounds left:
-    /// priority first, equal priorities interleaved block by block.
+    /// Queues the next round of every object that has rounds left.
     fn schedule_round(&mut self) -> bool {
+        let order = self.round_order();
+        if order.is_empty() {
+            return false;
+        }
+        for o in self
+            .objects
+            .iter_mut()
+            .filter(|o| !o.failed && o.rounds_left > 0)
+        {
+            o.rounds_left -= 1;
+        }
+        self.queue.extend(order);
+        true
+    }
+
+    /// The blocks of the next round of every object that has rounds left,
+    /// as (object, SBN): priority first, equal priorities interleaved block
+    /// by block.
+    fn round_order(&self) -> Vec<(usize, u32)> {
         let mut eligible: Vec<usize> = (0..self.objects.len())
             .filter(|&i| {
                 self.objects
@@ -351,11 +407,9 @@ impl Sender {
                     .is_some_and(|o| !o.failed && o.rounds_left > 0)
             })
             .collect();
-        if eligible.is_empty() {
-            return false;
-        }
         // Stable: equal priorities stay in TOI order.
         eligible.sort_by_key(|&i| std::cmp::Reverse(self.objects.get(i).map_or(0, |o| o.priority)));
+        let mut order = Vec::new();
         for group in eligible.chunk_by(|&a, &b| {
             self.objects.get(a).map(|o| o.priority) == self.objects.get(b).map(|o| o.priority)
         }) {
@@ -364,49 +418,51 @@ impl Sender {
             for sbn in 0..most {
                 for &i in group {
                     if sbn < blocks(i) {
-                        self.queue.push_back((i, sbn));
+                        order.push((i, sbn));
                     }
                 }
             }
         }
-        for &i in &eligible {
-            if let Some(o) = self.objects.get_mut(i) {
-                o.rounds_left -= 1;
-            }
-        }
-        true
+        order
     }
 
     /// Reads block `sbn` of object `obj` and, if it has repair symbols,
-    /// takes them from the cache or encodes them (the block's only encode).
+    /// takes them from the cache, takes those the driver supplied, or
+    /// encodes them (the block's only encode).
     fn start_unit(&mut self, obj: usize, sbn: u32) -> Result<(), SenderError> {
         let o = self
             .objects
             .get_mut(obj)
             .ok_or(SenderError::Internal("queued object does not exist"))?;
         let toi = o.toi;
-        read_block(&mut o.source, &o.layout, sbn, &mut self.block_buf)
+        let layout = o.layout;
+        read_block(&mut o.source, &layout, sbn, &mut self.block_buf)
             .map_err(|source| SenderError::Read { toi, source })?;
         let len = self.block_buf.len();
-        let k = o
-            .layout
+        let k = layout
             .source_symbols(sbn)
             .ok_or(SenderError::Internal("queued block does not exist"))?;
-        let t = usize::from(o.layout.symbol_size());
-        if o.layout.scheme() == FecScheme::RaptorQ {
+        let t = usize::from(layout.symbol_size());
+        if layout.scheme() == FecScheme::RaptorQ {
             self.block_buf.resize(k as usize * t, 0);
         }
         let repair = o.repair_count(k);
+        let last_of_object = o.units_left == 1;
+        let cached = o.repair_cache.get_mut(sbn as usize).and_then(Option::take);
         if repair > 0 {
-            let cached = o.repair_cache.get_mut(sbn as usize).and_then(Option::take);
             if let Some(symbols) = cached {
                 self.repair_buf = symbols;
+            } else if let Some(symbols) = self.take_supplied(obj, sbn) {
+                // Made by the driver with this block's RepairJob; its
+                // length was checked when it was supplied.
+                self.repair_buf = symbols;
+                self.stats.blocks_supplied += 1;
             } else {
                 let data = self
                     .block_buf
                     .get(..len)
                     .ok_or(SenderError::Internal("block shorter than read"))?;
-                let encoder = BlockEncoder::new(&o.layout, sbn, data)
+                let encoder = BlockEncoder::new(&layout, sbn, data)
                     .map_err(|source| SenderError::Encode { toi, source })?;
                 self.repair_buf.clear();
                 self.repair_buf.resize(repair as usize * t, 0);
@@ -425,7 +481,7 @@ impl Sender {
             k,
             repair,
             next_esi: 0,
-            last_of_object: o.units_left == 1,
+            last_of_object,
         });
         Ok(())
     }
@@ -548,6 +604,7 @@ impl Sender {
             self.current = None;
         }
         self.queue.retain(|(o, _)| *o != obj);
+        self.drop_supplied(obj);
         if let Some(o) = self.objects.get_mut(obj) {
             o.failed = true;
             o.rounds_left = 0;

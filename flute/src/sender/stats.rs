@@ -37,6 +37,9 @@ pub struct SenderStats {
     /// Source blocks run through the RaptorQ encoder (once per block with
     /// repair symbols, however many carousel rounds).
     pub blocks_encoded: u64,
+    /// Blocks whose repair symbols the driver made ahead
+    /// ([`Sender::supply_repair`](super::Sender::supply_repair)) instead.
+    pub blocks_supplied: u64,
     /// Per object, in TOI order.
     pub objects: Vec<ObjectStats>,
 }

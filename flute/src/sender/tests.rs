@@ -15,31 +15,31 @@ use crate::fdt::FdtInstance;
 use crate::lct::{ContentEncoding, FluteVersion};
 
 /// One emitted datagram and when.
-struct Sent {
-    at: Instant,
-    kind: TransmitKind,
-    bytes: Vec<u8>,
+pub(super) struct Sent {
+    pub(super) at: Instant,
+    pub(super) kind: TransmitKind,
+    pub(super) bytes: Vec<u8>,
 }
 
-fn config() -> SenderConfig {
+pub(super) fn config() -> SenderConfig {
     SenderConfig::new(42, 3_913_056_000)
 }
 
-fn object(name: &str, data: Vec<u8>, fec: FecScheme, t: u16) -> ObjectSpec {
+pub(super) fn object(name: &str, data: Vec<u8>, fec: FecScheme, t: u16) -> ObjectSpec {
     let mut spec = ObjectSpec::new(name, Cursor::new(data));
     spec.fec = fec;
     spec.symbol_size = t;
     spec
 }
 
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
+pub(super) fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8)
         .collect()
 }
 
 /// Drives the sender to the end with the clock advancing `step` per call.
-fn run(sender: &mut Sender, start: Instant, step: Duration) -> Vec<Sent> {
+pub(super) fn run(sender: &mut Sender, start: Instant, step: Duration) -> Vec<Sent> {
     let mut buf = vec![0u8; sender.config().max_datagram_size];
     let mut now = start;
     let mut out = Vec::new();
@@ -76,7 +76,7 @@ fn drain(dec: &mut ObjectDecoder) -> Vec<u8> {
 }
 
 /// Decodes the FDT Instance with the highest Instance ID among `packets`.
-fn decode_fdt<'a>(packets: impl Iterator<Item = &'a [u8]>) -> FdtInstance {
+pub(super) fn decode_fdt<'a>(packets: impl Iterator<Item = &'a [u8]>) -> FdtInstance {
     let mut decoders: HashMap<u32, ObjectDecoder> = HashMap::new();
     let mut best: Option<(u32, FdtInstance)> = None;
     for bytes in packets {
@@ -100,7 +100,9 @@ fn decode_fdt<'a>(packets: impl Iterator<Item = &'a [u8]>) -> FdtInstance {
 
 /// Decodes every object listed in the FDT from `packets`; returns TOI →
 /// bytes for the complete ones.
-fn receive<'a>(packets: impl Iterator<Item = &'a [u8]> + Clone) -> HashMap<u128, Vec<u8>> {
+pub(super) fn receive<'a>(
+    packets: impl Iterator<Item = &'a [u8]> + Clone,
+) -> HashMap<u128, Vec<u8>> {
     let fdt = decode_fdt(packets.clone());
     let mut decoders: HashMap<u128, ObjectDecoder> = HashMap::new();
     for bytes in packets {
@@ -128,7 +130,7 @@ fn receive<'a>(packets: impl Iterator<Item = &'a [u8]> + Clone) -> HashMap<u128,
         .collect()
 }
 
-fn bytes_of(sent: &[Sent]) -> impl Iterator<Item = &[u8]> + Clone {
+pub(super) fn bytes_of(sent: &[Sent]) -> impl Iterator<Item = &[u8]> + Clone {
     sent.iter().map(|s| s.bytes.as_slice())
 }
 
@@ -309,7 +311,7 @@ fn handle_timeout_fires_the_fdt_repeat() {
 }
 
 /// (TOI, SBN) of each data packet, consecutive repeats collapsed.
-fn block_sequence(sent: &[Sent]) -> Vec<(u128, u32)> {
+pub(super) fn block_sequence(sent: &[Sent]) -> Vec<(u128, u32)> {
     let mut seq: Vec<(u128, u32)> = Vec::new();
     for s in sent.iter().filter(|s| s.kind == TransmitKind::Data) {
         let pkt = AlcPacket::decode(&s.bytes).unwrap();
