@@ -82,6 +82,14 @@ fn receive(
                 }
                 Event::ObjectComplete { toi, info, md5, .. } => {
                     assert_ne!(md5, Verification::AfterContentDecoding);
+                    // A Content-MD5 given without a SHA-256 was checked.
+                    if info
+                        .file
+                        .as_ref()
+                        .is_some_and(|f| f.content_md5.is_some() && f.sha256.is_none())
+                    {
+                        assert_eq!(md5, Verification::Verified);
+                    }
                     let location = info.content_location().unwrap().to_owned();
                     done.insert(location, partial.remove(&toi).unwrap_or_default());
                 }
@@ -134,6 +142,41 @@ fn a_multi_mib_object_arrives_intact_at_a_joined_receiver() {
         report.sender.object(toi).unwrap().packets
     );
     assert!(report.send_calls <= report.packets);
+}
+
+#[test]
+fn an_object_encoded_ahead_arrives_intact_with_its_digests_set_late() {
+    let group: SocketAddr = "239.255.73.4:47314".parse().unwrap();
+    let socket = joined(group);
+    let receiving = thread::spawn(move || receive(socket, 1, Duration::from_secs(60)));
+
+    let object = data(5 << 20, 4);
+    let mut sender_config = SenderConfig::new(9, ntp_expires(Duration::from_secs(600)));
+    sender_config.carousel_rounds = 2;
+    let mut transmit = config(group, 150_000_000);
+    // Room for a few blocks only: the helper waits for the sender.
+    transmit.encode_ahead_bytes = 300_000;
+    let mut transmitter = Transmitter::new(Sender::new(sender_config).unwrap(), transmit).unwrap();
+    let mut spec = ObjectSpec::new("file:///ahead.bin", Cursor::new(object.clone()));
+    spec.repair_percent = 20;
+    let toi = transmitter.add_object(spec).unwrap();
+    transmitter.encode_ahead_from(toi, Cursor::new(object.clone()));
+    transmitter.start_encoding_ahead().unwrap();
+    // Digests given after the helper started, before anything is sent:
+    // the receiver checks the MD5.
+    let md5: [u8; 16] = <md5::Md5 as md5::Digest>::digest(&object).into();
+    transmitter.set_digests(toi, Some(md5), None).unwrap();
+    let report = transmitter.run().unwrap();
+
+    let (received, stats) = receiving.join().unwrap();
+    assert!(
+        received.get("file:///ahead.bin") == Some(&object),
+        "object missing or different; receiver {stats:?}, sender {report:?}"
+    );
+    // Each block encoded once, by the helper or (when it lagged) the sender.
+    let blocks = (5u64 << 20).div_ceil(1 << 20);
+    assert!(report.sender.blocks_encoded + report.sender.blocks_supplied >= blocks);
+    assert!(report.sender.blocks_encoded + report.sender.blocks_supplied <= blocks + 1);
 }
 
 #[test]

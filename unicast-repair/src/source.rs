@@ -83,7 +83,12 @@ pub struct FileBlob {
 impl FileBlob {
     /// Opens `path` read-only.
     pub fn open(path: &std::path::Path) -> io::Result<Self> {
-        let file = std::fs::File::open(path)?;
+        Self::from_file(std::fs::File::open(path)?)
+    }
+
+    /// Reads an open file (an unnamed temporary file, say); its length is
+    /// taken now.
+    pub fn from_file(file: std::fs::File) -> io::Result<Self> {
         let len = file.metadata()?.len();
         Ok(Self { file, len })
     }

@@ -3,13 +3,16 @@
 //! blob store and never holds an object whole.
 
 use std::io::{self, Read, Seek, SeekFrom};
+use std::sync::Arc;
 
 use dms_repair::BlobReader;
 use md5::{Digest, Md5};
 
-/// A cursor over a [`BlobReader`].
+/// A cursor over a [`BlobReader`]. A clone reads the same blob with a
+/// position of its own (a second handle for a helper thread, say).
+#[derive(Clone)]
 pub struct BlobCursor {
-    blob: Box<dyn BlobReader>,
+    blob: Arc<dyn BlobReader>,
     pos: u64,
 }
 
@@ -25,7 +28,10 @@ impl std::fmt::Debug for BlobCursor {
 impl BlobCursor {
     /// A cursor at the start of `blob`.
     pub fn new(blob: Box<dyn BlobReader>) -> Self {
-        Self { blob, pos: 0 }
+        Self {
+            blob: Arc::from(blob),
+            pos: 0,
+        }
     }
 
     /// The blob's length.
@@ -121,5 +127,13 @@ mod tests {
         let expected: [u8; 16] = Md5::digest(&bytes).into();
         assert_eq!(c.md5(|| true).unwrap(), Some(expected));
         assert_eq!(c.md5(|| false).unwrap(), None);
+        // A clone has its own position.
+        c.seek(SeekFrom::Start(5)).unwrap();
+        let mut clone = c.clone();
+        clone.seek(SeekFrom::Start(100)).unwrap();
+        c.read_exact(&mut four).unwrap();
+        assert_eq!(&four, &bytes[5..9]);
+        clone.read_exact(&mut four).unwrap();
+        assert_eq!(&four, &bytes[100..104]);
     }
 }

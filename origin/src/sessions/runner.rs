@@ -1,6 +1,7 @@
-//! The session thread: Content-MD5 of each object, the wait for
-//! `start_at`, then the paced transmitter, on a dedicated OS thread (never
-//! on the async workers: pacing sleeps and encoding take a core).
+//! The session thread: Content-MD5 of each object (while a helper thread
+//! encodes the first blocks ahead), the wait for `start_at`, then the
+//! paced transmitter, on a dedicated OS thread (never on the async
+//! workers: pacing sleeps and encoding take a core).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,18 +79,35 @@ fn run_inner(session: &Session, prepared: Prepared) -> Result<Outcome, String> {
         objects,
     } = prepared;
     let keep_going = || !session.stop.is_stopped();
+    // Objects go in first, without their Content-MD5, so a helper thread
+    // can encode their first blocks while the MD5 is computed (the FDT
+    // goes out only after that, with it).
+    let mut to_hash = Vec::with_capacity(objects.len());
     for object in objects {
-        // The FDT goes out before the data, so the MD5 is computed first,
-        // streaming the blob once.
-        let md5 = object
-            .cursor
-            .md5(keep_going)
-            .map_err(|e| format!("reading {}: {e}", object.content_location))?;
-        let Some(md5) = md5 else { return stopped() };
-        let location = object.content_location.clone();
-        transmitter
-            .add_object(object.into_spec(md5))
+        let cursor = object.cursor.clone();
+        let (location, sha256) = (object.content_location.clone(), object.sha256);
+        let toi = transmitter
+            .add_object(object.into_spec(None))
             .map_err(|e| format!("adding {location}: {e}"))?;
+        transmitter.encode_ahead_from(toi, cursor.clone());
+        to_hash.push((toi, cursor, location, sha256));
+    }
+    // Not for a session scheduled later: encoded blocks would wait in
+    // memory until then.
+    if session.spec.start_at.is_none_or(|at| at <= unix_now() + 1) {
+        transmitter
+            .start_encoding_ahead()
+            .map_err(|e| e.to_string())?;
+    }
+    for (toi, cursor, location, sha256) in to_hash {
+        // Streams the blob once.
+        let md5 = cursor
+            .md5(keep_going)
+            .map_err(|e| format!("reading {location}: {e}"))?;
+        let Some(md5) = md5 else { return stopped() };
+        transmitter
+            .set_digests(toi, Some(md5), Some(sha256))
+            .map_err(|e| format!("describing {location}: {e}"))?;
     }
     if let Some(at) = session.spec.start_at {
         while unix_now() < at {
@@ -149,7 +167,7 @@ pub(super) struct PlannedObject {
 
 impl PlannedObject {
     /// The sender's object, in exactly the layout `oti`.
-    fn into_spec(self, md5: [u8; 16]) -> ObjectSpec {
+    fn into_spec(self, md5: Option<[u8; 16]>) -> ObjectSpec {
         let mut spec = ObjectSpec::new(self.content_location, self.cursor);
         spec.fec = self.oti.scheme();
         spec.symbol_size = self.oti.symbol_size();
@@ -164,7 +182,7 @@ impl PlannedObject {
         spec.sha256 = Some(self.sha256);
         spec.manifest = Some(self.manifest);
         spec.delta = self.delta;
-        spec.content_md5 = Some(md5);
+        spec.content_md5 = md5;
         spec
     }
 }

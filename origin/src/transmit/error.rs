@@ -27,6 +27,9 @@ pub enum TransmitError {
         /// The socket error.
         source: io::Error,
     },
+    /// The encode-ahead thread could not be started.
+    #[error("starting the encode-ahead thread: {0}")]
+    Thread(io::Error),
     /// The FLUTE sender failed (an object could not be added, read or
     /// encoded).
     #[error(transparent)]

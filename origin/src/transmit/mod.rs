@@ -36,6 +36,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod ahead;
 mod batch;
 mod bucket;
 mod error;
@@ -49,12 +50,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dms_fec::{FecScheme, Oti};
 use dms_flute::net::{SenderSocketConfig, sender_socket};
+use dms_flute::sender::ObjectSource;
 use dms_flute::{ObjectSpec, Sender, SenderError, Toi};
 
 pub use bucket::TokenBucket;
 pub use error::TransmitError;
 pub use stats::{LiveStats, ObjectProgress, StopHandle, TransmitReport};
 
+use ahead::{AheadReaders, EncodeAhead};
 use batch::{Batch, Commit};
 use socket::{GsoSocket, MAX_GSO_BYTES};
 
@@ -90,6 +93,12 @@ pub struct TransmitConfig {
     /// two batches plus this much of the rate; it bounds how far a second
     /// can exceed the rate (8 ms is 0.8 %).
     pub catch_up: Duration,
+    /// Most bytes of repair symbols a helper thread keeps made ahead of
+    /// the sender (default 32 MiB, about 300 blocks of 1 MiB at 10 %
+    /// repair); 0 encodes on the sending thread only. Only objects given a
+    /// second reader ([`Transmitter::encode_ahead_from`]) are encoded
+    /// ahead.
+    pub encode_ahead_bytes: u64,
 }
 
 impl TransmitConfig {
@@ -104,6 +113,7 @@ impl TransmitConfig {
             max_segments: 64,
             burst: Duration::from_millis(1),
             catch_up: Duration::from_millis(8),
+            encode_ahead_bytes: 32 << 20,
         }
     }
 }
@@ -130,6 +140,10 @@ pub struct Transmitter {
     live: Arc<LiveStats>,
     /// Progress by TOI − 1 (the sender numbers objects 1, 2, …).
     progress: Vec<Arc<ObjectProgress>>,
+    /// Second readers of objects, until the helper takes them.
+    ahead_readers: AheadReaders,
+    /// The encode-ahead helper, once started.
+    ahead: Option<EncodeAhead>,
 }
 
 impl Transmitter {
@@ -163,6 +177,8 @@ impl Transmitter {
             stop: StopHandle::default(),
             live,
             progress,
+            ahead_readers: AheadReaders::default(),
+            ahead: None,
         })
     }
 
@@ -176,6 +192,42 @@ impl Transmitter {
         self.live.push_object(Arc::clone(&p));
         self.progress.push(p);
         Ok(toi)
+    }
+
+    /// Lets a helper thread encode object `toi` ahead of the sender (see
+    /// [`TransmitConfig::encode_ahead_bytes`]), reading its bytes from
+    /// `reader`: a second handle on the same bytes as the object's source.
+    pub fn encode_ahead_from(&mut self, toi: Toi, reader: impl ObjectSource + 'static) {
+        self.ahead_readers.0.insert(toi, Box::new(reader));
+    }
+
+    /// Starts the encode-ahead helper now (for instance while the caller
+    /// hashes the objects) rather than when [`Transmitter::run`] starts.
+    /// Objects added later are encoded by the sender itself.
+    pub fn start_encoding_ahead(&mut self) -> Result<(), TransmitError> {
+        if self.ahead.is_some() || self.config.encode_ahead_bytes == 0 {
+            return Ok(());
+        }
+        let readers = std::mem::take(&mut self.ahead_readers.0);
+        if readers.is_empty() {
+            return Ok(());
+        }
+        let budget = self.config.encode_ahead_bytes;
+        self.ahead = EncodeAhead::start(&self.sender, readers, budget, true)
+            .map_err(TransmitError::Thread)?;
+        Ok(())
+    }
+
+    /// Sets an object's digests in its FDT entry (see
+    /// [`Sender::set_digests`]): for a caller that adds a large object
+    /// first and hashes it while its blocks are encoded ahead.
+    pub fn set_digests(
+        &mut self,
+        toi: Toi,
+        content_md5: Option<[u8; 16]>,
+        sha256: Option<[u8; 32]>,
+    ) -> Result<(), TransmitError> {
+        Ok(self.sender.set_digests(toi, content_md5, sha256)?)
     }
 
     /// Data packets an object will take over all rounds; 0 if unknown
@@ -233,6 +285,7 @@ impl Transmitter {
     /// abandoned by the sender and the others go on; socket errors end
     /// the run.
     pub fn run(mut self) -> Result<TransmitReport, TransmitError> {
+        self.start_encoding_ahead()?;
         let slot = self.sender.config().max_datagram_size;
         let start = Instant::now();
         let mut max_bytes = MAX_GSO_BYTES;
@@ -256,6 +309,9 @@ impl Transmitter {
             let mut commit = Commit::Appended;
             while commit == Commit::Appended {
                 let Some(buf) = batch.slot() else { break };
+                if let Some(ahead) = self.ahead.as_mut() {
+                    ahead.feed(&mut self.sender);
+                }
                 match self.sender.poll_transmit(now, buf) {
                     Ok(Some(t)) => commit = batch.commit(t),
                     Ok(None) => {
