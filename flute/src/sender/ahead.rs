@@ -105,6 +105,14 @@ impl Sender {
 
     /// The job of block `sbn` of object `obj`, if the sender would encode it.
     fn job(&self, obj: usize, sbn: u32) -> Option<RepairJob> {
+        self.job_unless_kept(obj, sbn)
+            .filter(|_| !self.supplied.contains_key(&(obj, sbn)))
+    }
+
+    /// The job of block `sbn` of object `obj`, if it has repair symbols
+    /// and the object is live and does not keep them from an earlier round
+    /// (supplied ones may still be replaced).
+    fn job_unless_kept(&self, obj: usize, sbn: u32) -> Option<RepairJob> {
         let o = self.objects.get(obj).filter(|o| !o.failed)?;
         let k = o.layout.source_symbols(sbn)?;
         let repair = o.repair_count(k);
@@ -112,18 +120,13 @@ impl Sender {
             .repair_cache
             .get(sbn as usize)
             .is_some_and(Option::is_some);
-        let supplied = self.supplied.contains_key(&(obj, sbn));
-        (repair > 0 && !kept && !supplied).then_some(RepairJob {
+        (repair > 0 && !kept).then_some(RepairJob {
             toi: o.toi,
             sbn,
             layout: o.layout,
             k,
             repair,
         })
-    }
-
-    fn is_live(&self, obj: usize) -> bool {
-        self.objects.get(obj).is_some_and(|o| !o.failed)
     }
 
     /// Takes the repair symbols of `job`'s block, made by
@@ -136,22 +139,16 @@ impl Sender {
         let Some(obj) = self.objects.iter().position(|o| o.toi == job.toi) else {
             return false;
         };
-        let Some(o) = self.objects.get(obj).filter(|o| !o.failed) else {
+        // Live, with repair symbols (so a non-empty length), none kept.
+        let Some(expected) = self.job_unless_kept(obj, job.sbn) else {
             return false;
         };
-        let wanted = o
-            .layout
-            .source_symbols(job.sbn)
-            .map(|k| o.repair_count(k) as usize * usize::from(o.layout.symbol_size()));
-        let kept = o
-            .repair_cache
-            .get(job.sbn as usize)
-            .is_some_and(Option::is_some);
         let sending = self
             .current
             .is_some_and(|u| u.obj == obj && u.sbn == job.sbn);
-        let ahead = self.queue.contains(&(obj, job.sbn)) || o.rounds_left > 0;
-        if wanted != Some(symbols.len()) || symbols.is_empty() || kept || sending || !ahead {
+        let ahead = self.queue.contains(&(obj, job.sbn))
+            || self.objects.get(obj).is_some_and(|o| o.rounds_left > 0);
+        if expected.repair_bytes() != symbols.len() || sending || !ahead {
             return false;
         }
         self.supplied_bytes += symbols.len() as u64;

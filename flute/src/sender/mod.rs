@@ -349,9 +349,13 @@ impl Sender {
 
     /// Whether any block remains after the current one.
     fn more_blocks_after_current(&self) -> bool {
-        let live = |obj: usize| self.objects.get(obj).is_some_and(|o| !o.failed);
-        self.queue.iter().any(|(obj, _)| live(*obj))
+        self.queue.iter().any(|(obj, _)| self.is_live(*obj))
             || self.objects.iter().any(|o| !o.failed && o.rounds_left > 0)
+    }
+
+    /// Whether object `obj` exists and was not abandoned.
+    fn is_live(&self, obj: usize) -> bool {
+        self.objects.get(obj).is_some_and(|o| !o.failed)
     }
 
     /// Makes sure a block is being sent; `false` when none is left.
@@ -366,7 +370,7 @@ impl Sender {
                 }
                 return Ok(false);
             };
-            if self.objects.get(obj).is_none_or(|o| o.failed) {
+            if !self.is_live(obj) {
                 continue;
             }
             return match self.start_unit(obj, sbn) {

@@ -193,15 +193,11 @@ impl EncodeAhead {
         }
         self.finished = ready.done && ready.blocks.is_empty();
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Ready> {
-        self.shared.lock()
-    }
 }
 
 impl Drop for EncodeAhead {
     fn drop(&mut self) {
-        self.lock().closed = true;
+        self.shared.lock().closed = true;
         self.shared.room.notify_all();
         if let Some(thread) = self.thread.take() {
             // The helper checks `closed` between blocks: at most one
@@ -361,7 +357,7 @@ mod tests {
     /// Waits until the helper has made every block (or `limit` passes).
     fn wait_done(ahead: &EncodeAhead, limit: Duration) {
         let start = Instant::now();
-        while !ahead.lock().done && start.elapsed() < limit {
+        while !ahead.shared.lock().done && start.elapsed() < limit {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
@@ -389,12 +385,16 @@ mod tests {
             .unwrap()
             .unwrap();
         let start = Instant::now();
-        while ahead.lock().blocks.is_empty() && start.elapsed() < Duration::from_secs(30) {
+        while ahead.shared.lock().blocks.is_empty() && start.elapsed() < Duration::from_secs(30) {
             std::thread::sleep(Duration::from_millis(2));
         }
         // Time for a second block, which the budget holds back.
         std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(ahead.lock().blocks.len(), 1, "one block past the budget");
+        assert_eq!(
+            ahead.shared.lock().blocks.len(),
+            1,
+            "one block past the budget"
+        );
         assert_eq!(drive(&mut s, Some(&mut ahead)), expected);
         assert_eq!(
             s.stats().blocks_encoded + s.stats().blocks_supplied,
