@@ -21,8 +21,8 @@ use bytes::Bytes;
 
 use crate::error::{ApiError, blocking};
 use crate::range::{RangeRequest, parse_range};
-use crate::service::AppState;
 use crate::source::{BlobReader, ObjectInfo};
+use crate::state::AppState;
 
 /// Content type of a delta served for `?from=`.
 pub const DELTA_CONTENT_TYPE: &str = "application/vnd.dms.delta";

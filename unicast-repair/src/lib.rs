@@ -46,16 +46,20 @@ pub mod query;
 pub mod range;
 pub mod repair;
 pub mod report;
+mod report_http;
 mod service;
 pub mod source;
+mod state;
 
 pub use client::{
     ClientConfig, ClientError, DeltaOffer, DownloadStats, DownloadTarget, RepairClient,
 };
 pub use error::ApiError;
 pub use limit::LimitConfig;
-pub use report::{RedbReports, ReportStore, reports_router};
-pub use service::{MAX_SYMBOLS_PER_REQUEST, ServiceConfig, router};
+pub use report::{RedbReports, ReportStore};
+pub use report_http::reports_router;
+pub use service::router;
 pub use source::{
     BlobReader, DeltaBlob, FileBlob, ObjectInfo, ObjectSource, OpenDelta, SourceError,
 };
+pub use state::{MAX_SYMBOLS_PER_REQUEST, ServiceConfig};

@@ -11,13 +11,14 @@ use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
-use dms_fec::{EncoderCache, FecScheme, Layout, PayloadId, PreparedBlock};
+use dms_fec::{FecScheme, Layout, PayloadId, PreparedBlock};
 
 use crate::container::{CONTENT_TYPE, ENTRY_HEADER_LEN, entry_header};
 use crate::error::{ApiError, blocking};
 use crate::query::{RepairItem, parse_query};
-use crate::service::AppState;
 use crate::source::BlobReader;
+use crate::state::AppState;
+pub use crate::state::BlockCache;
 
 /// A run of symbols with consecutive ESIs, all source or all repair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,10 +165,6 @@ fn push_range(
     }
     Ok(())
 }
-
-/// Prepared blocks of the objects served, keyed by (object id, SBN): ids
-/// are never reused, so a key always names the same bytes.
-pub type BlockCache = EncoderCache<(String, u32)>;
 
 /// Where [`build_answer`] finds the bytes of one object's blocks.
 #[derive(Clone, Copy)]

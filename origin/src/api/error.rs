@@ -8,7 +8,17 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
+use serde::Serialize;
+use utoipa::ToSchema;
+
 use crate::repo::RepoError;
+
+/// The error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: String,
+}
 
 /// An error answered to a client.
 #[derive(Debug)]

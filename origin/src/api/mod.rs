@@ -4,12 +4,13 @@
 //! Seams for the pieces written elsewhere:
 //! - `public_extra`: a router served without tokens beside the DD, manifest
 //!   and notify routes — the unicast-repair router (`/dl`, `/repair`,
-//!   `/report`, see [`crate::server::prepare`]);
+//!   `/report`, which `server::prepare` passes in);
 //! - `management_extra`: routes served behind the token layer, such as
 //!   the repair crate's `/v1/reports`;
 //! - [`crate::repo::DeleteVeto`]: the session registry refuses deletions.
 
 pub mod auth;
+pub mod deltas;
 pub mod error;
 pub mod metrics;
 pub mod objects;
@@ -57,7 +58,7 @@ fn management(state: AppState) -> Router {
                 .patch(objects::patch)
                 .delete(objects::delete),
         )
-        .route("/v1/objects/{id}/deltas", get(crate::deltas::list_route))
+        .route("/v1/objects/{id}/deltas", get(deltas::list_route))
         .route(
             "/v1/objects/{id}/notifications",
             get(objects::notifications),

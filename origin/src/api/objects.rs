@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::error::{ApiError, Json, Path, Query};
+use super::error::{ApiError, ErrorBody, Json, Path, Query};
 use crate::catalog::{Filter, Notification};
 use crate::model::{FecInfo, Kind, ObjectRecord, Priority, State as ObjectState};
 use crate::repo::{NewObject, ObjectPatch};
@@ -63,7 +63,7 @@ pub struct ObjectView {
     /// Deltas to this version from earlier ones (in `GET /v1/objects/{id}`
     /// and `/v1/objects/{id}/deltas`; absent when there are none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub deltas: Vec<crate::deltas::DeltaView>,
+    pub deltas: Vec<super::deltas::DeltaView>,
 }
 
 impl ObjectView {
@@ -93,13 +93,6 @@ impl ObjectView {
             deltas: Vec::new(),
         }
     }
-}
-
-/// The error body.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong.
-    pub error: String,
 }
 
 /// Query of `POST /v1/objects`.
@@ -310,7 +303,7 @@ pub async fn show(
     let store = state.deltas.clone();
     let (record, deltas) = tokio::task::spawn_blocking(move || {
         let record = repo.get(&id)?;
-        let deltas = store.views(&repo, &record)?;
+        let deltas = super::deltas::views(&store, &repo, &record)?;
         Ok::<_, crate::repo::RepoError>((record, deltas))
     })
     .await??;

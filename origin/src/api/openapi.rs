@@ -19,7 +19,7 @@ use super::{objects, sessions};
         objects::delete,
         objects::notifications,
         objects::name_history,
-        crate::deltas::api::list_route,
+        super::deltas::list_route,
         objects::keys,
         sessions::create,
         sessions::list,

@@ -112,7 +112,7 @@ pub struct DdParams {
     ),
     responses(
         (status = 200, description = "OMA DL-OTA 1.0 download descriptor", content_type = "application/vnd.oma.dd+xml", body = String),
-        (status = 404, description = "Unknown or withdrawn object", body = super::objects::ErrorBody),
+        (status = 404, description = "Unknown or withdrawn object", body = super::error::ErrorBody),
     )
 )]
 pub async fn dd(
@@ -154,7 +154,7 @@ pub async fn dd(
     params(("id" = String, Path, description = "Object id (or a delta's id)")),
     responses(
         (status = 200, description = "Signed manifest", content_type = "application/json", body = String),
-        (status = 404, description = "Unknown or withdrawn object", body = super::objects::ErrorBody),
+        (status = 404, description = "Unknown or withdrawn object", body = super::error::ErrorBody),
     )
 )]
 pub async fn manifest(
@@ -195,8 +195,8 @@ pub struct NotifyParams {
     request_body(content = String, content_type = "text/plain", description = "A status line such as `900 Success`"),
     responses(
         (status = 200, description = "Recorded"),
-        (status = 400, description = "Not a 9xx status line", body = super::objects::ErrorBody),
-        (status = 404, description = "Unknown object", body = super::objects::ErrorBody),
+        (status = 400, description = "Not a 9xx status line", body = super::error::ErrorBody),
+        (status = 404, description = "Unknown object", body = super::error::ErrorBody),
     )
 )]
 pub async fn notify(

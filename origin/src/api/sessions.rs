@@ -5,8 +5,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use super::error::ErrorBody;
 use super::error::{ApiError, Json, Path};
-use super::objects::ErrorBody;
 use crate::sessions::{SessionError, SessionList, SessionRequest, SessionView};
 
 impl From<SessionError> for ApiError {

@@ -35,10 +35,8 @@ use crate::model::{FecInfo, ObjectRecord, State as ObjectState};
 use crate::repo::{RepoError, Repository};
 use crate::urls::Urls;
 
-pub mod api;
 mod source;
 
-pub use api::{DeltaList, DeltaView, list_route};
 pub use source::DeltaSource;
 
 /// Content type of a delta (its download, its FDT entry, its DD `type`).

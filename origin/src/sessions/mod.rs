@@ -31,11 +31,11 @@ mod request;
 mod runner;
 mod session;
 pub mod store;
+mod view;
 
 pub use blob_source::BlobCursor;
 pub use registry::{SessionError, SessionRegistry};
 pub use request::{SessionFec, SessionRequest, SessionSpec, StartAt, parse_start_at};
-pub use session::{
-    Session, SessionList, SessionObject, SessionObjectView, SessionState, SessionView,
-};
+pub use session::{Session, SessionObject};
 pub use store::{SESSION_DIR, SessionStore};
+pub use view::{SessionList, SessionObjectView, SessionState, SessionView};

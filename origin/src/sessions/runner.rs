@@ -11,7 +11,8 @@ use dms_flute::ObjectSpec;
 
 use super::blob_source::BlobCursor;
 use super::request::unix_now;
-use super::session::{Session, SessionState};
+use super::session::Session;
+use super::view::SessionState;
 use crate::transmit::Transmitter;
 
 /// Longest sleep while waiting for `start_at`, so a stop is seen soon.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::request::SessionRequest;
-use super::session::SessionView;
+use super::view::SessionView;
 use crate::fsutil::atomic_write;
 
 /// The directory under the data directory.
@@ -106,7 +106,7 @@ mod tests {
     #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
     use super::*;
-    use crate::sessions::session::SessionState;
+    use crate::sessions::view::SessionState;
 
     fn persisted(id: &str, created: u64) -> PersistedSession {
         let request: SessionRequest = serde_json::from_value(serde_json::json!({

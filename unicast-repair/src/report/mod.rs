@@ -6,12 +6,9 @@
 //! [`ReportStore`] ([`RedbReports`] is the redb one); [`summarize`] turns an
 //! object's reports into the figures `GET /v1/reports?object=ID` shows.
 
-mod http;
 mod store;
 pub mod xml;
 
-pub(crate) use http::post_report;
-pub use http::reports_router;
 pub use store::RedbReports;
 
 use serde::{Deserialize, Serialize};

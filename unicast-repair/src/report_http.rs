@@ -1,4 +1,5 @@
-//! `POST /report` (public) and `GET /v1/reports?object=ID` (management).
+//! The reception report routes: `POST /report` (public) and
+//! `GET /v1/reports?object=ID` (management), over a [`ReportStore`](crate::ReportStore).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,9 +12,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::{JsonReport, Report, ReportKind, ReportStore, summarize, xml};
 use crate::error::{ApiError, blocking};
-use crate::service::AppState;
+use crate::report::{JsonReport, Report, ReportKind, ReportStore, summarize, xml};
+use crate::state::AppState;
 
 fn now() -> u64 {
     SystemTime::now()
@@ -153,7 +154,7 @@ async fn summary(
 }
 
 /// The management route `GET /v1/reports?object=ID` (a JSON
-/// [`ReportSummary`](super::ReportSummary)). The origin mounts it behind its
+/// [`ReportSummary`](crate::report::ReportSummary)). The origin mounts it behind its
 /// token layer.
 pub fn reports_router(store: Arc<dyn ReportStore>) -> Router {
     Router::new()

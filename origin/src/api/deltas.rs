@@ -5,9 +5,9 @@ use axum::extract::{Path as UrlPath, State};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{DELTA_CONTENT_TYPE, DeltaRecord, DeltaStore};
-use crate::api::objects::ErrorBody;
-use crate::api::{ApiError, AppState};
+use super::error::ErrorBody;
+use super::{ApiError, AppState};
+use crate::deltas::{DELTA_CONTENT_TYPE, DeltaRecord, DeltaStore};
 use crate::model::{FecInfo, ObjectRecord};
 use crate::repo::{RepoError, Repository};
 
@@ -58,54 +58,51 @@ pub struct DeltaList {
     pub deltas: Vec<DeltaView>,
 }
 
-impl DeltaStore {
-    /// The view of one delta record to `target` (`history`: the name's
-    /// versions, to find the base's).
-    pub fn view(
-        &self,
-        repo: &Repository,
-        target: &ObjectRecord,
-        rec: &DeltaRecord,
-        history: &[ObjectRecord],
-    ) -> DeltaView {
-        let urls = repo.urls();
-        let base = history.iter().rev().find(|r| r.sha256 == rec.base_sha256);
-        let object = rec.as_object(target, urls);
-        DeltaView {
-            base_version: base.map(|b| b.version.clone()),
-            base_id: base.map(|b| b.id.clone()),
-            uri: format!("{}?from={}", urls.uri(target), rec.base_sha256),
-            base_sha256: rec.base_sha256.clone(),
-            size: rec.size,
-            sha256: rec.sha256.clone(),
-            id: rec.id.clone(),
-            target_id: target.id.clone(),
-            target_sha256: target.sha256.clone(),
-            content_type: DELTA_CONTENT_TYPE.to_owned(),
-            content_location: urls.uri(&object),
-            manifest_uri: urls.manifest_uri(&rec.id),
-            repair_uri: urls.repair_uri(),
-            fec: rec.fec.clone(),
-        }
+/// The view of one delta record to `target` (`history`: the name's
+/// versions, to find the base's).
+pub fn view(
+    repo: &Repository,
+    target: &ObjectRecord,
+    rec: &DeltaRecord,
+    history: &[ObjectRecord],
+) -> DeltaView {
+    let urls = repo.urls();
+    let base = history.iter().rev().find(|r| r.sha256 == rec.base_sha256);
+    let object = rec.as_object(target, urls);
+    DeltaView {
+        base_version: base.map(|b| b.version.clone()),
+        base_id: base.map(|b| b.id.clone()),
+        uri: format!("{}?from={}", urls.uri(target), rec.base_sha256),
+        base_sha256: rec.base_sha256.clone(),
+        size: rec.size,
+        sha256: rec.sha256.clone(),
+        id: rec.id.clone(),
+        target_id: target.id.clone(),
+        target_sha256: target.sha256.clone(),
+        content_type: DELTA_CONTENT_TYPE.to_owned(),
+        content_location: urls.uri(&object),
+        manifest_uri: urls.manifest_uri(&rec.id),
+        repair_uri: urls.repair_uri(),
+        fec: rec.fec.clone(),
     }
+}
 
-    /// The deltas of `record` as the API shows them (base versions looked
-    /// up among the name's versions).
-    pub fn views(
-        &self,
-        repo: &Repository,
-        record: &ObjectRecord,
-    ) -> Result<Vec<DeltaView>, RepoError> {
-        let records = self.records_for(repo, record)?;
-        if records.is_empty() {
-            return Ok(Vec::new());
-        }
-        let history = repo.history(&record.name)?;
-        Ok(records
-            .iter()
-            .map(|rec| self.view(repo, record, rec, &history))
-            .collect())
+/// The deltas of `record` as the API shows them (base versions looked
+/// up among the name's versions).
+pub fn views(
+    store: &DeltaStore,
+    repo: &Repository,
+    record: &ObjectRecord,
+) -> Result<Vec<DeltaView>, RepoError> {
+    let records = store.records_for(repo, record)?;
+    if records.is_empty() {
+        return Ok(Vec::new());
     }
+    let history = repo.history(&record.name)?;
+    Ok(records
+        .iter()
+        .map(|rec| view(repo, record, rec, &history))
+        .collect())
 }
 
 /// `GET /v1/objects/{id}/deltas`: the deltas to an object.
@@ -127,7 +124,7 @@ pub async fn list_route(
     let store = state.deltas.clone();
     let list = tokio::task::spawn_blocking(move || {
         let record = repo.get(&id)?;
-        let deltas = store.views(&repo, &record)?;
+        let deltas = views(&store, &repo, &record)?;
         Ok::<_, RepoError>(DeltaList { id, deltas })
     })
     .await??;
