@@ -6,6 +6,16 @@
 //! min_free_bytes = 67_108_864                # keep free on the blob disk
 //! symbol_size = 1400                         # FEC symbol size T
 //!
+//! [http]                                    # slow and hostile clients (defaults shown)
+//! handshake_timeout_secs = 10
+//! header_timeout_secs = 20
+//! body_timeout_secs = 60
+//! idle_timeout_secs = 60
+//! max_connections = 16384
+//! max_connections_per_ip = 0                 # 0: no per-address cap
+//! drain_bytes = 67_108_864                   # read after an early answer (401, 413…)
+//! drain_secs = 10
+//!
 //! [[tokens]]
 //! name = "dm-server-1"
 //! token = "a-long-random-secret"
@@ -63,6 +73,74 @@ pub struct Config {
     /// Extra tokens.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// Time-outs and connection caps of the HTTP server.
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// The `[http]` table: time-outs and caps against slow and hostile
+/// clients (each unset key keeps its default, see
+/// [`HttpLimits`](crate::http::HttpLimits)).
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Seconds to finish the TLS handshake.
+    pub handshake_timeout_secs: Option<f64>,
+    /// Seconds to send a request's headers.
+    pub header_timeout_secs: Option<f64>,
+    /// Longest pause, in seconds, inside a request body.
+    pub body_timeout_secs: Option<f64>,
+    /// Seconds a connection may stay without a request in flight.
+    pub idle_timeout_secs: Option<f64>,
+    /// Most connections at once.
+    pub max_connections: Option<usize>,
+    /// Most connections of one client address (0: no cap).
+    pub max_connections_per_ip: Option<usize>,
+    /// Bytes of a request body read after an early answer.
+    pub drain_bytes: Option<u64>,
+    /// Seconds spent reading them at most.
+    pub drain_secs: Option<f64>,
+}
+
+impl HttpConfig {
+    /// The limits: the defaults with the keys set here replaced.
+    pub fn limits(&self) -> Result<crate::http::HttpLimits, ConfigError> {
+        let secs = |key: &str, value: Option<f64>, default: std::time::Duration| match value {
+            None => Ok(default),
+            Some(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => {
+                Ok(std::time::Duration::from_secs_f64(v))
+            }
+            Some(v) => Err(ConfigError::Parse(format!(
+                "http.{key} = {v}: must be more than 0 and at most 86400 seconds"
+            ))),
+        };
+        let d = crate::http::HttpLimits::default();
+        if self.max_connections == Some(0) {
+            return Err(ConfigError::Parse(
+                "http.max_connections must be at least 1".into(),
+            ));
+        }
+        Ok(crate::http::HttpLimits {
+            handshake_timeout: secs(
+                "handshake_timeout_secs",
+                self.handshake_timeout_secs,
+                d.handshake_timeout,
+            )?,
+            header_timeout: secs(
+                "header_timeout_secs",
+                self.header_timeout_secs,
+                d.header_timeout,
+            )?,
+            body_timeout: secs("body_timeout_secs", self.body_timeout_secs, d.body_timeout)?,
+            idle_timeout: secs("idle_timeout_secs", self.idle_timeout_secs, d.idle_timeout)?,
+            max_connections: self.max_connections.unwrap_or(d.max_connections),
+            max_connections_per_ip: self
+                .max_connections_per_ip
+                .unwrap_or(d.max_connections_per_ip),
+            drain_bytes: self.drain_bytes.unwrap_or(d.drain_bytes),
+            drain_time: secs("drain_secs", self.drain_secs, d.drain_time)?,
+        })
+    }
 }
 
 /// An error reading the configuration.
@@ -81,6 +159,7 @@ impl Config {
     /// Parses TOML text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.http.limits()?;
         for t in &config.tokens {
             if t.token.len() < 16 {
                 return Err(ConfigError::Parse(format!(
@@ -116,5 +195,29 @@ mod tests {
         assert!(
             Config::parse("[[tokens]]\nname=\"a\"\ntoken=\"short\"\nscope=\"read-only\"").is_err()
         );
+    }
+
+    #[test]
+    fn http_limits_take_the_set_keys_and_refuse_nonsense() {
+        let c =
+            Config::parse("[http]\nheader_timeout_secs = 2.5\nmax_connections = 100\n").unwrap();
+        let limits = c.http.limits().unwrap();
+        assert_eq!(
+            limits.header_timeout,
+            std::time::Duration::from_millis(2500)
+        );
+        assert_eq!(limits.max_connections, 100);
+        assert_eq!(
+            limits.body_timeout,
+            crate::http::HttpLimits::default().body_timeout
+        );
+        for bad in [
+            "[http]\nbody_timeout_secs = 0\n",
+            "[http]\nidle_timeout_secs = -1\n",
+            "[http]\nmax_connections = 0\n",
+            "[http]\nslowloris = 1\n",
+        ] {
+            assert!(Config::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -39,9 +39,12 @@ pub enum RepoError {
     /// The object is in use (for example by a broadcast session).
     #[error("object in use: {0}")]
     InUse(String),
-    /// The upload exceeds the quota or the free disk space.
+    /// The upload exceeds the storage quota.
     #[error("{0}")]
     TooLarge(String),
+    /// The blob store's disk is full (or would be past its reserve).
+    #[error("{0}")]
+    NoSpace(String),
     /// The catalog failed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
@@ -148,6 +151,34 @@ fn sha_from_hex(s: &str) -> Result<[u8; 32], RepoError> {
     hex::decode_to_slice(s, &mut out)
         .map_err(|_| RepoError::Catalog(CatalogError::Corrupt(format!("bad hash {s}"))))?;
     Ok(out)
+}
+
+impl RepoError {
+    /// True when the error comes from a full disk (ENOSPC, EDQUOT)
+    /// anywhere in its source chain, or is [`RepoError::NoSpace`].
+    pub fn is_no_space(&self) -> bool {
+        if matches!(self, RepoError::NoSpace(_)) {
+            return true;
+        }
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = current {
+            let io = match e.downcast_ref::<CatalogError>() {
+                // redb's errors do not chain their sources.
+                Some(CatalogError::Db(redb::Error::Io(io))) => Some(io),
+                _ => e.downcast_ref::<io::Error>(),
+            };
+            if io.is_some_and(|io| {
+                matches!(
+                    io.kind(),
+                    io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+                )
+            }) {
+                return true;
+            }
+            current = e.source();
+        }
+        false
+    }
 }
 
 impl Repository {
@@ -505,21 +536,27 @@ impl std::fmt::Debug for Upload<'_> {
 }
 
 impl Upload<'_> {
+    /// The refusal of an upload of `size` bytes past the budget: 413 for
+    /// the quota, 507 for the disk.
+    fn over_budget(&self, size: u64) -> RepoError {
+        if self.quota_limited {
+            RepoError::TooLarge(format!(
+                "{size} bytes exceed the storage quota ({} bytes left)",
+                self.budget
+            ))
+        } else {
+            RepoError::NoSpace(format!(
+                "{size} bytes exceed the free disk space ({} bytes usable)",
+                self.budget
+            ))
+        }
+    }
+
     /// Appends bytes; fails once the quota or the free disk space is exceeded.
     pub fn write(&mut self, buf: &[u8]) -> Result<(), RepoError> {
         self.size += buf.len() as u64;
         if self.size > self.budget {
-            return Err(RepoError::TooLarge(if self.quota_limited {
-                format!(
-                    "upload exceeds the storage quota ({} bytes left)",
-                    self.budget
-                )
-            } else {
-                format!(
-                    "upload exceeds the free disk space ({} bytes usable)",
-                    self.budget
-                )
-            }));
+            return Err(self.over_budget(self.size));
         }
         let writer = self
             .writer
@@ -539,15 +576,7 @@ impl Upload<'_> {
     /// (no second read of the blob).
     pub fn declare_size(&mut self, len: u64) -> Result<(), RepoError> {
         if len > self.budget {
-            return Err(RepoError::TooLarge(format!(
-                "{len} bytes exceed the {} bytes the {} allows",
-                self.budget,
-                if self.quota_limited {
-                    "quota"
-                } else {
-                    "free disk space"
-                }
-            )));
+            return Err(self.over_budget(len));
         }
         if len > 0 && self.size == 0 {
             let oti = self.repo.plan(len)?;

@@ -238,6 +238,11 @@ pub async fn run(
     })
     .await
     .map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
+    let limits = opts
+        .config
+        .http
+        .limits()
+        .map_err(|e| ServeError::Config(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     tracing::info!(
         listen = %listener.local_addr()?,
@@ -245,7 +250,15 @@ pub async fn run(
         tls = origin.tls.is_some(),
         "origin serving"
     );
-    crate::http::serve(listener, origin.app, origin.tls, shutdown).await?;
+    crate::http::serve_with(
+        listener,
+        origin.app,
+        origin.tls,
+        limits,
+        origin.state.metrics.http.clone(),
+        shutdown,
+    )
+    .await?;
     Ok(())
 }
 

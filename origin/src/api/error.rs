@@ -67,6 +67,15 @@ impl IntoResponse for ApiError {
 
 impl From<RepoError> for ApiError {
     fn from(e: RepoError) -> Self {
+        if e.is_no_space() {
+            // Logged: an operator must free or add space.
+            tracing::warn!("storage full: {e}");
+            let message = match e {
+                RepoError::NoSpace(m) => m,
+                _ => "the server's storage is full".to_owned(),
+            };
+            return Self::new(StatusCode::INSUFFICIENT_STORAGE, message);
+        }
         let status = match &e {
             RepoError::NotFound(_) => StatusCode::NOT_FOUND,
             RepoError::Invalid(_) => StatusCode::BAD_REQUEST,

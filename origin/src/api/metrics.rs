@@ -17,6 +17,9 @@ const BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0
 /// Request counters and the latency histogram.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// The serving loop's connection counters (the server counts into
+    /// them; rendered with the rest).
+    pub http: std::sync::Arc<crate::http::HttpStats>,
     by_status: Mutex<BTreeMap<u16, u64>>,
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,

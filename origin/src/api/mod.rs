@@ -127,5 +127,6 @@ pub async fn metrics_text(State(state): State<AppState>) -> Result<Response, Api
         .map_err(ApiError::internal)?;
     let mut text = state.metrics.render(stats.objects, stats.stored_bytes);
     text.push_str(&metrics::render_sessions(&state.sessions.counts()));
+    text.push_str(&state.metrics.http.render());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }

@@ -119,8 +119,10 @@ pub struct CreateParams {
     responses(
         (status = 201, description = "Stored", body = ObjectView),
         (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 408, description = "The body stalled past the body time-out", body = ErrorBody),
         (status = 409, description = "Name and version exist", body = ErrorBody),
-        (status = 413, description = "Over quota or free disk", body = ErrorBody),
+        (status = 413, description = "Over quota", body = ErrorBody),
+        (status = 507, description = "The storage is full", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -160,12 +162,18 @@ pub async fn create(
     // marks the end. A channel closed without it (client gone, body error)
     // abandons the upload, so a truncated body is never stored.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Option<Bytes>>(8);
+    // The body is read only once the upload may start: a refusal that
+    // needs no byte of it (name taken, over quota or disk by the declared
+    // length) is answered before a client that sent `Expect:
+    // 100-continue` is told to send.
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
     let writer = tokio::task::spawn_blocking(move || {
         repo.check_new(&new)?;
         let mut upload = repo.begin_upload()?;
         if let Some(len) = declared {
             upload.declare_size(len)?;
         }
+        let _ = ready_tx.send(());
         loop {
             match rx.blocking_recv() {
                 Some(Some(chunk)) => upload.write(&chunk)?,
@@ -179,13 +187,21 @@ pub async fn create(
         }
         upload.finish(new)
     });
+    if ready_rx.await.is_err() {
+        // The writer stopped before the first byte: its error is the answer.
+        drop(tx);
+        writer.await??;
+        return Err(ApiError::internal("upload writer ended without an answer"));
+    }
     let mut body = body;
     let mut complete = true;
+    let mut stalled = false;
     while let Some(frame) = body.frame().await {
         let frame = match frame {
             Ok(f) => f,
             Err(e) => {
                 tracing::debug!("upload body: {e}");
+                stalled = crate::http::BodyTimedOut::is(&e);
                 complete = false;
                 break;
             }
@@ -201,7 +217,15 @@ pub async fn create(
         let _ = tx.send(None).await;
     }
     drop(tx);
-    let record = writer.await??;
+    let written = writer.await?;
+    if stalled {
+        // The temporary blob is gone with the writer; say why.
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body stalled: no bytes within the body time-out",
+        ));
+    }
+    let record = written?;
     tracing::info!(id = %record.id, name = %record.name, version = %record.version, size = record.size, "published");
     state.deltas.spawn_for(state.repo.clone(), record.clone());
     let view = ObjectView::new(&record, state.repo.urls());
