@@ -91,7 +91,13 @@ impl Client {
         &self,
         request: reqwest::RequestBuilder,
     ) -> anyhow::Result<serde_json::Value> {
-        let response = request.send().await.context("request to the origin")?;
+        let response = request.send().await.map_err(|e| {
+            anyhow::anyhow!(
+                "request to the origin {}: {}",
+                self.server,
+                dms_repair::client::cause::describe(&e)
+            )
+        })?;
         let status = response.status();
         let bytes = response.bytes().await?;
         if !status.is_success() {

@@ -6,6 +6,7 @@
 //! operator's CA. `http://` URLs work too (tests, private networks).
 
 pub mod backoff;
+pub mod cause;
 mod delta;
 mod download;
 
@@ -66,11 +67,12 @@ pub enum ClientError {
     /// A URL could not be used.
     #[error("bad URL {0}")]
     Url(String),
-    /// Connecting or sending failed.
-    #[error("request failed: {0}")]
+    /// Connecting or sending failed (the message names the whole cause,
+    /// and for a refused server certificate what to do).
+    #[error("request failed: {}", cause::describe(.0))]
     Request(#[from] hyper_util::client::legacy::Error),
     /// Reading a body failed.
-    #[error("response body: {0}")]
+    #[error("response body: {}", cause::describe(.0))]
     Body(#[from] hyper::Error),
     /// No answer in time.
     #[error("timed out")]
