@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod coap;
 pub mod container;
 pub mod download;
 pub mod error;
