@@ -47,6 +47,7 @@
 pub mod api;
 pub mod blob;
 pub mod catalog;
+pub mod coap;
 pub mod config;
 pub mod deltas;
 pub mod fsutil;

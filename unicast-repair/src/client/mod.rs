@@ -7,7 +7,7 @@
 
 pub mod backoff;
 mod delta;
-mod download;
+pub(crate) mod download;
 
 pub use delta::{DeltaOffer, delta_uri};
 pub use download::{DownloadStats, DownloadTarget};

@@ -24,7 +24,9 @@
 //! RFC 8323 framing, which it does not have.
 
 pub mod block;
+pub mod client;
 pub mod dedup;
+pub mod fetch;
 pub mod frame;
 pub mod net;
 pub mod objects;

@@ -21,10 +21,13 @@ const CACHE_ENTRIES: usize = 256;
 
 type Key = (String, Option<[u8; 32]>);
 
+/// A look-up and when it was made (`None`: no such object).
+type Cached = (Instant, Option<Arc<Served>>);
+
 /// Objects from an [`ObjectSource`], with a short cache.
 pub struct SourceObjects {
     source: Arc<dyn ObjectSource>,
-    cache: Mutex<HashMap<Key, (Instant, Option<Arc<Served>>)>>,
+    cache: Mutex<HashMap<Key, Cached>>,
 }
 
 impl std::fmt::Debug for SourceObjects {
