@@ -53,6 +53,7 @@ pub mod deltas;
 pub mod fsutil;
 pub mod http;
 pub mod keys;
+pub mod lwm2m;
 pub mod model;
 pub mod repair_server;
 pub mod repo;

@@ -25,6 +25,16 @@ pub fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// A port free for both UDP and TCP on loopback.
+pub fn free_udp_and_tcp_port() -> u16 {
+    loop {
+        let port = free_port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -68,15 +78,15 @@ pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
 /// `dms serve --data DATA` on a free port over TLS, once it answers (its
 /// token and certificate are then in DATA); returns it and its URL.
 pub fn start_origin(data: &Path) -> (Kill, String) {
+    start_origin_with(data, &[])
+}
+
+/// [`start_origin`] with more `dms serve` flags.
+pub fn start_origin_with(data: &Path, extra: &[&str]) -> (Kill, String) {
     let port = free_port();
     let data = data.to_str().unwrap();
-    let server = spawn(&[
-        "serve",
-        "--data",
-        data,
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-    ]);
+    let listen = format!("127.0.0.1:{port}");
+    let server = spawn(&[&["serve", "--data", data, "--listen", &listen][..], extra].concat());
     let url = format!("https://127.0.0.1:{port}");
     wait_until("dms serve", || {
         dms(&["session", "list", "--server", &url, "--data", data])
