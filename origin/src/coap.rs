@@ -10,7 +10,20 @@ use std::sync::Arc;
 
 use dms_repair::coap::{CoapConfig, CoapListen, CoapServers, SourceObjects};
 
-use crate::server::ServeError;
+/// A CoAP transport that could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoapError {
+    /// Bad flags.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The certificate could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// Binding or serving failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
 
 /// CoAP transports to serve.
 #[derive(Clone, Debug, Default)]
@@ -69,7 +82,7 @@ impl CoapServe {
             let base = match self.base_urls.iter().find(|b| b.starts_with(&prefix)) {
                 Some(b) => b.trim_end_matches('/').to_owned(),
                 None if listen.ip().is_unspecified() => {
-                    let host = crate::server::host_of(http_base).ok_or_else(|| {
+                    let host = crate::urls::host_of(http_base).ok_or_else(|| {
                         format!(
                             "no host in {http_base:?} for the {scheme} base: give --coap-base-url"
                         )
@@ -94,7 +107,7 @@ impl CoapServe {
         &self,
         objects: Arc<SourceObjects>,
         tls: Option<(&Path, &Path)>,
-    ) -> Result<Option<CoapServers>, ServeError> {
+    ) -> Result<Option<CoapServers>, CoapError> {
         if !self.enabled() {
             return Ok(None);
         }
@@ -102,7 +115,7 @@ impl CoapServe {
             None => None,
             Some(addr) => {
                 let (cert, key) = tls.ok_or_else(|| {
-                    ServeError::Config(
+                    CoapError::Config(
                         "--coaps-tcp needs a certificate (not with --insecure-http)".into(),
                     )
                 })?;
@@ -133,7 +146,7 @@ pub(crate) async fn serve_with_coap(
     objects: Arc<SourceObjects>,
     tls_files: Option<(std::path::PathBuf, std::path::PathBuf)>,
     shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), ServeError> {
+) -> Result<(), CoapError> {
     let files = tls_files.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
     let servers = coap.start(objects, files).await?;
     crate::http::serve(listener, app, tls, shutdown).await?;

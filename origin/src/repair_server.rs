@@ -130,4 +130,5 @@ pub async fn run_repair(
         shutdown,
     )
     .await
+    .map_err(ServeError::from)
 }

@@ -14,7 +14,7 @@ use crate::config::{Config, Scope};
 use crate::fsutil::atomic_write;
 use crate::repo::{Limits, RepoError, Repository};
 use crate::sessions::{SESSION_DIR, SessionRegistry, SessionStore};
-use crate::urls::Urls;
+use crate::urls::{Urls, host_of};
 
 /// `DATA/base_url`: the public base URL the running origin gives out.
 pub const BASE_URL_FILE: &str = "base_url";
@@ -55,6 +55,9 @@ pub enum ServeError {
     /// I/O (listening, the token file).
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A CoAP transport could not start.
+    #[error(transparent)]
+    Coap(#[from] crate::coap::CoapError),
 }
 
 /// `DATA/admin.token`: read, or generated (256 random bits in hex, mode 0600).
@@ -228,18 +231,6 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
     })
 }
 
-/// The host part of a base URL (for the self-signed certificate's names).
-pub(crate) fn host_of(base: &str) -> Option<String> {
-    let rest = base.split_once("://")?.1;
-    let authority = rest.split('/').next()?;
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next()?
-    } else {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
-    };
-    (!host.is_empty()).then(|| host.to_owned())
-}
-
 /// Prepares and serves until `shutdown` resolves.
 pub async fn run(
     opts: ServeOptions,
@@ -268,6 +259,7 @@ pub async fn run(
         shutdown,
     )
     .await
+    .map_err(ServeError::from)
 }
 
 #[cfg(test)]

@@ -167,6 +167,18 @@ impl Urls {
     }
 }
 
+/// The host part of a base URL (for the self-signed certificate's names).
+pub fn host_of(base: &str) -> Option<String> {
+    let rest = base.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
