@@ -30,6 +30,9 @@ enum Command {
     /// Forward error correction tools: measurements of the FEC codes.
     #[command(subcommand)]
     Fec(commands::fec::FecCommand),
+    /// Download a Package URI (https, coap, coap+tcp, coaps+tcp) as a
+    /// device does: resumable, verified against the signed manifest.
+    Fetch(commands::fetch::FetchArgs),
     /// Send files as one FLUTE session to a multicast group, paced, and
     /// exit when the last carousel round is out.
     Send(commands::send::SendArgs),
@@ -69,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => commands::demo::run(args),
         Command::Delta(command) => commands::delta::run(command),
         Command::Fec(command) => commands::fec::run(command),
+        Command::Fetch(args) => commands::fetch::run(args),
         Command::Send(args) => commands::send::run(&args),
         Command::Serve(args) => commands::serve::run_serve(args),
         Command::Publish(args) => commands::publish::run_publish(args),

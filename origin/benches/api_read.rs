@@ -52,6 +52,7 @@ async fn start(tls: bool) -> (String, tempfile::TempDir, tokio::sync::oneshot::S
         config: Config::default(),
         tls: None,
         insecure_http: !tls,
+        coap: Default::default(),
     };
     let origin = tokio::task::spawn_blocking(move || prepare(&opts).unwrap())
         .await

@@ -64,17 +64,26 @@ impl Filter {
     }
 }
 
-/// A status line a device posted to an object's installNotifyURI.
+/// What a device last posted to an object's installNotifyURI: a DL-OTA
+/// 9xx status line or an LwM2M Object 5 report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Notification {
     /// Who posted it (the `device` query parameter, else the peer address).
     pub device: String,
-    /// The 9xx status code.
+    /// The 9xx status code (0 for an LwM2M report).
     pub code: u16,
-    /// The status text as sent.
+    /// The status text as sent (a summary for an LwM2M report).
     pub text: String,
     /// Seconds since the Unix epoch.
     pub at: u64,
+    /// The LwM2M Firmware Update results (`/5/0/5`, `/5/0/3`), when the
+    /// device reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lwm2m: Option<crate::lwm2m::Lwm2mUpdate>,
+    /// Where the device's update stands (absent in records kept before
+    /// outcomes were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<crate::lwm2m::Outcome>,
 }
 
 /// Totals kept by the catalog.

@@ -47,11 +47,13 @@
 pub mod api;
 pub mod blob;
 pub mod catalog;
+pub mod coap;
 pub mod config;
 pub mod deltas;
 pub mod fsutil;
 pub mod http;
 pub mod keys;
+pub mod lwm2m;
 pub mod model;
 pub mod repair_server;
 pub mod repo;

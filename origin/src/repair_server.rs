@@ -34,6 +34,8 @@ pub struct RepairServeOptions {
     pub insecure_http: bool,
     /// Caps of the repair service.
     pub service: ServiceConfig,
+    /// CoAP transports beside HTTPS (all off by default).
+    pub coap: crate::coap::CoapServe,
 }
 
 /// The router and TLS configuration of a repair server, before serving.
@@ -43,6 +45,10 @@ pub struct RepairServer {
     pub app: axum::Router,
     /// TLS configuration (None with `insecure_http`).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The objects CoAP serves (the HTTPS download's source).
+    pub coap_objects: Arc<dms_repair::coap::SourceObjects>,
+    /// The certificate and key TLS uses (None with `insecure_http`).
+    pub tls_files: Option<(PathBuf, PathBuf)>,
 }
 
 /// Opens the data directory read-only and builds the repair router.
@@ -64,10 +70,10 @@ pub fn prepare_repair(opts: &RepairServeOptions) -> Result<RepairServer, ServeEr
         }
     };
     let urls = Urls::new(&base).map_err(ServeError::Config)?;
-    let tls = if opts.insecure_http {
+    let tls_files = if opts.insecure_http {
         None
     } else {
-        let (cert, key) = match &opts.tls {
+        Some(match &opts.tls {
             Some(pair) => pair.clone(),
             None => {
                 let dir = opts.data.join("tls");
@@ -81,16 +87,24 @@ pub fn prepare_repair(opts: &RepairServeOptions) -> Result<RepairServer, ServeEr
                 }
                 pair
             }
-        };
-        Some(crate::tls::server_config(&cert, &key)?)
+        })
+    };
+    let tls = match &tls_files {
+        Some((cert, key)) => Some(crate::tls::server_config(cert, key)?),
+        None => None,
     };
     let repo = Arc::new(Repository::open_read_only(&opts.data, urls)?);
     let deltas =
         crate::deltas::DeltaStore::open_read_only(&opts.data.join(crate::deltas::DELTA_DIR));
     let source: Arc<dyn ObjectSource> =
         Arc::new(crate::deltas::DeltaSource::new(repo, Arc::new(deltas)));
-    let app = dms_repair::router(source, None, opts.service.clone());
-    Ok(RepairServer { app, tls })
+    let app = dms_repair::router(source.clone(), None, opts.service.clone());
+    Ok(RepairServer {
+        app,
+        tls,
+        coap_objects: Arc::new(dms_repair::coap::SourceObjects::new(source)),
+        tls_files,
+    })
 }
 
 /// Serves the repair router until `shutdown` resolves.
@@ -106,6 +120,15 @@ pub async fn run_repair(
     .map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, tls = server.tls.is_some(), "repair server");
-    crate::http::serve(listener, server.app, server.tls, shutdown).await?;
-    Ok(())
+    crate::coap::serve_with_coap(
+        listener,
+        server.app,
+        server.tls,
+        &opts.coap,
+        server.coap_objects,
+        server.tls_files,
+        shutdown,
+    )
+    .await
+    .map_err(ServeError::from)
 }

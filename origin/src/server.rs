@@ -14,7 +14,7 @@ use crate::config::{Config, Scope};
 use crate::fsutil::atomic_write;
 use crate::repo::{Limits, RepoError, Repository};
 use crate::sessions::{SESSION_DIR, SessionRegistry, SessionStore};
-use crate::urls::Urls;
+use crate::urls::{Urls, host_of};
 
 /// `DATA/base_url`: the public base URL the running origin gives out.
 pub const BASE_URL_FILE: &str = "base_url";
@@ -32,6 +32,8 @@ pub struct ServeOptions {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Serve plain HTTP (behind a TLS-terminating proxy).
     pub insecure_http: bool,
+    /// CoAP transports beside HTTPS (all off by default).
+    pub coap: crate::coap::CoapServe,
 }
 
 /// An error starting the origin.
@@ -53,6 +55,9 @@ pub enum ServeError {
     /// I/O (listening, the token file).
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A CoAP transport could not start.
+    #[error(transparent)]
+    Coap(#[from] crate::coap::CoapError),
 }
 
 /// `DATA/admin.token`: read, or generated (256 random bits in hex, mode 0600).
@@ -91,6 +96,10 @@ pub struct Origin {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The public base URL in use.
     pub base_url: String,
+    /// The objects CoAP serves (the HTTPS download's source).
+    pub coap_objects: Arc<dms_repair::coap::SourceObjects>,
+    /// The certificate and key TLS uses (None with `insecure_http`).
+    pub tls_files: Option<(PathBuf, PathBuf)>,
 }
 
 /// Prepares the data directory, key, token, TLS and repository.
@@ -102,7 +111,9 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
         .base_url
         .clone()
         .unwrap_or_else(|| format!("{scheme}://{}", opts.listen));
-    let urls = Urls::new(&base).map_err(ServeError::Config)?;
+    let urls = Urls::new(&base)
+        .and_then(|u| u.with_package_bases(opts.coap.package_bases(&base)?))
+        .map_err(ServeError::Config)?;
     // Stand-alone repair servers read the base URL from here: objects'
     // Content-Locations (the repair requests' fileURI) are built from it.
     atomic_write(
@@ -116,17 +127,20 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
     for t in &opts.config.tokens {
         tokens.add(&t.token, t.scope, &t.name);
     }
-    let tls = if opts.insecure_http {
+    let tls_files = if opts.insecure_http {
         None
     } else {
-        let (cert, key_path) = match &opts.tls {
+        Some(match &opts.tls {
             Some(pair) => pair.clone(),
             None => {
                 let host = host_of(urls.base());
                 crate::tls::ensure_self_signed(&opts.data, &host.into_iter().collect::<Vec<_>>())?
             }
-        };
-        Some(crate::tls::server_config(&cert, &key_path)?)
+        })
+    };
+    let tls = match &tls_files {
+        Some((cert, key_path)) => Some(crate::tls::server_config(cert, key_path)?),
+        None => None,
     };
     let mut limits = Limits::default();
     if let Some(q) = opts.config.quota_bytes {
@@ -203,7 +217,7 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
         state.clone(),
         tokens.clone(),
         dms_repair::reports_router(reports.clone()),
-        dms_repair::router(source, Some(reports), service),
+        dms_repair::router(source.clone(), Some(reports), service),
     );
     Ok(Origin {
         repo,
@@ -212,19 +226,9 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
         tokens,
         tls,
         base_url: urls.base().to_owned(),
+        coap_objects: Arc::new(dms_repair::coap::SourceObjects::new(source)),
+        tls_files,
     })
-}
-
-/// The host part of a base URL (for the self-signed certificate's names).
-fn host_of(base: &str) -> Option<String> {
-    let rest = base.split_once("://")?.1;
-    let authority = rest.split('/').next()?;
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next()?
-    } else {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
-    };
-    (!host.is_empty()).then(|| host.to_owned())
 }
 
 /// Prepares and serves until `shutdown` resolves.
@@ -250,6 +254,7 @@ pub async fn run(
         tls = origin.tls.is_some(),
         "origin serving"
     );
+<<<<<<< HEAD
     crate::http::serve_with(
         listener,
         origin.app,
@@ -260,6 +265,19 @@ pub async fn run(
     )
     .await?;
     Ok(())
+=======
+    crate::coap::serve_with_coap(
+        listener,
+        origin.app,
+        origin.tls,
+        &opts.coap,
+        origin.coap_objects,
+        origin.tls_files,
+        shutdown,
+    )
+    .await
+    .map_err(ServeError::from)
+>>>>>>> coap
 }
 
 #[cfg(test)]

@@ -79,6 +79,16 @@ fn open(path: &Path) -> Result<BufReader<std::fs::File>, TlsError> {
 /// A rustls server configuration (ring provider; ALPN h2 and http/1.1)
 /// from PEM files.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    server_config_alpn(cert, key, &[b"h2", b"http/1.1"])
+}
+
+/// A rustls server configuration from PEM files offering the ALPN
+/// protocols `alpn` (`coap` for CoAP over TLS, RFC 8323 §4.2).
+pub fn server_config_alpn(
+    cert: &Path,
+    key: &Path,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let certs = rustls_pemfile::certs(&mut open(cert)?)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|source| TlsError::Io {
@@ -105,7 +115,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
     .with_no_client_auth()
     .with_single_cert(certs, key_der)
     .map_err(|e| TlsError::Config(e.to_string()))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
 

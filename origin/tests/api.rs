@@ -515,6 +515,7 @@ async fn plain_http_with_a_configured_base_url() {
         },
         tls: None,
         insecure_http: true,
+        coap: Default::default(),
     };
     let origin = tokio::task::spawn_blocking(move || dms_origin::server::prepare(&opts).unwrap())
         .await
@@ -590,6 +591,7 @@ async fn too_long_base_url_is_refused() {
         },
         tls: None,
         insecure_http: false,
+        coap: Default::default(),
     };
     let err = dms_origin::server::prepare(&opts).unwrap_err();
     assert!(err.to_string().contains("base URL"), "{err}");

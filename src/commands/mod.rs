@@ -1,8 +1,10 @@
 //! One module per subcommand group.
 
+pub mod coap_args;
 pub mod delta;
 pub mod demo;
 pub mod fec;
+pub mod fetch;
 pub mod keygen;
 pub mod objects;
 pub mod publish;

@@ -40,6 +40,8 @@ pub struct RepairServeArgs {
     /// 3 × its size: 3.3 × the objects being repaired keeps all of them.
     #[arg(long, value_name = "SIZE", value_parser = super::units::parse_size)]
     encoder_cache: Option<u64>,
+    #[command(flatten)]
+    coap: super::coap_args::CoapArgs,
 }
 
 /// Runs `dms repair-serve` until Ctrl-C or SIGTERM.
@@ -58,6 +60,7 @@ pub fn run(args: RepairServeArgs) -> anyhow::Result<()> {
         tls: args.tls_cert.zip(args.tls_key),
         insecure_http: args.insecure_http,
         service,
+        coap: args.coap.serve(Vec::new())?,
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

@@ -32,6 +32,13 @@ pub struct ServeArgs {
     /// Serve plain HTTP (only behind a TLS-terminating proxy).
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     insecure_http: bool,
+    #[command(flatten)]
+    coap: super::coap_args::CoapArgs,
+    /// Public base of a CoAP transport in package URIs
+    /// (`coap://host[:port]`, `coap+tcp://…`, `coaps+tcp://…`; once per
+    /// scheme); default: its listen address.
+    #[arg(long, value_name = "URL")]
+    coap_base_url: Vec<String>,
 }
 
 /// Runs `dms serve` until Ctrl-C or SIGTERM.
@@ -49,6 +56,7 @@ pub fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         config,
         tls: args.tls_cert.zip(args.tls_key),
         insecure_http: args.insecure_http,
+        coap: args.coap.serve(args.coap_base_url)?,
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

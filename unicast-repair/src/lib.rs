@@ -13,6 +13,7 @@
 //!  GET|HEAD /dl/{id}/{file_name}   download.rs        GET /v1/reports?object=ID
 //!  GET|POST /repair?fileURI=…      query.rs → repair.rs → container.rs
 //!  POST     /report                report/ (XML or JSON) → ReportStore (redb)
+//!  CoAP GET /dl/{id}/{file_name}   coap/ (UDP, TCP, TLS; Block2, BERT)
 //!        │  limit.rs: per-IP token bucket (repair, report) + global cap (all)
 //!        ▼
 //!  ObjectSource ──open──> BlobReader (positional reads, blocking pool)
@@ -37,6 +38,7 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod coap;
 pub mod container;
 pub mod download;
 pub mod error;

@@ -101,11 +101,61 @@ pub enum Refusal {
     Busy,
 }
 
+/// Token buckets of clients by key (an IP, a source address), bounded in
+/// number: when full, idle clients (full buckets) are forgotten, and a new
+/// client that still finds no room is refused as [`Refusal::Busy`].
+#[derive(Debug)]
+pub struct BucketTable<K> {
+    rate: f64,
+    burst: f64,
+    max_clients: usize,
+    buckets: HashMap<K, Bucket>,
+}
+
+impl<K: std::hash::Hash + Eq + Copy> BucketTable<K> {
+    /// An empty table: `rate` requests per second, `burst` at once, at most
+    /// `max_clients` tracked.
+    pub fn new(rate: f64, burst: f64, max_clients: usize) -> Self {
+        BucketTable {
+            rate,
+            burst,
+            max_clients,
+            buckets: HashMap::new(),
+        }
+    }
+
+    /// Charges one request of `client` at `now`.
+    pub fn check(&mut self, client: K, now: Instant) -> Result<(), Refusal> {
+        let (rate, burst) = (self.rate, self.burst);
+        if !self.buckets.contains_key(&client) && self.buckets.len() >= self.max_clients {
+            // Forget idle clients: a full bucket is the same as no bucket.
+            self.buckets.retain(|_, b| !b.is_full(now, rate, burst));
+            if self.buckets.len() >= self.max_clients {
+                return Err(Refusal::Busy);
+            }
+        }
+        self.buckets
+            .entry(client)
+            .or_insert_with(|| Bucket::full(burst, now))
+            .take(now, rate, burst)
+            .map_err(Refusal::TooFast)
+    }
+
+    /// Clients tracked.
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// True when no client is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+}
+
 /// The shared limiter state.
 #[derive(Debug)]
 pub struct Limiter {
-    config: LimitConfig,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<BucketTable<IpAddr>>,
     permits: Arc<Semaphore>,
 }
 
@@ -114,28 +164,21 @@ impl Limiter {
     pub fn new(config: LimitConfig) -> Self {
         let permits = Arc::new(Semaphore::new(config.max_concurrent.max(1)));
         Limiter {
-            config,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(BucketTable::new(
+                config.per_client_rate,
+                config.per_client_burst,
+                config.max_clients,
+            )),
             permits,
         }
     }
 
     /// Charges one request of `ip` at `now`.
     pub fn check_client(&self, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
-        let (rate, burst) = (self.config.per_client_rate, self.config.per_client_burst);
-        let mut buckets = self.buckets.lock().map_err(|_| Refusal::Busy)?;
-        if !buckets.contains_key(&ip) && buckets.len() >= self.config.max_clients {
-            // Forget idle clients: a full bucket is the same as no bucket.
-            buckets.retain(|_, b| !b.is_full(now, rate, burst));
-            if buckets.len() >= self.config.max_clients {
-                return Err(Refusal::Busy);
-            }
-        }
-        buckets
-            .entry(ip)
-            .or_insert_with(|| Bucket::full(burst, now))
-            .take(now, rate, burst)
-            .map_err(Refusal::TooFast)
+        self.buckets
+            .lock()
+            .map_err(|_| Refusal::Busy)?
+            .check(ip, now)
     }
 
     fn refuse(refusal: Refusal) -> Response {

@@ -46,6 +46,10 @@ pub struct ObjectView {
     pub metadata: BTreeMap<String, String>,
     /// Unicast download URL.
     pub uri: String,
+    /// The Package URI (LwM2M `/5/0/1`, ≤ 255 characters) of each enabled
+    /// transport, keyed by scheme: `https` always, `coap`, `coap+tcp` and
+    /// `coaps+tcp` when the origin serves them.
+    pub package_uris: BTreeMap<String, String>,
     /// OMA download descriptor URL.
     pub dd_uri: String,
     /// Signed manifest URL.
@@ -83,6 +87,7 @@ impl ObjectView {
             created: r.created,
             metadata: r.metadata.clone(),
             content_location: uri.clone(),
+            package_uris: urls.package_uris(&r.id, &r.name),
             uri,
             dd_uri: urls.dd_uri(&r.id),
             manifest_uri: urls.manifest_uri(&r.id),

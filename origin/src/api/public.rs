@@ -184,7 +184,9 @@ pub struct NotifyParams {
     pub device: Option<String>,
 }
 
-/// `POST /notify/{id}`: a device's 9xx install status line.
+/// `POST /notify/{id}`: a device's 9xx install status line, or its LwM2M
+/// Firmware Update results (Object 5: `/5/0/5` Update Result, `/5/0/3`
+/// State) as SenML JSON or `PATH=VALUE` lines.
 #[utoipa::path(
     post,
     path = "/notify/{id}",
@@ -192,10 +194,10 @@ pub struct NotifyParams {
         ("id" = String, Path, description = "Object id"),
         ("device" = Option<String>, Query, description = "Device id (else X-Device-Id, else the peer address)"),
     ),
-    request_body(content = String, content_type = "text/plain", description = "A status line such as `900 Success`"),
+    request_body(content = String, content_type = "text/plain", description = "A status line such as `900 Success`; or an LwM2M Object 5 report: SenML JSON such as `[{\"bn\":\"/5/0/\",\"n\":\"5\",\"v\":1}]` or lines such as `/5/0/5=1`"),
     responses(
         (status = 200, description = "Recorded"),
-        (status = 400, description = "Not a 9xx status line", body = super::error::ErrorBody),
+        (status = 400, description = "Neither a 9xx status line nor an Object 5 report", body = super::error::ErrorBody),
         (status = 404, description = "Unknown object", body = super::error::ErrorBody),
     )
 )]
@@ -207,19 +209,27 @@ pub async fn notify(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let line = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::bad_request("status line is not UTF-8"))?
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim();
-    let code: u16 = line
-        .get(..3)
-        .and_then(|c| c.parse().ok())
-        .filter(|c| (900..=999).contains(c))
-        .ok_or_else(|| {
-            ApiError::bad_request("expected a 9xx status line such as \"900 Success\"")
-        })?;
+    let body = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("status line is not UTF-8"))?;
+    let (code, text, lwm2m, outcome) = if crate::lwm2m::is_report(body) {
+        let report = crate::lwm2m::parse_report(body)
+            .map_err(|e| ApiError::bad_request(format!("LwM2M Object 5 report: {e}")))?;
+        let outcome = report.outcome();
+        (0, report.summary(), Some(report), outcome)
+    } else {
+        let line = body.lines().next().unwrap_or("").trim();
+        let code: u16 = line
+            .get(..3)
+            .and_then(|c| c.parse().ok())
+            .filter(|c| (900..=999).contains(c))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "expected a 9xx status line such as \"900 Success\" or an LwM2M Object 5 report such as \"/5/0/5=1\"",
+                )
+            })?;
+        let text = line.chars().take(200).collect();
+        (code, text, None, crate::lwm2m::outcome_of_status(code))
+    };
     let device = params
         .device
         .or_else(|| {
@@ -242,11 +252,13 @@ pub async fn notify(
     let notification = Notification {
         device,
         code,
-        text: line.chars().take(200).collect(),
+        text,
         at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
+        lwm2m,
+        outcome: Some(outcome),
     };
     let repo = state.repo.clone();
     tokio::task::spawn_blocking(move || {

@@ -47,6 +47,7 @@ pub async fn start(config: Config) -> TestServer {
         config,
         tls: None,
         insecure_http: false,
+        coap: Default::default(),
     };
     let origin = tokio::task::spawn_blocking(move || prepare(&opts).unwrap())
         .await

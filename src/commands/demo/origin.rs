@@ -41,6 +41,7 @@ impl DemoOrigin {
             config: Config::default(),
             tls: None,
             insecure_http: false,
+            coap: Default::default(),
         };
         let origin = prepare(&opts).context("preparing the origin")?;
         let (shutdown, stopped) = oneshot::channel::<()>();

@@ -41,7 +41,23 @@ pub struct DownloadStats {
     pub bytes_resumed: u64,
 }
 
-fn partial_path(dest: &Path) -> PathBuf {
+/// Opens (creating) `dest` + `.part`; returns its path, the file and the
+/// bytes already in it.
+pub(crate) async fn open_partial(dest: &Path) -> std::io::Result<(PathBuf, tokio::fs::File, u64)> {
+    let part = partial_path(dest);
+    let file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&part)
+        .await?;
+    let have = file.metadata().await?.len();
+    Ok((part, file, have))
+}
+
+/// `dest` + `.part`: where a download is written until it is verified.
+pub(crate) fn partial_path(dest: &Path) -> PathBuf {
     let mut name = dest.file_name().unwrap_or_default().to_os_string();
     name.push(".part");
     dest.with_file_name(name)
@@ -58,16 +74,8 @@ impl RepairClient {
         target: &DownloadTarget,
         dest: &Path,
     ) -> Result<DownloadStats, ClientError> {
-        let part = partial_path(dest);
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&part)
-            .await?;
+        let (part, mut file, mut have) = open_partial(dest).await?;
         let mut stats = DownloadStats::default();
-        let mut have = file.metadata().await?.len();
         if have > target.size {
             file.set_len(0).await?;
             have = 0;
@@ -170,7 +178,10 @@ impl RepairClient {
 }
 
 /// Hashes the file (streamed) against the target's SHA-256 and block hashes.
-async fn verify(file: &mut tokio::fs::File, target: &DownloadTarget) -> Result<(), ClientError> {
+pub(crate) async fn verify(
+    file: &mut tokio::fs::File,
+    target: &DownloadTarget,
+) -> Result<(), ClientError> {
     file.seek(std::io::SeekFrom::Start(0)).await?;
     let mut whole = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];

@@ -8,7 +8,7 @@
 pub mod backoff;
 pub mod cause;
 mod delta;
-mod download;
+pub(crate) mod download;
 
 pub use delta::{DeltaOffer, delta_uri};
 pub use download::{DownloadStats, DownloadTarget};

@@ -1,0 +1,212 @@
+//! CoAP beside HTTPS in `dms serve` and `dms repair-serve`: which
+//! transports listen where (`--coap`, `--coap-tcp`, `--coaps-tcp`; all
+//! off by default), the public base of each (`--coap-base-url`, else the
+//! listen address), and starting `dms_repair::coap` on the same object
+//! source as the HTTPS download.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use dms_repair::coap::{CoapConfig, CoapListen, CoapServers, SourceObjects};
+
+/// A CoAP transport that could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoapError {
+    /// Bad flags.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The certificate could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// Binding or serving failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// CoAP transports to serve.
+#[derive(Clone, Debug, Default)]
+pub struct CoapServe {
+    /// `coap://` (RFC 7252, UDP).
+    pub udp: Option<SocketAddr>,
+    /// `coap+tcp://` (RFC 8323, plain TCP).
+    pub tcp: Option<SocketAddr>,
+    /// `coaps+tcp://` (RFC 8323, TLS with the origin's certificate).
+    pub tls: Option<SocketAddr>,
+    /// Public bases (`coap://host[:port]`, `coap+tcp://…`, `coaps+tcp://…`)
+    /// given out in package URIs, one per scheme at most; a transport
+    /// without one uses its listen address.
+    pub base_urls: Vec<String>,
+    /// Limits.
+    pub config: CoapConfig,
+}
+
+/// The URI schemes of the transports, in the order above.
+pub const SCHEMES: [&str; 3] = ["coap", "coap+tcp", "coaps+tcp"];
+
+impl CoapServe {
+    /// True when any transport is on.
+    pub fn enabled(&self) -> bool {
+        self.udp.is_some() || self.tcp.is_some() || self.tls.is_some()
+    }
+
+    /// The public base of each enabled transport, `(scheme, base)`: the
+    /// configured one, else `scheme://listen` (an unspecified listen
+    /// address, `0.0.0.0` or `::`, takes the host of `http_base`).
+    pub fn package_bases(&self, http_base: &str) -> Result<Vec<(String, String)>, String> {
+        for base in &self.base_urls {
+            let scheme = base.split_once("://").map_or("", |(s, _)| s);
+            if !SCHEMES.contains(&scheme) {
+                return Err(format!(
+                    "--coap-base-url {base:?}: the scheme must be one of {}",
+                    SCHEMES.join(", ")
+                ));
+            }
+        }
+        let mut out = Vec::new();
+        for (scheme, listen) in SCHEMES.iter().zip([self.udp, self.tcp, self.tls]) {
+            let Some(listen) = listen else {
+                if let Some(b) = self
+                    .base_urls
+                    .iter()
+                    .find(|b| b.starts_with(&format!("{scheme}://")))
+                {
+                    return Err(format!(
+                        "--coap-base-url {b:?}: {scheme} is not served (no listen address)"
+                    ));
+                }
+                continue;
+            };
+            let prefix = format!("{scheme}://");
+            let base = match self.base_urls.iter().find(|b| b.starts_with(&prefix)) {
+                Some(b) => b.trim_end_matches('/').to_owned(),
+                None if listen.ip().is_unspecified() => {
+                    let host = crate::urls::host_of(http_base).ok_or_else(|| {
+                        format!(
+                            "no host in {http_base:?} for the {scheme} base: give --coap-base-url"
+                        )
+                    })?;
+                    let host = if host.contains(':') {
+                        format!("[{host}]")
+                    } else {
+                        host
+                    };
+                    format!("{prefix}{host}:{}", listen.port())
+                }
+                None => format!("{prefix}{listen}"),
+            };
+            out.push(((*scheme).to_owned(), base));
+        }
+        Ok(out)
+    }
+
+    /// Starts the enabled transports on `objects` (TLS with the certificate
+    /// and key at `tls`, ALPN `coap`).
+    pub async fn start(
+        &self,
+        objects: Arc<SourceObjects>,
+        tls: Option<(&Path, &Path)>,
+    ) -> Result<Option<CoapServers>, CoapError> {
+        if !self.enabled() {
+            return Ok(None);
+        }
+        let tls = match self.tls {
+            None => None,
+            Some(addr) => {
+                let (cert, key) = tls.ok_or_else(|| {
+                    CoapError::Config(
+                        "--coaps-tcp needs a certificate (not with --insecure-http)".into(),
+                    )
+                })?;
+                Some((
+                    addr,
+                    crate::tls::server_config_alpn(cert, key, &[dms_repair::coap::net::ALPN])?,
+                ))
+            }
+        };
+        let listen = CoapListen {
+            udp: self.udp,
+            tcp: self.tcp,
+            tls,
+        };
+        let servers = dms_repair::coap::start(objects, listen, self.config.clone()).await?;
+        Ok(Some(servers))
+    }
+}
+
+/// Serves `app` over HTTP(S) on `listener` and the CoAP transports of
+/// `coap` until `shutdown` resolves (both `dms serve` and
+/// `dms repair-serve`).
+pub(crate) async fn serve_with_coap(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    coap: &CoapServe,
+    objects: Arc<SourceObjects>,
+    tls_files: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), CoapError> {
+    let files = tls_files.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+    let servers = coap.start(objects, files).await?;
+    crate::http::serve(listener, app, tls, shutdown).await?;
+    if let Some(servers) = servers {
+        tokio::task::spawn_blocking(move || servers.stop())
+            .await
+            .ok();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+    use super::*;
+
+    #[test]
+    fn bases_come_from_flags_or_listen_addresses() {
+        let serve = CoapServe {
+            udp: Some("0.0.0.0:5683".parse().unwrap()),
+            tls: Some("127.0.0.1:5684".parse().unwrap()),
+            ..CoapServe::default()
+        };
+        assert_eq!(
+            serve.package_bases("https://dms.example:8443").unwrap(),
+            [
+                ("coap".to_owned(), "coap://dms.example:5683".to_owned()),
+                (
+                    "coaps+tcp".to_owned(),
+                    "coaps+tcp://127.0.0.1:5684".to_owned()
+                ),
+            ]
+        );
+        let serve = CoapServe {
+            base_urls: vec!["coap://fw.example/".into()],
+            ..serve
+        };
+        assert_eq!(
+            serve.package_bases("https://x").unwrap()[0].1,
+            "coap://fw.example"
+        );
+        let bad = CoapServe {
+            base_urls: vec!["http://x".into()],
+            ..serve.clone()
+        };
+        assert!(
+            bad.package_bases("https://x")
+                .unwrap_err()
+                .contains("scheme")
+        );
+        let unserved = CoapServe {
+            base_urls: vec!["coap+tcp://x".into()],
+            ..serve
+        };
+        assert!(
+            unserved
+                .package_bases("https://x")
+                .unwrap_err()
+                .contains("not served")
+        );
+    }
+}
