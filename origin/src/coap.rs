@@ -135,21 +135,18 @@ impl CoapServe {
     }
 }
 
-/// Serves `app` over HTTP(S) on `listener` and the CoAP transports of
-/// `coap` until `shutdown` resolves (both `dms serve` and
-/// `dms repair-serve`).
+/// Runs the CoAP transports of `coap` beside `http` (the HTTP(S) server,
+/// a future that ends at shutdown) and stops them when it ends (both `dms
+/// serve` and `dms repair-serve`).
 pub(crate) async fn serve_with_coap(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    http: impl std::future::Future<Output = std::io::Result<()>>,
     coap: &CoapServe,
     objects: Arc<SourceObjects>,
     tls_files: Option<(std::path::PathBuf, std::path::PathBuf)>,
-    shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), CoapError> {
     let files = tls_files.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
     let servers = coap.start(objects, files).await?;
-    crate::http::serve(listener, app, tls, shutdown).await?;
+    http.await?;
     if let Some(servers) = servers {
         tokio::task::spawn_blocking(move || servers.stop())
             .await

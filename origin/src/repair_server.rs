@@ -120,15 +120,8 @@ pub async fn run_repair(
     .map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, tls = server.tls.is_some(), "repair server");
-    crate::coap::serve_with_coap(
-        listener,
-        server.app,
-        server.tls,
-        &opts.coap,
-        server.coap_objects,
-        server.tls_files,
-        shutdown,
-    )
-    .await
-    .map_err(ServeError::from)
+    let http = crate::http::serve(listener, server.app, server.tls, shutdown);
+    crate::coap::serve_with_coap(http, &opts.coap, server.coap_objects, server.tls_files)
+        .await
+        .map_err(ServeError::from)
 }

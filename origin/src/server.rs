@@ -254,30 +254,17 @@ pub async fn run(
         tls = origin.tls.is_some(),
         "origin serving"
     );
-<<<<<<< HEAD
-    crate::http::serve_with(
+    let http = crate::http::serve_with(
         listener,
         origin.app,
         origin.tls,
         limits,
         origin.state.metrics.http.clone(),
         shutdown,
-    )
-    .await?;
-    Ok(())
-=======
-    crate::coap::serve_with_coap(
-        listener,
-        origin.app,
-        origin.tls,
-        &opts.coap,
-        origin.coap_objects,
-        origin.tls_files,
-        shutdown,
-    )
-    .await
-    .map_err(ServeError::from)
->>>>>>> coap
+    );
+    crate::coap::serve_with_coap(http, &opts.coap, origin.coap_objects, origin.tls_files)
+        .await
+        .map_err(ServeError::from)
 }
 
 #[cfg(test)]
