@@ -323,31 +323,53 @@ mod tests {
         out
     }
 
-    /// Reads like a cursor, slowly: a helper that falls behind.
-    struct Slow(Cursor<Vec<u8>>);
+    /// A gate the test opens when it is done: until then a [`Held`]
+    /// reader blocks, so the helper cannot make a block in time however
+    /// fast or loaded the machine is.
+    #[derive(Default)]
+    struct Gate {
+        open: Mutex<bool>,
+        opened: Condvar,
+    }
 
-    impl Read for Slow {
+    impl Gate {
+        fn open(&self) {
+            *self.open.lock().unwrap() = true;
+            self.opened.notify_all();
+        }
+    }
+
+    /// Reads like a cursor once its gate is open: a helper that falls behind.
+    struct Held(Cursor<Vec<u8>>, Arc<Gate>);
+
+    impl Read for Held {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            std::thread::sleep(Duration::from_millis(3));
+            let mut open = self.1.open.lock().unwrap();
+            while !*open {
+                open = self.1.opened.wait(open).unwrap();
+            }
+            drop(open);
             self.0.read(buf)
         }
     }
 
-    impl Seek for Slow {
+    impl Seek for Held {
         fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
             self.0.seek(to)
         }
     }
 
-    fn readers(objects: &[(Toi, Vec<u8>)], slow: bool) -> HashMap<Toi, Box<dyn ObjectSource>> {
+    fn readers(
+        objects: &[(Toi, Vec<u8>)],
+        gate: Option<&Arc<Gate>>,
+    ) -> HashMap<Toi, Box<dyn ObjectSource>> {
         objects
             .iter()
             .map(|(toi, data)| {
                 let cursor = Cursor::new(data.clone());
-                let reader: Box<dyn ObjectSource> = if slow {
-                    Box::new(Slow(cursor))
-                } else {
-                    Box::new(cursor)
+                let reader: Box<dyn ObjectSource> = match gate {
+                    Some(gate) => Box::new(Held(cursor, Arc::clone(gate))),
+                    None => Box::new(cursor),
                 };
                 (*toi, reader)
             })
@@ -367,7 +389,7 @@ mod tests {
         let (mut plain, _) = sender();
         let expected = drive(&mut plain, None);
         let (mut s, objects) = sender();
-        let mut ahead = EncodeAhead::start(&s, readers(&objects, false), 64 << 20, false)
+        let mut ahead = EncodeAhead::start(&s, readers(&objects, None), 64 << 20, false)
             .unwrap()
             .unwrap();
         wait_done(&ahead, Duration::from_secs(30));
@@ -381,7 +403,7 @@ mod tests {
         let (mut plain, _) = sender();
         let expected = drive(&mut plain, None);
         let (mut s, objects) = sender();
-        let mut ahead = EncodeAhead::start(&s, readers(&objects, false), 1, false)
+        let mut ahead = EncodeAhead::start(&s, readers(&objects, None), 1, false)
             .unwrap()
             .unwrap();
         let start = Instant::now();
@@ -408,11 +430,14 @@ mod tests {
         let (mut plain, _) = sender();
         let expected = drive(&mut plain, None);
         let (mut s, objects) = sender();
-        let mut ahead = EncodeAhead::start(&s, readers(&objects, true), 64 << 20, false)
+        let gate = Arc::new(Gate::default());
+        let mut ahead = EncodeAhead::start(&s, readers(&objects, Some(&gate)), 64 << 20, false)
             .unwrap()
             .unwrap();
         assert_eq!(drive(&mut s, Some(&mut ahead)), expected);
-        assert!(s.stats().blocks_encoded > 0, "the sender went ahead");
+        assert_eq!(s.stats().blocks_encoded, 24, "the sender made every block");
+        assert_eq!(s.stats().blocks_supplied, 0);
+        gate.open();
         drop(ahead); // stops the helper promptly
     }
 
