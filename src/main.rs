@@ -63,7 +63,10 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+            // webrtc-dtls warns of every TLS extension a client offers that
+            // it does not implement (one line per handshake): errors only.
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("warn,webrtc_dtls=error,webrtc_util=error")),
         )
         .with_writer(std::io::stderr)
         .init();

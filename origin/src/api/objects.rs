@@ -48,7 +48,7 @@ pub struct ObjectView {
     pub uri: String,
     /// The Package URI (LwM2M `/5/0/1`, ≤ 255 characters) of each enabled
     /// transport, keyed by scheme: `https` always, `coap`, `coap+tcp` and
-    /// `coaps+tcp` when the origin serves them.
+    /// `coaps+tcp`, `coaps` when the origin serves them.
     pub package_uris: BTreeMap<String, String>,
     /// OMA download descriptor URL.
     pub dd_uri: String,
