@@ -230,3 +230,87 @@ async fn an_upload_past_a_full_disk_answers_507_and_the_origin_keeps_serving() {
     server.wait().unwrap();
     drop(disk);
 }
+
+fn dms_command() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dms"))
+}
+
+#[test]
+fn a_full_receiver_output_fails_clearly_and_the_state_still_resumes() {
+    const GROUP: &str = "239.255.77.5:47701";
+    let dir = tempfile::tempdir().unwrap();
+    let Some(out) = Tmpfs::mount(&dir.path().join("out"), "1m") else {
+        return;
+    };
+    let object = bytes(4 << 20, 11);
+    let file = dir.path().join("fw.bin");
+    std::fs::write(&file, &object).unwrap();
+    let state = dir.path().join("state");
+    // A long carousel: both receptions below hear it.
+    let mut sender = dms_command()
+        .arg("send")
+        .arg(&file)
+        .args(["--group", GROUP, "--iface", "127.0.0.1", "--rate", "20"])
+        .args(["--fec", "raptorq", "--repair", "10", "--carousel", "200"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let receive = |out: &Path, timeout: &str| {
+        dms_command()
+            .args(["receive", "--group", GROUP, "--iface", "127.0.0.1", "--out"])
+            .arg(out)
+            .arg("--state")
+            .arg(&state)
+            .args(["--count", "1", "--timeout", timeout, "--quiet"])
+            .output()
+            .unwrap()
+    };
+    // It fails at the first carousel round it completes, then waits for
+    // its time-out (the run does not stop at the first failure).
+    let first = receive(&out.path, "20");
+    let stderr = String::from_utf8_lossy(&first.stderr).into_owned();
+    assert!(
+        !first.status.success(),
+        "receive into a full disk succeeded"
+    );
+    assert!(
+        stderr.contains("No space left on device") && stderr.contains("is full"),
+        "the error does not name the full disk: {stderr}"
+    );
+    assert!(
+        state.join("objects").read_dir().unwrap().count() == 1,
+        "the reception state was not kept"
+    );
+    assert!(
+        std::fs::read_dir(&out.path)
+            .unwrap()
+            .filter_map(Result::ok)
+            .all(|e| e.file_name() != "fw.bin"),
+        "a partial output appeared under the final name"
+    );
+    // Room again: the same state directory finishes the reception.
+    let roomy = dir.path().join("roomy");
+    let second = receive(&roomy, "120");
+    let stderr2 = String::from_utf8_lossy(&second.stderr).into_owned();
+    let _ = sender.kill();
+    let _ = sender.wait();
+    assert!(second.status.success(), "second receive: {stderr2}");
+    let got = std::fs::read(roomy.join("fw.bin")).unwrap();
+    assert_eq!(Sha256::digest(&got), Sha256::digest(&object));
+    let broadcast: u64 = stderr2
+        .lines()
+        .find_map(|l| l.strip_prefix("bytes by source: broadcast "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no bytes line: {stderr2}"));
+    eprintln!(
+        "second run: {broadcast} bytes from broadcast for a {} byte object",
+        object.len()
+    );
+    assert!(
+        broadcast < object.len() as u64,
+        "the second run did not resume: {stderr2}"
+    );
+    drop(out);
+}
