@@ -68,6 +68,10 @@ pub struct ObjectView {
     /// and `/v1/objects/{id}/deltas`; absent when there are none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deltas: Vec<super::deltas::DeltaView>,
+    /// Present when a scrub found the stored bytes damaged: the object is
+    /// refused (410) until its content is uploaded again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<crate::model::Damage>,
 }
 
 impl ObjectView {
@@ -96,6 +100,7 @@ impl ObjectView {
             notify_uri: urls.notify_uri(&r.id),
             fec: r.fec.clone(),
             deltas: Vec::new(),
+            damaged: r.damaged.clone(),
         }
     }
 }
