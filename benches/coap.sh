@@ -54,28 +54,42 @@ run_clients() {
     local uri=$1 n=$2 start end clients=()
     start=$(date +%s.%N)
     for i in $(seq "$n"); do
-        "$COAP_CLIENT" -b 1024 -B 300 -o "$work/out.$i" "$uri" 2>/dev/null &
+        # libcoap logs to stdout too; the bytes go to -o.
+        "$COAP_CLIENT" -b 1024 -B 300 -o "$work/out.$i" "$uri" >/dev/null 2>&1 &
         clients+=($!)
     done
     for p in "${clients[@]}"; do wait "$p" || true; done
     end=$(date +%s.%N)
+    # A client that gave up (time-out, 5.03 past its patience) or got other
+    # bytes is not counted in the throughput; the table says how many did.
+    local ok=0
     for i in $(seq "$n"); do
-        cmp -s "$work/out.$i" "$work/files/fw.bin" || { echo "client $i: wrong bytes from $uri" >&2; exit 1; }
+        if cmp -s "$work/out.$i" "$work/files/fw.bin"; then ok=$((ok + 1)); fi
         rm -f "$work/out.$i"
     done
     python3 -c "
-t = $end - $start; n = $n; size = $SIZE_KIB * 1024
-print(f'{n * size / t / 1e6:.2f} {n * $SIZE_KIB / t:.0f} {t:.2f}')"
+t = $end - $start; ok = $ok; size = $SIZE_KIB * 1024
+print(f'{ok * size / t / 1e6:.2f} {ok * $SIZE_KIB / t:.0f} {t:.2f} {ok}/$n')"
 }
 
 peak_mib() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 echo "CoAP over UDP, ${SIZE_KIB} KiB object, 1024-byte blocks, coap-client ($COAP_CLIENT); $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg) at start"
-printf '%-8s %-10s %10s %10s %8s %12s\n' clients server "MB/s" "req/s" "s" "peak MiB"
+row='%-8s %-10s %10s %10s %8s %9s %12s\n'
+# shellcheck disable=SC2059
+printf "$row" clients server "MB/s" "req/s" "s" complete "peak MiB"
+failed=0
 for n in $CLIENTS; do
-    read -r ours_mbs ours_rps ours_t < <(run_clients "$our_uri" "$n")
-    printf '%-8s %-10s %10s %10s %8s %12s\n' "$n" dms "$ours_mbs" "$ours_rps" "$ours_t" "$(peak_mib "$our_pid")"
-    read -r theirs_mbs theirs_rps theirs_t < <(run_clients "$their_uri" "$n")
-    printf '%-8s %-10s %10s %10s %8s %12s\n' "$n" aiocoap "$theirs_mbs" "$theirs_rps" "$theirs_t" "$(peak_mib "$their_pid")"
-    python3 -c "print(f'{$n:<8} ratio      {$ours_mbs / $theirs_mbs:9.2f}x (target >= 5x)')"
+    read -r ours_mbs ours_rps ours_t ours_ok < <(run_clients "$our_uri" "$n")
+    # shellcheck disable=SC2059
+    printf "$row" "$n" dms "$ours_mbs" "$ours_rps" "$ours_t" "$ours_ok" "$(peak_mib "$our_pid")"
+    [ "$ours_ok" = "$n/$n" ] || failed=1
+    read -r theirs_mbs theirs_rps theirs_t theirs_ok < <(run_clients "$their_uri" "$n")
+    # shellcheck disable=SC2059
+    printf "$row" "$n" aiocoap "$theirs_mbs" "$theirs_rps" "$theirs_t" "$theirs_ok" "$(peak_mib "$their_pid")"
+    python3 -c "
+theirs = $theirs_mbs
+print(f'{$n:<8} ratio      ' + (f'{$ours_mbs / theirs:9.2f}x' if theirs > 0 else '  (theirs: none complete)') + ' (target >= 5x)')"
 done
+# Every one of our clients must have its bytes; theirs are only reported.
+[ "$failed" = 0 ] || { echo "some dms clients did not get the whole object" >&2; exit 1; }
