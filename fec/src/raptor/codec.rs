@@ -377,6 +377,45 @@ mod tests {
     }
 
     #[test]
+    fn one_coder_over_wire_symbols_equals_one_coder_per_sub_block() {
+        // RFC 5053 §5.3.1.2 read literally: each sub-block encoded on its
+        // own, a repair symbol the concatenation of their repair sub-symbols.
+        let data = object(20 * 40 - 13);
+        let oti = RaptorOti::new(data.len() as u64, 40, 1, 3, 4).unwrap();
+        let sizes = oti.sub_symbol_sizes();
+        assert_eq!(sizes, vec![16, 12, 12]);
+        let mut padded = data.clone();
+        padded.resize(20 * 40, 0);
+        let mut per_sub_block = Vec::new();
+        let mut offset = 0;
+        for &size in &sizes {
+            let sub_block = &padded[offset..offset + 20 * size];
+            per_sub_block.push(raptor_code::SourceBlockEncoder::new(sub_block, 20).unwrap());
+            offset += 20 * size;
+        }
+        let ours = RaptorBlockEncoder::new(&oti, 0, &data).unwrap();
+        for esi in [0u32, 7, 19] {
+            let expected: Vec<u8> = per_sub_block
+                .iter_mut()
+                .flat_map(|e| e.fountain(esi))
+                .collect();
+            assert_eq!(ours.source_symbol(esi).unwrap(), &expected[..]);
+        }
+        for (esi, symbol) in ours.repair_symbols(20, 30).unwrap() {
+            let expected: Vec<u8> = per_sub_block
+                .iter_mut()
+                .zip(&sizes)
+                .flat_map(|(e, &size)| {
+                    let mut s = e.fountain(esi);
+                    s.resize(size, 0);
+                    s
+                })
+                .collect();
+            assert_eq!(symbol, expected, "ESI {esi}");
+        }
+    }
+
+    #[test]
     fn wrong_input_is_an_error() {
         let oti = RaptorOti::new(1000, 100, 1, 1, 4).unwrap();
         let mut decoder = RaptorBlockDecoder::new(&oti, 0).unwrap();
