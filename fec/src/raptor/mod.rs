@@ -7,10 +7,13 @@
 //! decoders that check every input before the crate (which panics on
 //! K > 8192) sees it.
 //!
-//! Not yet wired into [`FecScheme`](crate::FecScheme): see `docs/raptor.md`.
+//! [`FecScheme::Raptor`](crate::FecScheme::Raptor) is coded through the
+//! common types ([`Oti`](crate::Oti), [`BlockEncoder`](crate::BlockEncoder),
+//! [`BlockDecoder`](crate::BlockDecoder), …); this module holds what is
+//! Raptor's own: [`RaptorOti`] and the sub-block interleaving.
 
 mod codec;
 mod oti;
 
-pub use codec::{RaptorBlockDecoder, RaptorBlockEncoder};
+pub(crate) use codec::{RaptorBlockEncoder, deinterleave, interleave, sub_symbol_sizes};
 pub use oti::{RAPTOR_MAX_SOURCE_SYMBOLS, RAPTOR_MIN_SOURCE_SYMBOLS, RAPTOR_OTI_LEN, RaptorOti};

@@ -14,8 +14,9 @@
 //! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //! ```
 
+use crate::FecScheme;
 use crate::error::OtiError;
-use crate::layout::partition;
+use crate::layout::{Layout, partition};
 
 /// Bytes of an encoded Raptor OTI (common 10 + scheme-specific 4).
 pub const RAPTOR_OTI_LEN: usize = 14;
@@ -100,6 +101,23 @@ impl RaptorOti {
         })
     }
 
+    /// A value whose fields were validated by [`RaptorOti::new`] before.
+    pub(crate) fn from_validated(
+        transfer_length: u64,
+        symbol_size: u16,
+        source_blocks: u16,
+        sub_blocks: u8,
+        alignment: u8,
+    ) -> Self {
+        RaptorOti {
+            transfer_length,
+            symbol_size,
+            source_blocks,
+            sub_blocks,
+            alignment,
+        }
+    }
+
     /// Plans an object: N = 1, Al = `alignment`, the fewest blocks of at
     /// most `max_block_symbols` (clamped to 4…8192) symbols of `symbol_size`
     /// bytes; T shrinks (in steps of Al) when the object has fewer than four
@@ -120,7 +138,12 @@ impl RaptorOti {
         let max_k = u64::from(
             max_block_symbols.clamp(RAPTOR_MIN_SOURCE_SYMBOLS, RAPTOR_MAX_SOURCE_SYMBOLS),
         );
-        let z = total.div_ceil(max_k).max(1);
+        // At most Kt/4 blocks, so every block keeps K ≥ 4 (blocks then
+        // grow past `max_block_symbols`, which happens only below 8).
+        let z = total
+            .div_ceil(max_k)
+            .min(total / u64::from(RAPTOR_MIN_SOURCE_SYMBOLS))
+            .max(1);
         let z = u16::try_from(z).map_err(|_| OtiError::SourceBlocks {
             blocks: z.min(u64::from(u32::MAX)) as u32,
             max: u32::from(u16::MAX),
@@ -204,14 +227,19 @@ impl RaptorOti {
     /// Sub-symbol sizes in bytes of the N sub-blocks: `(TL, TS, NL, NS)` =
     /// Partition[T/Al, N], the first NL of TL·Al bytes, the rest TS·Al.
     pub fn sub_symbol_sizes(&self) -> Vec<usize> {
-        let al = usize::from(self.alignment);
-        let (tl, ts, nl, ns) = partition(
-            u64::from(self.symbol_size / u16::from(self.alignment)),
-            u64::from(self.sub_blocks),
-        );
-        let mut sizes = vec![tl as usize * al; nl as usize];
-        sizes.extend(std::iter::repeat_n(ts as usize * al, ns as usize));
-        sizes
+        super::codec::sub_symbol_sizes(self.symbol_size, self.sub_blocks, self.alignment)
+    }
+
+    /// The block structure: Partition[Kt, Z] of §5.3.1.2 (the partition
+    /// every scheme of this crate uses) with N sub-blocks of alignment Al.
+    pub fn layout(&self) -> Layout {
+        Layout::new(
+            FecScheme::Raptor,
+            self.transfer_length,
+            self.symbol_size,
+            u32::from(self.source_blocks),
+        )
+        .with_sub_blocks(self.sub_blocks, self.alignment)
     }
 }
 
