@@ -119,7 +119,9 @@ fn gbps(bytes: usize, d: Duration) -> f64 {
 }
 
 fn speed() {
-    println!("| K | case | Raptor ours Gbit/s | raw raptor-code Gbit/s | ours / raw | RaptorQ Gbit/s | Raptor / RaptorQ |");
+    println!(
+        "| K | case | Raptor ours Gbit/s | raw raptor-code Gbit/s | ours / raw | RaptorQ Gbit/s | Raptor / RaptorQ |"
+    );
     println!("|---|---|---|---|---|---|---|");
     // A smoke run (often a debug build) keeps to small blocks.
     for k in KS.into_iter().filter(|&k| !quick() || k <= 100) {
@@ -144,7 +146,11 @@ fn speed() {
                 },
                 &mut || {
                     let mut e = raptor_code::SourceBlockEncoder::new(&data, k as usize).unwrap();
-                    black_box((k..k + repair).map(|esi| e.fountain(esi)).collect::<Vec<_>>());
+                    black_box(
+                        (k..k + repair)
+                            .map(|esi| e.fountain(esi))
+                            .collect::<Vec<_>>(),
+                    );
                 },
                 &mut || {
                     let e = BlockEncoder::new(&raptorq, 0, &data).unwrap();
@@ -195,7 +201,8 @@ fn overhead() {
     println!("| K | trials | P(decode) at K | at K+1 | at K+2 |");
     println!("|---|---|---|---|---|");
     for k in OVERHEAD_KS.into_iter().filter(|&k| !quick() || k <= 100) {
-        let experiment = OverheadExperiment::with_scheme(FecScheme::Raptor, k, u64::from(k)).unwrap();
+        let experiment =
+            OverheadExperiment::with_scheme(FecScheme::Raptor, k, u64::from(k)).unwrap();
         let tally = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..threads)
                 .map(|w| {

@@ -248,7 +248,10 @@ impl BlockDecoder {
                 Solver::Raptor(solver) => {
                     solver.push_encoding_symbol(&owned, esi);
                     let len = self.source_symbols as usize * self.symbol_size;
-                    solver.fully_specified().then(|| solver.decode(len)).flatten()
+                    solver
+                        .fully_specified()
+                        .then(|| solver.decode(len))
+                        .flatten()
                 }
             };
             return Ok(match block {

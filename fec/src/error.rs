@@ -68,7 +68,9 @@ pub enum OtiError {
         max: u32,
     },
     /// The number of sub-blocks is out of range.
-    #[error("number of sub-blocks N = {0} is not supported (RaptorQ: dms uses N = 1; Raptor: 1 ≤ N ≤ T/Al)")]
+    #[error(
+        "number of sub-blocks N = {0} is not supported (RaptorQ: dms uses N = 1; Raptor: 1 ≤ N ≤ T/Al)"
+    )]
     SubBlocks(u16),
     /// The maximum source block length is 0.
     #[error("maximum source block length is 0")]

@@ -97,7 +97,11 @@ impl Layout {
         if padded.len() != k * usize::from(self.symbol_size) {
             return None;
         }
-        Some(crate::raptor::interleave(k, &self.sub_symbol_sizes(), padded))
+        Some(crate::raptor::interleave(
+            k,
+            &self.sub_symbol_sizes(),
+            padded,
+        ))
     }
 
     /// The FEC scheme.

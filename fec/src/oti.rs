@@ -256,10 +256,13 @@ impl Oti {
         };
         let max_k = wanted.clamp(1, u64::from(scheme.max_source_symbols()));
         match scheme {
-            FecScheme::Raptor => {
-                RaptorOti::for_object(transfer_length, symbol_size, max_k as u32, DEFAULT_ALIGNMENT)
-                    .map(Oti::from)
-            }
+            FecScheme::Raptor => RaptorOti::for_object(
+                transfer_length,
+                symbol_size,
+                max_k as u32,
+                DEFAULT_ALIGNMENT,
+            )
+            .map(Oti::from),
             FecScheme::RaptorQ => {
                 let blocks = total_symbols
                     .div_ceil(max_k)
@@ -488,12 +491,12 @@ mod tests {
         assert_eq!(oti.layout().sub_blocks(), 2);
         assert!(Oti::raptor(1 << 30, 1024, 1 << 16, 1, 4).is_err());
         // Planned: N = 1, Al = 4, blocks of at most 8192 symbols, at least 4.
-        let oti = Oti::for_object(FecScheme::Raptor, 1 << 30, 1024, BlockSize::Symbols(60_000))
-            .unwrap();
+        let oti =
+            Oti::for_object(FecScheme::Raptor, 1 << 30, 1024, BlockSize::Symbols(60_000)).unwrap();
         assert_eq!(oti.layout().max_block_symbols(), 8192);
         assert_eq!(oti.source_blocks(), 128);
-        let oti = Oti::for_object(FecScheme::Raptor, 5 * 1024, 1024, BlockSize::Symbols(4))
-            .unwrap();
+        let oti =
+            Oti::for_object(FecScheme::Raptor, 5 * 1024, 1024, BlockSize::Symbols(4)).unwrap();
         assert_eq!(oti.source_blocks(), 1);
         let oti = Oti::for_object(FecScheme::Raptor, 100, 1024, BlockSize::default()).unwrap();
         assert_eq!(oti.symbol_size(), 24);

@@ -186,14 +186,20 @@ mod tests {
     #[test]
     fn raptor_trials_decode_and_more_symbols_help() {
         let experiment = OverheadExperiment::with_scheme(FecScheme::Raptor, 50, 7).unwrap();
-        assert_eq!((experiment.k(), experiment.scheme()), (50, FecScheme::Raptor));
+        assert_eq!(
+            (experiment.k(), experiment.scheme()),
+            (50, FecScheme::Raptor)
+        );
         let mut tally = OverheadTally::default();
         for trial in 0..200 {
             tally.record(experiment.run_trial(trial).unwrap());
         }
         // A GF(2) code: a random square binary matrix is invertible with
         // probability 0.29, 0.58 with one row more, 0.77 with two.
-        assert!(tally.decoded_within[0] < tally.decoded_within[2], "{tally:?}");
+        assert!(
+            tally.decoded_within[0] < tally.decoded_within[2],
+            "{tally:?}"
+        );
         assert!(tally.decoded_within[2] >= 100, "{tally:?}");
         assert!(OverheadExperiment::with_scheme(FecScheme::NoCode, 50, 7).is_err());
     }

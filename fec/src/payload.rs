@@ -102,8 +102,16 @@ mod tests {
             id.encode(FecScheme::Raptor).unwrap(),
             [0x12, 0x34, 0x56, 0x78]
         );
-        assert!(PayloadId::new(1 << 16, 0).encode(FecScheme::Raptor).is_err());
-        assert!(PayloadId::new(0, 1 << 16).encode(FecScheme::Raptor).is_err());
+        assert!(
+            PayloadId::new(1 << 16, 0)
+                .encode(FecScheme::Raptor)
+                .is_err()
+        );
+        assert!(
+            PayloadId::new(0, 1 << 16)
+                .encode(FecScheme::Raptor)
+                .is_err()
+        );
         assert!(PayloadId::new(256, 0).encode(FecScheme::RaptorQ).is_err());
         assert!(
             PayloadId::new(0, 1 << 24)

@@ -53,9 +53,11 @@ fn overhead(args: &OverheadArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "k,trials,decoded_at_k,decoded_at_k1,decoded_at_k2")?;
     let scheme = args.fec;
-    if let Some(&k) = args.k.iter().find(|&&k| {
-        k < scheme.min_source_symbols() || k > scheme.max_source_symbols()
-    }) {
+    if let Some(&k) = args
+        .k
+        .iter()
+        .find(|&&k| k < scheme.min_source_symbols() || k > scheme.max_source_symbols())
+    {
         anyhow::bail!(
             "K = {k} is outside {scheme}'s {}..={}",
             scheme.min_source_symbols(),

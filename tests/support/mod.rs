@@ -67,6 +67,15 @@ pub fn edge_case_files(big: usize, seed: u64) -> Vec<TestFile> {
     ]
 }
 
+/// As [`edge_case_files`] for Raptor, whose objects need at least four
+/// symbols of Al = 4 bytes: 13 bytes instead of 1 (either sender makes T
+/// smaller for objects of fewer than four symbols).
+pub fn raptor_edge_case_files(big: usize, seed: u64) -> Vec<TestFile> {
+    let mut files = edge_case_files(big, seed);
+    files[0] = TestFile::random("thirteen-bytes.bin", 13, seed);
+    files
+}
+
 /// The group `239.255.77.1:port`.
 pub fn group(port: u16) -> SocketAddr {
     SocketAddr::new(Ipv4Addr::new(239, 255, 77, 1).into(), port)

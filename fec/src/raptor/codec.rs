@@ -19,10 +19,7 @@ const ESI_LIMIT: u32 = 1 << 16;
 /// caller has validated 1 ≤ N ≤ T/Al and Al ≥ 1.
 pub(crate) fn sub_symbol_sizes(t: u16, n: u8, al: u8) -> Vec<usize> {
     let al = usize::from(al.max(1));
-    let (tl, ts, nl, ns) = partition(
-        (usize::from(t) / al) as u64,
-        u64::from(n.max(1)),
-    );
+    let (tl, ts, nl, ns) = partition((usize::from(t) / al) as u64, u64::from(n.max(1)));
     let mut sizes = vec![tl as usize * al; nl as usize];
     sizes.extend(std::iter::repeat_n(ts as usize * al, ns as usize));
     sizes

@@ -431,10 +431,19 @@ fn raptor_fec_oti_attributes_follow_rfc_5053() {
     fdt.files.push(file);
     let xml = fdt.to_xml();
     assert!(xml.contains("FEC-OTI-FEC-Encoding-ID=\"1\""), "{xml}");
-    assert!(xml.contains("FEC-OTI-Scheme-Specific-Info=\"AAMBBA==\""), "{xml}");
-    assert!(xml.contains("FEC-OTI-Encoding-Symbol-Length=\"1024\""), "{xml}");
+    assert!(
+        xml.contains("FEC-OTI-Scheme-Specific-Info=\"AAMBBA==\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("FEC-OTI-Encoding-Symbol-Length=\"1024\""),
+        "{xml}"
+    );
     // The largest block: ceil(2930 / 3) = 977 symbols.
-    assert!(xml.contains("FEC-OTI-Maximum-Source-Block-Length=\"977\""), "{xml}");
+    assert!(
+        xml.contains("FEC-OTI-Maximum-Source-Block-Length=\"977\""),
+        "{xml}"
+    );
     let parsed = FdtInstance::parse(xml.as_bytes()).unwrap();
     assert_eq!(parsed.fti(&parsed.files[0]), Ok(Some(fti)));
     let mut short = parsed.clone();
