@@ -12,9 +12,9 @@
 //! through the same types. The figures of merit are ours / raw (target
 //! ≥ 0.95) and Raptor beside RaptorQ. Gbit/s are of source data, one core.
 //!
-//! Each case runs the three sides in turn, round after round, and keeps
-//! each side's fastest round, so a burst of load on the machine hits the
-//! sides alike. `DMS_BENCH_TRIALS` sets the overhead trials per K (default
+//! Each case runs the three sides in turn (each round starting with the
+//! next side), round after round, and keeps each side's fastest round, so
+//! a burst of load on the machine hits the sides alike. `DMS_BENCH_TRIALS` sets the overhead trials per K (default
 //! 10 000); `DMS_BENCH_QUICK=1` runs one round of everything (a smoke run).
 #![allow(clippy::unwrap_used)] // bench code: a panic is a failed run
 
@@ -100,11 +100,14 @@ fn race(budget: Duration, min_rounds: u32, sides: &mut [&mut dyn FnMut()]) -> Ve
     let mut best = vec![Duration::MAX; sides.len()];
     let start = Instant::now();
     let mut rounds = 0;
+    let n = sides.len();
     while rounds < min_rounds || (start.elapsed() < budget && !quick()) {
-        for (side, best) in sides.iter_mut().zip(best.iter_mut()) {
+        // Each round starts with the next side, so none always runs on the
+        // caches another just warmed.
+        for i in (0..n).map(|i| (i + rounds as usize) % n) {
             let t0 = Instant::now();
-            side();
-            *best = (*best).min(t0.elapsed());
+            sides[i]();
+            best[i] = best[i].min(t0.elapsed());
         }
         rounds += 1;
         if quick() {

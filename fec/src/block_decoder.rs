@@ -108,7 +108,12 @@ impl BlockDecoder {
             source_symbols: k,
             symbol_size: usize::from(layout.symbol_size()),
             block_len,
-            source: std::iter::repeat_with(|| None).take(k as usize).collect(),
+            // Raptor keeps source symbols in place instead.
+            source: if layout.scheme() == FecScheme::Raptor {
+                Vec::new()
+            } else {
+                std::iter::repeat_with(|| None).take(k as usize).collect()
+            },
             have_source: bitvec![0; k as usize],
             source_count: 0,
             repair_esis: HashSet::new(),
@@ -200,8 +205,10 @@ impl BlockDecoder {
     /// data failed verification and must be fetched again.
     pub fn reset(&mut self) {
         self.source.clear();
-        self.source
-            .resize_with(self.source_symbols as usize, || None);
+        if self.layout.scheme() != FecScheme::Raptor {
+            self.source
+                .resize_with(self.source_symbols as usize, || None);
+        }
         self.have_source.fill(false);
         self.source_count = 0;
         self.repair_esis.clear();
@@ -278,22 +285,32 @@ impl BlockDecoder {
     /// `raptor-code`'s solver copies what it is given, so nothing is gained
     /// by owning each symbol, and a block that arrives whole is then done.
     fn store_in_place(&mut self, esi: u32, symbol: &[u8]) -> SymbolOutcome {
-        let block_bytes = self.source_symbols as usize * self.symbol_size;
-        if self.in_place.len() != block_bytes {
+        let t = self.symbol_size;
+        let block_bytes = self.source_symbols as usize * t;
+        if self.in_place.capacity() < block_bytes {
             let mut block = std::mem::take(&mut self.buffer);
             block.clear();
-            block.resize(block_bytes, 0);
+            block.reserve_exact(block_bytes);
+            block.extend_from_slice(&self.in_place);
             self.in_place = block;
         }
-        let start = esi as usize * self.symbol_size;
+        // The buffer covers the symbols received so far, in whole symbols:
+        // one in order is appended (one copy, nothing zeroed first), one
+        // past a gap zero-fills the gap, one into a gap is copied there.
         // check_symbol bounded the ESI and the length; a short last symbol
-        // leaves the zeros that pad it.
-        if let Some(slot) = self.in_place.get_mut(start..start + symbol.len()) {
+        // is padded with zeros.
+        let start = esi as usize * t;
+        if start >= self.in_place.len() {
+            self.in_place.resize(start, 0);
+            self.in_place.extend_from_slice(symbol);
+            self.in_place.resize(start + t, 0);
+        } else if let Some(slot) = self.in_place.get_mut(start..start + symbol.len()) {
             slot.copy_from_slice(symbol);
         }
         self.source_count += 1;
         if self.source_count == self.source_symbols {
-            let block = std::mem::take(&mut self.in_place);
+            let mut block = std::mem::take(&mut self.in_place);
+            block.resize(block_bytes, 0);
             return self.finish(block);
         }
         if self.received() >= self.source_symbols {

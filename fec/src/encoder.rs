@@ -188,10 +188,10 @@ impl RepairCoder {
         if esi >= self.source_symbols {
             return None;
         }
-        if let Code::Raptor(raptor) = &self.code {
-            if raptor.is_interleaved() {
-                return raptor.source_symbol(esi);
-            }
+        if let Code::Raptor(raptor) = &self.code
+            && raptor.is_interleaved()
+        {
+            return raptor.source_symbol(esi);
         }
         let start = esi as usize * self.symbol_size;
         let end = (start + self.symbol_size).min(data.len());
