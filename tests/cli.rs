@@ -56,6 +56,42 @@ fn fec_overhead_prints_reproducible_csv() {
 }
 
 #[test]
+fn fec_overhead_measures_raptor() {
+    let args = [
+        "fec", "overhead", "--fec", "raptor", "--k", "10,50", "--trials", "200", "--seed", "3",
+    ];
+    let out = dms(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<Vec<f64>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        // A GF(2) code: well under RaptorQ's ~99 % at K, more with each
+        // symbol past it.
+        assert!(
+            row[2] < 0.6 && row[2] < row[3] && row[3] < row[4],
+            "{row:?}"
+        );
+    }
+    // Raptor's K is 4..=8192.
+    for k in ["3", "8193"] {
+        let out = dms(&[
+            "fec", "overhead", "--fec", "raptor", "--k", k, "--trials", "1",
+        ]);
+        assert!(!out.status.success(), "K = {k}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("raptor"));
+    }
+}
+
+#[test]
 fn fec_overhead_rejects_bad_k() {
     let out = dms(&["fec", "overhead", "--k", "0", "--trials", "1"]);
     assert!(!out.status.success());

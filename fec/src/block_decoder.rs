@@ -10,14 +10,20 @@
 //! copy of the whole block when one is (measured: 12 % of decode time at
 //! 5 % loss).
 //!
-//! Every SBN, ESI and length is checked here before raptorq sees it, since
-//! raptorq panics on bad input.
+//! Raptor (RFC 5053) blocks take the same path with `raptor-code`'s
+//! solver, which eliminates as symbols arrive: from K symbols on, each new
+//! symbol is pushed and the block solves as soon as the matrix has full
+//! rank. Sub-blocked Raptor blocks are de-interleaved once decoded.
+//!
+//! Every SBN, ESI and length is checked here before raptorq or
+//! raptor-code sees it, since both panic on bad input.
 
 use std::collections::HashSet;
 
 use bitvec::prelude::{BitVec, bitvec};
 use raptorq::{EncodingPacket, PayloadId as RqPayloadId, SourceBlockDecoder};
 
+use crate::FecScheme;
 use crate::encoder::raptorq_block_config;
 use crate::error::SymbolError;
 use crate::layout::Layout;
@@ -35,6 +41,12 @@ pub enum SymbolOutcome {
     AlreadyDecoded,
 }
 
+/// The solver of a block that did not arrive whole.
+enum Solver {
+    RaptorQ(SourceBlockDecoder),
+    Raptor(raptor_code::SourceBlockDecoder),
+}
+
 /// The receiving state of one source block.
 pub struct BlockDecoder {
     layout: Layout,
@@ -50,12 +62,15 @@ pub struct BlockDecoder {
     repair_esis: HashSet<u32>,
     /// Repair symbols received before the solver exists.
     repair: Vec<(u32, Vec<u8>)>,
-    solver: Option<SourceBlockDecoder>,
+    solver: Option<Solver>,
     solves: u32,
     /// The decoded block, K·T bytes, once complete.
     decoded: Option<Vec<u8>>,
     /// An allocation to assemble the block in, when the caller gave one.
     buffer: Vec<u8>,
+    /// Raptor: the source symbols received, in place (K·T bytes once the
+    /// first arrives).
+    in_place: Vec<u8>,
 }
 
 impl std::fmt::Debug for BlockDecoder {
@@ -93,7 +108,12 @@ impl BlockDecoder {
             source_symbols: k,
             symbol_size: usize::from(layout.symbol_size()),
             block_len,
-            source: std::iter::repeat_with(|| None).take(k as usize).collect(),
+            // Raptor keeps source symbols in place instead.
+            source: if layout.scheme() == FecScheme::Raptor {
+                Vec::new()
+            } else {
+                std::iter::repeat_with(|| None).take(k as usize).collect()
+            },
             have_source: bitvec![0; k as usize],
             source_count: 0,
             repair_esis: HashSet::new(),
@@ -102,6 +122,7 @@ impl BlockDecoder {
             solves: 0,
             decoded: None,
             buffer,
+            in_place: Vec::new(),
         })
     }
 
@@ -125,7 +146,7 @@ impl BlockDecoder {
         self.source_count
     }
 
-    /// How many times the RaptorQ solver has run on this block.
+    /// How many times the solver has run on this block.
     pub fn solves(&self) -> u32 {
         self.solves
     }
@@ -184,14 +205,17 @@ impl BlockDecoder {
     /// data failed verification and must be fetched again.
     pub fn reset(&mut self) {
         self.source.clear();
-        self.source
-            .resize_with(self.source_symbols as usize, || None);
+        if self.layout.scheme() != FecScheme::Raptor {
+            self.source
+                .resize_with(self.source_symbols as usize, || None);
+        }
         self.have_source.fill(false);
         self.source_count = 0;
         self.repair_esis.clear();
         self.repair.clear();
         self.solver = None;
         self.decoded = None;
+        self.in_place.clear();
     }
 
     /// Adds symbol `esi` of this block. Wrong ESIs and lengths are errors
@@ -210,6 +234,9 @@ impl BlockDecoder {
         if !is_new {
             return Ok(SymbolOutcome::Duplicate);
         }
+        if is_source && self.solver.is_none() && self.layout.scheme() == FecScheme::Raptor {
+            return Ok(self.store_in_place(esi, symbol));
+        }
         // The one copy out of the packet; pads the object's short last symbol.
         let mut owned = Vec::with_capacity(self.symbol_size);
         owned.extend_from_slice(symbol);
@@ -219,9 +246,22 @@ impl BlockDecoder {
         }
         if let Some(solver) = &mut self.solver {
             // Solved at K and failed: every new symbol is one more attempt.
-            let packet = EncodingPacket::new(RqPayloadId::new(self.sbn as u8, esi), owned);
             self.solves += 1;
-            return Ok(match solver.decode(std::iter::once(packet)) {
+            let block = match solver {
+                Solver::RaptorQ(solver) => {
+                    let packet = EncodingPacket::new(RqPayloadId::new(self.sbn as u8, esi), owned);
+                    solver.decode(std::iter::once(packet))
+                }
+                Solver::Raptor(solver) => {
+                    solver.push_encoding_symbol(&owned, esi);
+                    let len = self.source_symbols as usize * self.symbol_size;
+                    solver
+                        .fully_specified()
+                        .then(|| solver.decode(len))
+                        .flatten()
+                }
+            };
+            return Ok(match block {
                 Some(block) => self.finish(block),
                 None => SymbolOutcome::Stored,
             });
@@ -241,6 +281,44 @@ impl BlockDecoder {
         Ok(SymbolOutcome::Stored)
     }
 
+    /// Raptor's source symbols go straight to their place in the block:
+    /// `raptor-code`'s solver copies what it is given, so nothing is gained
+    /// by owning each symbol, and a block that arrives whole is then done.
+    fn store_in_place(&mut self, esi: u32, symbol: &[u8]) -> SymbolOutcome {
+        let t = self.symbol_size;
+        let block_bytes = self.source_symbols as usize * t;
+        if self.in_place.capacity() < block_bytes {
+            let mut block = std::mem::take(&mut self.buffer);
+            block.clear();
+            block.reserve_exact(block_bytes);
+            block.extend_from_slice(&self.in_place);
+            self.in_place = block;
+        }
+        // The buffer covers the symbols received so far, in whole symbols:
+        // one in order is appended (one copy, nothing zeroed first), one
+        // past a gap zero-fills the gap, one into a gap is copied there.
+        // check_symbol bounded the ESI and the length; a short last symbol
+        // is padded with zeros.
+        let start = esi as usize * t;
+        if start >= self.in_place.len() {
+            self.in_place.resize(start, 0);
+            self.in_place.extend_from_slice(symbol);
+            self.in_place.resize(start + t, 0);
+        } else if let Some(slot) = self.in_place.get_mut(start..start + symbol.len()) {
+            slot.copy_from_slice(symbol);
+        }
+        self.source_count += 1;
+        if self.source_count == self.source_symbols {
+            let mut block = std::mem::take(&mut self.in_place);
+            block.resize(block_bytes, 0);
+            return self.finish(block);
+        }
+        if self.received() >= self.source_symbols {
+            return self.first_raptor_solve();
+        }
+        SymbolOutcome::Stored
+    }
+
     /// Concatenates the source symbols into the block.
     fn assemble(&mut self) -> SymbolOutcome {
         let mut block = std::mem::take(&mut self.buffer);
@@ -252,9 +330,12 @@ impl BlockDecoder {
         self.finish(block)
     }
 
-    /// Runs the RaptorQ solver for the first time, at K symbols, moving
-    /// every symbol received into it.
+    /// Runs the solver for the first time, at K symbols, moving every
+    /// symbol received into it.
     fn first_solve(&mut self) -> SymbolOutcome {
+        if self.layout.scheme() == FecScheme::Raptor {
+            return self.first_raptor_solve();
+        }
         let sbn = self.sbn as u8; // RaptorQ blocks are numbered below 256.
         let t = self.symbol_size as u16; // T came from a u16.
         let config = raptorq_block_config(t, self.source_symbols);
@@ -273,13 +354,51 @@ impl BlockDecoder {
         match solver.decode(packets) {
             Some(block) => self.finish(block),
             None => {
-                self.solver = Some(solver);
+                self.solver = Some(Solver::RaptorQ(solver));
+                SymbolOutcome::Stored
+            }
+        }
+    }
+
+    /// Raptor's first solve: every symbol received into `raptor-code`'s
+    /// solver, which says when its matrix has full rank.
+    fn first_raptor_solve(&mut self) -> SymbolOutcome {
+        let k = self.source_symbols as usize;
+        let t = self.symbol_size;
+        let mut solver = raptor_code::SourceBlockDecoder::new(k);
+        for esi in self.have_source.iter_ones() {
+            if let Some(symbol) = self.in_place.get(esi * t..(esi + 1) * t) {
+                solver.push_encoding_symbol(symbol, esi as u32);
+            }
+        }
+        for (esi, symbol) in self.repair.drain(..) {
+            solver.push_encoding_symbol(&symbol, esi);
+        }
+        // The solver holds its own copies; the block buffer can be reused.
+        self.buffer = std::mem::take(&mut self.in_place);
+        self.solves += 1;
+        let block = solver
+            .fully_specified()
+            .then(|| solver.decode(k * self.symbol_size))
+            .flatten();
+        match block {
+            Some(block) => self.finish(block),
+            None => {
+                self.solver = Some(Solver::Raptor(solver));
                 SymbolOutcome::Stored
             }
         }
     }
 
     fn finish(&mut self, block: Vec<u8>) -> SymbolOutcome {
+        self.in_place = Vec::new();
+        // Raptor sub-blocks: symbols carry a slice of each; the block is
+        // their concatenation.
+        let block = if self.layout.sub_blocks() > 1 {
+            crate::raptor::deinterleave(self.symbol_size, &self.layout.sub_symbol_sizes(), block)
+        } else {
+            block
+        };
         self.decoded = Some(block);
         self.solver = None;
         self.source = Vec::new();

@@ -9,6 +9,7 @@ use crate::FecScheme;
 use crate::error::SymbolError;
 use crate::layout::Layout;
 use crate::plan_cache::PlanCache;
+use crate::raptor::RaptorBlockEncoder;
 
 /// The encoder of one source block.
 ///
@@ -28,7 +29,7 @@ impl std::fmt::Debug for BlockEncoder<'_> {
             .field("sbn", &self.coder.sbn)
             .field("source_symbols", &self.coder.source_symbols)
             .field("symbol_size", &self.coder.symbol_size)
-            .field("repair", &self.coder.raptorq.is_some())
+            .field("scheme", &self.coder.scheme())
             .finish()
     }
 }
@@ -70,8 +71,9 @@ impl<'a> BlockEncoder<'a> {
 
     /// Source symbol `esi` as a slice of the block (no copy). The object's
     /// last symbol may be shorter than T; senders pad it as their scheme
-    /// requires. `None` for `esi >= K`.
-    pub fn source_symbol(&self, esi: u32) -> Option<&'a [u8]> {
+    /// requires. With Raptor sub-blocks (N > 1) it is the interleaved wire
+    /// symbol, T bytes. `None` for `esi >= K`.
+    pub fn source_symbol(&self, esi: u32) -> Option<&[u8]> {
         self.coder.source_symbol(self.data, esi)
     }
 
@@ -99,13 +101,24 @@ impl<'a> BlockEncoder<'a> {
 }
 
 /// What [`BlockEncoder`] and [`PreparedBlock`](crate::PreparedBlock) share:
-/// the block's shape and, for RaptorQ, its intermediate symbols. It does
-/// not hold the block's bytes; each owner passes them in.
+/// the block's shape and, for RaptorQ and Raptor, its intermediate
+/// symbols. It does not hold the block's bytes; each owner passes them in
+/// (Raptor's coder keeps its own copy in wire order).
 pub(crate) struct RepairCoder {
     pub(crate) sbn: u32,
     pub(crate) source_symbols: u32,
     pub(crate) symbol_size: usize,
-    pub(crate) raptorq: Option<SourceBlockEncoder>,
+    pub(crate) code: Code,
+}
+
+/// The scheme's coder of one block.
+pub(crate) enum Code {
+    /// Compact No-Code: source symbols only.
+    None,
+    /// RaptorQ: raptorq's encoder with its intermediate symbols.
+    RaptorQ(SourceBlockEncoder),
+    /// Raptor: `raptor-code`'s encoder behind RFC 5053's sub-blocking.
+    Raptor(RaptorBlockEncoder),
 }
 
 impl RepairCoder {
@@ -131,8 +144,9 @@ impl RepairCoder {
             });
         }
         let t = layout.symbol_size();
-        let raptorq = match layout.scheme() {
-            FecScheme::NoCode => None,
+        let code = match layout.scheme() {
+            FecScheme::NoCode => Code::None,
+            FecScheme::Raptor => Code::Raptor(RaptorBlockEncoder::new(layout, sbn, data)?),
             FecScheme::RaptorQ => {
                 let padded_len = k as usize * usize::from(t);
                 let padded: Cow<'_, [u8]> = if data.len() == padded_len {
@@ -147,7 +161,7 @@ impl RepairCoder {
                 let plan = plans.plan(k as u16);
                 let config = raptorq_block_config(t, k);
                 // RaptorQ SBNs are 8 bits; a valid layout has Z <= 255.
-                Some(SourceBlockEncoder::with_encoding_plan(
+                Code::RaptorQ(SourceBlockEncoder::with_encoding_plan(
                     sbn as u8, &config, &padded, &plan,
                 ))
             }
@@ -156,14 +170,28 @@ impl RepairCoder {
             sbn,
             source_symbols: k,
             symbol_size: usize::from(t),
-            raptorq,
+            code,
         })
     }
 
+    /// The scheme this coder codes.
+    pub(crate) fn scheme(&self) -> FecScheme {
+        match self.code {
+            Code::None => FecScheme::NoCode,
+            Code::RaptorQ(_) => FecScheme::RaptorQ,
+            Code::Raptor(_) => FecScheme::Raptor,
+        }
+    }
+
     /// Source symbol `esi` of the block whose bytes are `data`.
-    pub(crate) fn source_symbol<'d>(&self, data: &'d [u8], esi: u32) -> Option<&'d [u8]> {
+    pub(crate) fn source_symbol<'d>(&'d self, data: &'d [u8], esi: u32) -> Option<&'d [u8]> {
         if esi >= self.source_symbols {
             return None;
+        }
+        if let Code::Raptor(raptor) = &self.code
+            && raptor.is_interleaved()
+        {
+            return raptor.source_symbol(esi);
         }
         let start = esi as usize * self.symbol_size;
         let end = (start + self.symbol_size).min(data.len());
@@ -175,6 +203,9 @@ impl RepairCoder {
         first_esi: u32,
         count: u32,
     ) -> Result<Vec<(u32, Vec<u8>)>, SymbolError> {
+        if let Code::Raptor(raptor) = &self.code {
+            return raptor.repair_symbols(first_esi, count);
+        }
         let encoder = self.repair_encoder(first_esi, count)?;
         Ok(encoder
             .repair_packets(first_esi - self.source_symbols, count)
@@ -192,6 +223,9 @@ impl RepairCoder {
         count: u32,
         out: &mut [u8],
     ) -> Result<usize, SymbolError> {
+        if let Code::Raptor(raptor) = &self.code {
+            return raptor.write_repair_symbols(first_esi, count, out);
+        }
         let needed = count as usize * self.symbol_size;
         if out.len() < needed {
             return Err(SymbolError::BufferTooSmall {
@@ -215,8 +249,8 @@ impl RepairCoder {
         first_esi: u32,
         count: u32,
     ) -> Result<&SourceBlockEncoder, SymbolError> {
-        let Some(encoder) = &self.raptorq else {
-            return Err(SymbolError::NoRepairSymbols(FecScheme::NoCode));
+        let Code::RaptorQ(encoder) = &self.code else {
+            return Err(SymbolError::NoRepairSymbols(self.scheme()));
         };
         let limit = FecScheme::RaptorQ.esi_limit();
         let end = u64::from(first_esi) + u64::from(count);

@@ -5,10 +5,10 @@
 #[non_exhaustive]
 pub enum OtiError {
     /// The FEC Encoding ID is not one dms implements.
-    #[error("unknown FEC encoding id {0} (dms speaks 0 = no-code and 6 = RaptorQ)")]
+    #[error("unknown FEC encoding id {0} (dms speaks 0 = no-code, 1 = Raptor and 6 = RaptorQ)")]
     UnknownScheme(u8),
     /// The scheme name is not one dms implements.
-    #[error("unknown FEC scheme {0:?} (expected raptorq or nocode)")]
+    #[error("unknown FEC scheme {0:?} (expected raptorq, raptor or nocode)")]
     UnknownSchemeName(String),
     /// The encoded OTI has the wrong length.
     #[error("OTI must be {expected} bytes, got {actual}")]
@@ -68,7 +68,9 @@ pub enum OtiError {
         max: u32,
     },
     /// The number of sub-blocks is out of range.
-    #[error("number of sub-blocks N = {0} is not supported (dms uses N = 1)")]
+    #[error(
+        "number of sub-blocks N = {0} is not supported (RaptorQ: dms uses N = 1; Raptor: 1 ≤ N ≤ T/Al)"
+    )]
     SubBlocks(u16),
     /// The maximum source block length is 0.
     #[error("maximum source block length is 0")]

@@ -1,7 +1,7 @@
 //! How an object is cut into source blocks and symbols.
 //!
-//! Both schemes use the same partition (RFC 6330 §4.4.1.2 `Partition[]`,
-//! which is also RFC 5052 §9.1's blocking algorithm): the object's
+//! Every scheme uses the same partition (RFC 6330 §4.4.1.2 `Partition[]`,
+//! which is also RFC 5053 §5.3.1.2's and RFC 5052 §9.1's): the object's
 //! `Kt = ceil(F / T)` source symbols are split into `Z` blocks, the first
 //! `ZL` of `KL = ceil(Kt / Z)` symbols and the remaining `ZS` of
 //! `KS = floor(Kt / Z)` symbols. Only the last symbol of the object may be
@@ -28,6 +28,11 @@ pub struct Layout {
     pub(crate) large_block_symbols: u32,
     pub(crate) small_block_symbols: u32,
     pub(crate) large_blocks: u32,
+    /// Raptor's sub-blocks N (RFC 5053 §5.3.1.2); 1 for the other schemes.
+    pub(crate) sub_blocks: u8,
+    /// Raptor's symbol alignment Al; 1 for the other schemes (RaptorQ's Al
+    /// does not change how its blocks are coded when N = 1).
+    pub(crate) alignment: u8,
 }
 
 /// `Partition[I, J]` of RFC 6330 §4.4.1.2: `(IL, IS, JL, JS)`.
@@ -58,7 +63,45 @@ impl Layout {
             large_block_symbols: large as u32,
             small_block_symbols: small as u32,
             large_blocks: large_blocks as u32,
+            sub_blocks: 1,
+            alignment: 1,
         }
+    }
+
+    /// The same layout with Raptor's sub-blocking: N sub-blocks of
+    /// alignment Al, validated by the caller (1 ≤ N ≤ T/Al).
+    pub(crate) fn with_sub_blocks(mut self, sub_blocks: u8, alignment: u8) -> Self {
+        self.sub_blocks = sub_blocks;
+        self.alignment = alignment;
+        self
+    }
+
+    /// Number of sub-blocks N of each block (only Raptor's can exceed 1).
+    /// With N > 1 an encoding symbol is not a slice of the block but one
+    /// sub-symbol of each sub-block (RFC 5053 §5.3.1.2), and every symbol
+    /// on the wire is T bytes.
+    pub fn sub_blocks(&self) -> u8 {
+        self.sub_blocks
+    }
+
+    /// The sizes of the N sub-symbols in an encoding symbol.
+    pub(crate) fn sub_symbol_sizes(&self) -> Vec<usize> {
+        crate::raptor::sub_symbol_sizes(self.symbol_size, self.sub_blocks, self.alignment)
+    }
+
+    /// Block `sbn`, padded to K·T bytes, in the order its source symbols go
+    /// on the wire: unchanged (no copy) unless the block has sub-blocks.
+    /// `None` if `sbn` is past the end or `padded` is not K·T bytes.
+    pub fn wire_order(&self, sbn: u32, padded: Vec<u8>) -> Option<Vec<u8>> {
+        let k = self.source_symbols(sbn)? as usize;
+        if padded.len() != k * usize::from(self.symbol_size) {
+            return None;
+        }
+        Some(crate::raptor::interleave(
+            k,
+            &self.sub_symbol_sizes(),
+            padded,
+        ))
     }
 
     /// The FEC scheme.
@@ -138,13 +181,17 @@ impl Layout {
     }
 
     /// Length of source symbol `esi` of block `sbn`: `T`, except for the
-    /// object's last symbol, which holds only the bytes left.
+    /// object's last symbol, which holds only the bytes left (always `T`
+    /// with Raptor sub-blocks, whose last symbol is not the object's end).
     pub fn source_symbol_len(&self, sbn: u32, esi: u32) -> Option<usize> {
         let k = self.source_symbols(sbn)?;
         if esi >= k {
             return None;
         }
         let t = usize::from(self.symbol_size);
+        if self.sub_blocks > 1 {
+            return Some(t);
+        }
         let block_len = self.block_len(sbn)?;
         Some(t.min(block_len - esi as usize * t))
     }
@@ -162,7 +209,7 @@ impl Layout {
         };
         let limit = match self.scheme {
             FecScheme::NoCode => k,
-            FecScheme::RaptorQ => self.scheme.esi_limit(),
+            FecScheme::Raptor | FecScheme::RaptorQ => self.scheme.esi_limit(),
         };
         if esi >= limit {
             return Err(SymbolError::EncodingSymbolId { sbn, esi, limit });

@@ -59,6 +59,7 @@ pub mod overhead;
 mod payload;
 mod plan_cache;
 mod prepared;
+pub mod raptor;
 mod scheme;
 mod source;
 

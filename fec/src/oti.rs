@@ -32,6 +32,7 @@
 use crate::FecScheme;
 use crate::error::OtiError;
 use crate::layout::Layout;
+use crate::raptor::{RAPTOR_OTI_LEN, RaptorOti};
 
 /// Bytes of an encoded RaptorQ OTI.
 pub const RAPTORQ_OTI_LEN: usize = 12;
@@ -71,8 +72,18 @@ pub struct Oti {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum SchemeParams {
-    RaptorQ { source_blocks: u8, alignment: u8 },
-    NoCode { max_source_block_length: u32 },
+    RaptorQ {
+        source_blocks: u8,
+        alignment: u8,
+    },
+    NoCode {
+        max_source_block_length: u32,
+    },
+    Raptor {
+        source_blocks: u16,
+        sub_blocks: u8,
+        alignment: u8,
+    },
 }
 
 /// An encoded OTI: up to 14 bytes, without allocation.
@@ -170,6 +181,40 @@ impl Oti {
         })
     }
 
+    /// Raptor (RFC 5053) OTI from its fields: every block must hold 4 to
+    /// 8192 source symbols, T be a multiple of Al and 1 ≤ N ≤ T/Al.
+    pub fn raptor(
+        transfer_length: u64,
+        symbol_size: u16,
+        source_blocks: u32,
+        sub_blocks: u8,
+        alignment: u8,
+    ) -> Result<Self, OtiError> {
+        let z = u16::try_from(source_blocks).map_err(|_| OtiError::SourceBlocks {
+            blocks: source_blocks,
+            max: FecScheme::Raptor.max_source_blocks(),
+        })?;
+        RaptorOti::new(transfer_length, symbol_size, z, sub_blocks, alignment).map(Oti::from)
+    }
+
+    /// The Raptor OTI, or `None` for the other schemes.
+    pub fn raptor_oti(&self) -> Option<RaptorOti> {
+        match self.params {
+            SchemeParams::Raptor {
+                source_blocks,
+                sub_blocks,
+                alignment,
+            } => Some(RaptorOti::from_validated(
+                self.transfer_length,
+                self.symbol_size,
+                source_blocks,
+                sub_blocks,
+                alignment,
+            )),
+            _ => None,
+        }
+    }
+
     /// Compact No-Code OTI from its fields.
     pub fn no_code(
         transfer_length: u64,
@@ -195,6 +240,9 @@ impl Oti {
     /// Plans an object: the fewest blocks of at most `block_size`, N = 1 and
     /// Al = 4. When the object is too large for RaptorQ's 255 blocks at that
     /// size, blocks grow (up to K = 56403 symbols) rather than failing.
+    /// Raptor blocks hold 4 to 8192 symbols; an object of fewer than four
+    /// symbols gets a smaller T (RFC 5053 §4.2), and one of 12 bytes or
+    /// less (fewer than four symbols of Al = 4 bytes) cannot be Raptor-coded.
     pub fn for_object(
         scheme: FecScheme,
         transfer_length: u64,
@@ -208,6 +256,13 @@ impl Oti {
         };
         let max_k = wanted.clamp(1, u64::from(scheme.max_source_symbols()));
         match scheme {
+            FecScheme::Raptor => RaptorOti::for_object(
+                transfer_length,
+                symbol_size,
+                max_k as u32,
+                DEFAULT_ALIGNMENT,
+            )
+            .map(Oti::from),
             FecScheme::RaptorQ => {
                 let blocks = total_symbols
                     .div_ceil(max_k)
@@ -236,6 +291,7 @@ impl Oti {
     /// Decodes the OTI of `scheme` from exactly its encoded bytes.
     pub fn decode(scheme: FecScheme, bytes: &[u8]) -> Result<Self, OtiError> {
         match scheme {
+            FecScheme::Raptor => RaptorOti::decode(bytes).map(Oti::from),
             FecScheme::RaptorQ => {
                 let b: &[u8; RAPTORQ_OTI_LEN] = bytes.try_into().map_err(|_| OtiError::Length {
                     expected: RAPTORQ_OTI_LEN,
@@ -259,7 +315,7 @@ impl Oti {
         }
     }
 
-    /// The encoded OTI (12 bytes for RaptorQ, 14 for no-code).
+    /// The encoded OTI (12 bytes for RaptorQ, 14 for no-code and Raptor).
     pub fn encode(&self) -> OtiBytes {
         let mut buf = [0u8; NO_CODE_OTI_LEN];
         let f = self.transfer_length.to_be_bytes();
@@ -284,6 +340,11 @@ impl Oti {
                 buf[10..14].copy_from_slice(&max_source_block_length.to_be_bytes());
                 NO_CODE_OTI_LEN
             }
+            SchemeParams::Raptor { .. } => {
+                let raptor = self.raptor_oti().map(|o| o.encode()).unwrap_or_default();
+                buf.copy_from_slice(&raptor);
+                RAPTOR_OTI_LEN
+            }
         };
         OtiBytes {
             buf,
@@ -296,6 +357,7 @@ impl Oti {
         match self.params {
             SchemeParams::RaptorQ { .. } => FecScheme::RaptorQ,
             SchemeParams::NoCode { .. } => FecScheme::NoCode,
+            SchemeParams::Raptor { .. } => FecScheme::Raptor,
         }
     }
 
@@ -314,15 +376,20 @@ impl Oti {
         self.layout().block_count()
     }
 
-    /// Number of sub-blocks N (always 1).
+    /// Number of sub-blocks N (1 except for sub-blocked Raptor objects).
     pub fn sub_blocks(&self) -> u16 {
-        1
+        match self.params {
+            SchemeParams::Raptor { sub_blocks, .. } => u16::from(sub_blocks),
+            _ => 1,
+        }
     }
 
-    /// Symbol alignment Al (RaptorQ), or `None` for no-code.
+    /// Symbol alignment Al (RaptorQ, Raptor), or `None` for no-code.
     pub fn alignment(&self) -> Option<u8> {
         match self.params {
-            SchemeParams::RaptorQ { alignment, .. } => Some(alignment),
+            SchemeParams::RaptorQ { alignment, .. } | SchemeParams::Raptor { alignment, .. } => {
+                Some(alignment)
+            }
             SchemeParams::NoCode { .. } => None,
         }
     }
@@ -331,28 +398,36 @@ impl Oti {
     /// `FEC-OTI-Maximum-Source-Block-Length`.
     pub fn max_source_block_length(&self) -> u32 {
         match self.params {
-            SchemeParams::RaptorQ { .. } => self.layout().max_block_symbols(),
+            SchemeParams::RaptorQ { .. } | SchemeParams::Raptor { .. } => {
+                self.layout().max_block_symbols()
+            }
             SchemeParams::NoCode {
                 max_source_block_length,
             } => max_source_block_length,
         }
     }
 
-    /// The FDT's `FEC-OTI-Scheme-Specific-Info` bytes for RaptorQ
-    /// (Z(8) N(16) Al(8), before base64), or `None` for no-code.
+    /// The FDT's `FEC-OTI-Scheme-Specific-Info` bytes (before base64):
+    /// Z(8) N(16) Al(8) for RaptorQ, Z(16) N(8) Al(8) for Raptor, `None`
+    /// for no-code.
     pub fn scheme_specific_info(&self) -> Option<[u8; 4]> {
         match self.params {
             SchemeParams::RaptorQ {
                 source_blocks,
                 alignment,
             } => Some([source_blocks, 0, 1, alignment]),
+            SchemeParams::Raptor { .. } => self.raptor_oti().map(|o| o.scheme_specific_info()),
             SchemeParams::NoCode { .. } => None,
         }
     }
 
     /// The block structure this OTI describes.
     pub fn layout(&self) -> Layout {
+        if let Some(raptor) = self.raptor_oti() {
+            return raptor.layout();
+        }
         let blocks = match self.params {
+            SchemeParams::Raptor { source_blocks, .. } => u32::from(source_blocks),
             SchemeParams::RaptorQ { source_blocks, .. } => u32::from(source_blocks),
             SchemeParams::NoCode {
                 max_source_block_length,
@@ -371,6 +446,20 @@ impl Oti {
     }
 }
 
+impl From<RaptorOti> for Oti {
+    fn from(oti: RaptorOti) -> Self {
+        Oti {
+            transfer_length: oti.transfer_length(),
+            symbol_size: oti.symbol_size(),
+            params: SchemeParams::Raptor {
+                source_blocks: oti.source_blocks(),
+                sub_blocks: oti.sub_blocks(),
+                alignment: oti.alignment(),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -386,6 +475,38 @@ mod tests {
         );
         assert_eq!(Oti::decode(FecScheme::RaptorQ, &oti.encode()).unwrap(), oti);
         assert_eq!(oti.scheme_specific_info(), Some([17, 0, 1, 4]));
+    }
+
+    #[test]
+    fn raptor_bytes_match_rfc_5053_layout() {
+        let oti = Oti::raptor(0x0000_1000_0405, 1280, 0x0102, 2, 4).unwrap();
+        assert_eq!(
+            &*oti.encode(),
+            &[0, 0, 0x10, 0, 4, 5, 0, 0, 0x05, 0x00, 0x01, 0x02, 2, 4]
+        );
+        assert_eq!(Oti::decode(FecScheme::Raptor, &oti.encode()).unwrap(), oti);
+        assert_eq!(oti.scheme_specific_info(), Some([0x01, 0x02, 2, 4]));
+        assert_eq!((oti.sub_blocks(), oti.alignment()), (2, Some(4)));
+        assert_eq!(oti.source_blocks(), 0x0102);
+        assert_eq!(oti.layout().sub_blocks(), 2);
+        assert!(Oti::raptor(1 << 30, 1024, 1 << 16, 1, 4).is_err());
+        // Planned: N = 1, Al = 4, blocks of at most 8192 symbols, at least 4.
+        let oti =
+            Oti::for_object(FecScheme::Raptor, 1 << 30, 1024, BlockSize::Symbols(60_000)).unwrap();
+        assert_eq!(oti.layout().max_block_symbols(), 8192);
+        assert_eq!(oti.source_blocks(), 128);
+        let oti =
+            Oti::for_object(FecScheme::Raptor, 5 * 1024, 1024, BlockSize::Symbols(4)).unwrap();
+        assert_eq!(oti.source_blocks(), 1);
+        let oti = Oti::for_object(FecScheme::Raptor, 100, 1024, BlockSize::default()).unwrap();
+        assert_eq!(oti.symbol_size(), 24);
+        assert!(Oti::for_object(FecScheme::Raptor, 12, 1024, BlockSize::default()).is_err());
+        assert_eq!(
+            Oti::for_object(FecScheme::Raptor, 13, 1024, BlockSize::default())
+                .unwrap()
+                .symbol_size(),
+            4
+        );
     }
 
     #[test]
@@ -479,7 +600,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn decode_never_panics(scheme in prop_oneof![Just(FecScheme::RaptorQ), Just(FecScheme::NoCode)],
+        fn decode_never_panics(scheme in prop_oneof![Just(FecScheme::RaptorQ), Just(FecScheme::NoCode), Just(FecScheme::Raptor)],
                                bytes in proptest::collection::vec(any::<u8>(), 0..20)) {
             if let Ok(oti) = Oti::decode(scheme, &bytes) {
                 // Reserved bits are ignored on input: values round-trip, not bytes.
@@ -490,14 +611,16 @@ mod tests {
         }
 
         #[test]
-        fn planned_layouts_are_valid(scheme in prop_oneof![Just(FecScheme::RaptorQ), Just(FecScheme::NoCode)],
+        fn planned_layouts_are_valid(scheme in prop_oneof![Just(FecScheme::RaptorQ), Just(FecScheme::NoCode), Just(FecScheme::Raptor)],
                                      f in 1u64..(1 << 34), t in 1u16..=2048, block in 1u64..(8 << 20)) {
-            let t = if scheme == FecScheme::RaptorQ { t.div_ceil(4) * 4 } else { t };
+            let t = if scheme == FecScheme::NoCode { t } else { t.div_ceil(4) * 4 };
             if let Ok(oti) = Oti::for_object(scheme, f, t, BlockSize::Bytes(block)) {
                 prop_assert_eq!(Oti::decode(scheme, &oti.encode()).unwrap(), oti);
                 let layout = oti.layout();
                 let mut end = 0;
                 for sbn in 0..layout.block_count() {
+                    let k = layout.source_symbols(sbn).unwrap();
+                    prop_assert!(k >= scheme.min_source_symbols() && k <= scheme.max_source_symbols());
                     let range = layout.block_range(sbn).unwrap();
                     prop_assert_eq!(range.start, end);
                     prop_assert!(range.end > range.start);

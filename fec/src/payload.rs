@@ -3,12 +3,13 @@
 //! ```text
 //! RaptorQ (RFC 6330 §3.2):      | SBN (8) |          ESI (24)          |
 //! Compact No-Code (RFC 5445):   |      SBN (16)     |     ESI (16)     |
+//! Raptor (RFC 5053 §3.1):        |      SBN (16)     |     ESI (16)     |
 //! ```
 
 use crate::FecScheme;
 use crate::error::SymbolError;
 
-/// Bytes of the FEC Payload ID for both schemes.
+/// Bytes of the FEC Payload ID for every scheme.
 pub const PAYLOAD_ID_LEN: usize = 4;
 
 /// A source block number and encoding symbol id.
@@ -36,7 +37,7 @@ impl PayloadId {
             FecScheme::RaptorQ => {
                 PayloadId::new(u32::from(b[0]), u32::from_be_bytes([0, b[1], b[2], b[3]]))
             }
-            FecScheme::NoCode => PayloadId::new(
+            FecScheme::NoCode | FecScheme::Raptor => PayloadId::new(
                 u32::from(u16::from_be_bytes([b[0], b[1]])),
                 u32::from(u16::from_be_bytes([b[2], b[3]])),
             ),
@@ -45,12 +46,12 @@ impl PayloadId {
 
     /// The wire form; fails if SBN or ESI do not fit the scheme's fields.
     pub fn encode(self, scheme: FecScheme) -> Result<[u8; PAYLOAD_ID_LEN], SymbolError> {
-        let (sbn_limit, esi_limit) = (scheme.max_source_blocks(), scheme.esi_limit());
-        // RaptorQ's SBN field is 8 bits even though Z never exceeds 255.
-        let sbn_limit = if scheme == FecScheme::RaptorQ {
-            256
-        } else {
-            sbn_limit
+        let esi_limit = scheme.esi_limit();
+        // The SBN field's width, whatever Z allows (RaptorQ's Z ≤ 255 and
+        // Raptor's Z ≤ 65535 leave one value of the field unused).
+        let sbn_limit = match scheme {
+            FecScheme::RaptorQ => 1 << 8,
+            FecScheme::NoCode | FecScheme::Raptor => 1 << 16,
         };
         if self.sbn >= sbn_limit {
             return Err(SymbolError::SourceBlockNumber {
@@ -70,7 +71,7 @@ impl PayloadId {
                 let esi = self.esi.to_be_bytes();
                 [self.sbn as u8, esi[1], esi[2], esi[3]]
             }
-            FecScheme::NoCode => {
+            FecScheme::NoCode | FecScheme::Raptor => {
                 let sbn = (self.sbn as u16).to_be_bytes();
                 let esi = (self.esi as u16).to_be_bytes();
                 [sbn[0], sbn[1], esi[0], esi[1]]
@@ -97,6 +98,20 @@ mod tests {
             id.encode(FecScheme::NoCode).unwrap(),
             [0x12, 0x34, 0x56, 0x78]
         );
+        assert_eq!(
+            id.encode(FecScheme::Raptor).unwrap(),
+            [0x12, 0x34, 0x56, 0x78]
+        );
+        assert!(
+            PayloadId::new(1 << 16, 0)
+                .encode(FecScheme::Raptor)
+                .is_err()
+        );
+        assert!(
+            PayloadId::new(0, 1 << 16)
+                .encode(FecScheme::Raptor)
+                .is_err()
+        );
         assert!(PayloadId::new(256, 0).encode(FecScheme::RaptorQ).is_err());
         assert!(
             PayloadId::new(0, 1 << 24)
@@ -117,7 +132,7 @@ mod tests {
     proptest! {
         #[test]
         fn round_trip(bytes in any::<[u8; 4]>()) {
-            for scheme in [FecScheme::RaptorQ, FecScheme::NoCode] {
+            for scheme in [FecScheme::RaptorQ, FecScheme::NoCode, FecScheme::Raptor] {
                 let id = PayloadId::decode(scheme, &bytes).unwrap();
                 prop_assert_eq!(id.encode(scheme).unwrap(), bytes);
             }

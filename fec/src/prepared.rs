@@ -2,7 +2,7 @@
 //! symbols, computed once and then shared (behind an `Arc`) by any number
 //! of threads making source or repair symbols.
 
-use crate::encoder::RepairCoder;
+use crate::encoder::{Code, RepairCoder};
 use crate::error::SymbolError;
 use crate::layout::Layout;
 use crate::plan_cache::PlanCache;
@@ -14,13 +14,14 @@ use crate::plan_cache::PlanCache;
 /// each repair symbol costs a few symbol XORs. It is `Send + Sync`: share it
 /// with an `Arc`, or keep it in an [`EncoderCache`](crate::EncoderCache).
 ///
-/// Memory: about three times the block for RaptorQ (the bytes, raptorq's
-/// copy of the source symbols, the intermediate symbols), once for
-/// Compact No-Code; [`PreparedBlock::memory_bytes`] gives the estimate.
+/// Memory: about three times the block for RaptorQ and Raptor (the bytes,
+/// the coder's copy of the source symbols, the intermediate symbols), once
+/// for Compact No-Code; [`PreparedBlock::memory_bytes`] gives the estimate.
 pub struct PreparedBlock {
     data: Box<[u8]>,
     coder: RepairCoder,
     memory: usize,
+    sub_blocks: u8,
 }
 
 impl std::fmt::Debug for PreparedBlock {
@@ -55,6 +56,7 @@ impl PreparedBlock {
             data: data.into_boxed_slice(),
             coder,
             memory,
+            sub_blocks: layout.sub_blocks(),
         })
     }
 
@@ -85,7 +87,8 @@ impl PreparedBlock {
             && layout.source_symbols(sbn) == Some(self.coder.source_symbols)
             && usize::from(layout.symbol_size()) == self.coder.symbol_size
             && layout.block_len(sbn) == Some(self.data.len())
-            && (layout.scheme() == crate::FecScheme::RaptorQ) == self.coder.raptorq.is_some()
+            && layout.scheme() == self.coder.scheme()
+            && layout.sub_blocks() == self.sub_blocks
     }
 
     /// Estimated heap bytes held (what an [`EncoderCache`](crate::EncoderCache)
@@ -130,8 +133,10 @@ impl PreparedBlock {
 fn estimate_memory(coder: &RepairCoder, len: usize) -> usize {
     const PER_ALLOCATION: usize = 48;
     let fixed = std::mem::size_of::<PreparedBlock>() + len;
-    if coder.raptorq.is_none() {
-        return fixed;
+    match &coder.code {
+        Code::None => return fixed,
+        Code::Raptor(raptor) => return fixed + raptor.memory_bytes(),
+        Code::RaptorQ(_) => {}
     }
     let k = coder.source_symbols;
     let t = coder.symbol_size;

@@ -109,17 +109,23 @@ proptest! {
         prop_assert_eq!(decoder.solves(), 0);
     }
 
-    /// Whole objects of several blocks through the object decoder, both
-    /// schemes, with loss (RaptorQ) or reordering and duplicates (no-code);
-    /// blocks come out in order and reassemble the object.
+    /// Whole objects of several blocks through the object decoder, every
+    /// scheme, with loss (RaptorQ, Raptor — sub-blocked or not) or
+    /// reordering and duplicates (no-code); blocks come out in order and
+    /// reassemble the object.
     #[test]
     fn objects_round_trip(len in 1usize..100_000, t4 in 4u16..100, block in 1u64..20_000,
-                          nocode in any::<bool>(), seed in any::<u64>()) {
-        let scheme = if nocode { FecScheme::NoCode } else { FecScheme::RaptorQ };
+                          scheme in prop_oneof![Just(FecScheme::NoCode), Just(FecScheme::RaptorQ), Just(FecScheme::Raptor)],
+                          sub_blocks in 1u8..4, seed in any::<u64>()) {
+        let nocode = scheme == FecScheme::NoCode;
         let data = object(len, seed);
-        let Ok(oti) = Oti::for_object(scheme, len as u64, t4 * 4, BlockSize::Bytes(block)) else {
+        let Ok(mut oti) = Oti::for_object(scheme, len as u64, t4 * 4, BlockSize::Bytes(block)) else {
             return Ok(());
         };
+        if scheme == FecScheme::Raptor && sub_blocks > 1 {
+            let n = sub_blocks.min((oti.symbol_size() / 4) as u8);
+            oti = Oti::raptor(oti.transfer_length(), oti.symbol_size(), oti.source_blocks(), n, 4).unwrap();
+        }
         let layout = oti.layout();
         let mut rng = StdRng::seed_from_u64(seed);
         let mut packets = Vec::new();
@@ -153,7 +159,7 @@ proptest! {
             prop_assert_eq!(out, data);
             prop_assert_eq!(decoder.symbols_needed().count(), 0);
         } else {
-            // Only possible for RaptorQ under loss: the gap map says what is missing.
+            // Only possible for a code under loss: the gap map says what is missing.
             prop_assert!(!nocode);
             prop_assert!(decoder.symbols_needed().all(|(_, n)| n > 0));
         }
@@ -161,9 +167,9 @@ proptest! {
 
     /// No OTI bytes and no packets make the decoder panic.
     #[test]
-    fn hostile_input_never_panics(nocode in any::<bool>(), oti in proptest::collection::vec(any::<u8>(), 12..=14),
+    fn hostile_input_never_panics(scheme in prop_oneof![Just(FecScheme::NoCode), Just(FecScheme::RaptorQ), Just(FecScheme::Raptor)],
+                                  oti in proptest::collection::vec(any::<u8>(), 12..=14),
                                   packets in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..80), 0..64)) {
-        let scheme = if nocode { FecScheme::NoCode } else { FecScheme::RaptorQ };
         let Ok(oti) = Oti::decode(scheme, &oti) else { return Ok(()); };
         let mut decoder = ObjectDecoder::new(&oti);
         for packet in &packets {

@@ -26,7 +26,7 @@
 //! sends them). Those parse with `payload_id: None`, whatever their
 //! codepoint, since they carry nothing the codepoint would describe.
 
-use crate::lct::{CODEPOINT_NO_CODE, CODEPOINT_RAPTORQ, LctError, LctHeader};
+use crate::lct::{CODEPOINT_NO_CODE, CODEPOINT_RAPTOR, CODEPOINT_RAPTORQ, LctError, LctHeader};
 
 /// Errors of ALC packet parsing and writing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +69,8 @@ pub enum AlcError {
 pub enum FecEncodingId {
     /// Compact No-Code (FEC Encoding ID 0, RFC 5445).
     NoCode,
+    /// Raptor (FEC Encoding ID 1, RFC 5053).
+    Raptor,
     /// RaptorQ (FEC Encoding ID 6, RFC 6330).
     RaptorQ,
 }
@@ -78,6 +80,7 @@ impl FecEncodingId {
     pub const fn id(self) -> u8 {
         match self {
             FecEncodingId::NoCode => CODEPOINT_NO_CODE,
+            FecEncodingId::Raptor => CODEPOINT_RAPTOR,
             FecEncodingId::RaptorQ => CODEPOINT_RAPTORQ,
         }
     }
@@ -89,6 +92,7 @@ impl TryFrom<u8> for FecEncodingId {
     fn try_from(id: u8) -> Result<Self, AlcError> {
         match id {
             CODEPOINT_NO_CODE => Ok(FecEncodingId::NoCode),
+            CODEPOINT_RAPTOR => Ok(FecEncodingId::Raptor),
             CODEPOINT_RAPTORQ => Ok(FecEncodingId::RaptorQ),
             other => Err(AlcError::UnknownCodepoint(other)),
         }
@@ -112,6 +116,13 @@ pub enum PayloadId {
         /// Encoding symbol ID.
         esi: u16,
     },
+    /// Raptor (RFC 5053 §3.1): SBN(16) | ESI(16).
+    Raptor {
+        /// Source block number.
+        sbn: u16,
+        /// Encoding symbol ID.
+        esi: u16,
+    },
 }
 
 impl PayloadId {
@@ -125,6 +136,7 @@ impl PayloadId {
         match self {
             PayloadId::RaptorQ { .. } => FecEncodingId::RaptorQ,
             PayloadId::NoCode { .. } => FecEncodingId::NoCode,
+            PayloadId::Raptor { .. } => FecEncodingId::Raptor,
         }
     }
 
@@ -132,7 +144,7 @@ impl PayloadId {
     pub fn sbn(&self) -> u32 {
         match *self {
             PayloadId::RaptorQ { sbn, .. } => u32::from(sbn),
-            PayloadId::NoCode { sbn, .. } => u32::from(sbn),
+            PayloadId::NoCode { sbn, .. } | PayloadId::Raptor { sbn, .. } => u32::from(sbn),
         }
     }
 
@@ -140,7 +152,7 @@ impl PayloadId {
     pub fn esi(&self) -> u32 {
         match *self {
             PayloadId::RaptorQ { esi, .. } => esi,
-            PayloadId::NoCode { esi, .. } => u32::from(esi),
+            PayloadId::NoCode { esi, .. } | PayloadId::Raptor { esi, .. } => u32::from(esi),
         }
     }
 
@@ -158,6 +170,10 @@ impl PayloadId {
                 sbn: u16::from_be_bytes([a, b]),
                 esi: u16::from_be_bytes([c, d]),
             },
+            FecEncodingId::Raptor => PayloadId::Raptor {
+                sbn: u16::from_be_bytes([a, b]),
+                esi: u16::from_be_bytes([c, d]),
+            },
         })
     }
 
@@ -171,7 +187,7 @@ impl PayloadId {
                 let e = esi.to_be_bytes();
                 Ok([sbn, e[1], e[2], e[3]])
             }
-            PayloadId::NoCode { sbn, esi } => {
+            PayloadId::NoCode { sbn, esi } | PayloadId::Raptor { sbn, esi } => {
                 let s = sbn.to_be_bytes();
                 let e = esi.to_be_bytes();
                 Ok([s[0], s[1], e[0], e[1]])
@@ -333,10 +349,10 @@ mod tests {
 
     #[test]
     fn rejects_unknown_codepoint_and_short_payload_id() {
-        let bytes = [0x10, 0, 2, 1, 0, 0, 0, 0, 1, 2, 3, 4];
+        let bytes = [0x10, 0, 2, 2, 0, 0, 0, 0, 1, 2, 3, 4];
         assert_eq!(
             AlcPacket::decode(&bytes),
-            Err(AlcError::UnknownCodepoint(1))
+            Err(AlcError::UnknownCodepoint(2))
         );
         let bytes = [0x10, 0, 2, 6, 0, 0, 0, 0, 1, 2, 3];
         assert_eq!(AlcPacket::decode(&bytes), Err(AlcError::TruncatedPayloadId));

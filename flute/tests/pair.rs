@@ -1,5 +1,6 @@
 //! Our sender to our receiver, in memory with a simulated clock: several
-//! objects of both schemes, with packets lost, duplicated and reordered.
+//! objects of every scheme (Raptor with and without sub-blocks), with
+//! packets lost, duplicated and reordered.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
@@ -7,7 +8,7 @@ use std::collections::HashMap;
 use std::io::Cursor;
 use std::time::{Duration, Instant};
 
-use dms_fec::FecScheme;
+use dms_fec::{FecScheme, Oti};
 use dms_flute::receiver::{Event, Verification};
 use dms_flute::{ObjectSpec, Receiver, ReceiverConfig, Sender, SenderConfig, TransmitKind};
 use sha2::{Digest, Sha256};
@@ -28,6 +29,9 @@ fn sender_to_receiver_with_loss_duplicates_and_reordering() {
         ),
         ("file:///config.json", pattern(5_000, 2), FecScheme::NoCode),
         ("file:///one-byte", pattern(1, 3), FecScheme::RaptorQ),
+        ("file:///mbms.bin", pattern(200_000, 4), FecScheme::Raptor),
+        // Fewer than four symbols of 1024: Raptor sends it with a smaller T.
+        ("file:///tiny", pattern(20, 5), FecScheme::Raptor),
     ];
     let mut sender = Sender::new(SenderConfig::new(7, 4_000_000_000)).unwrap();
     let mut tois = HashMap::new();
@@ -39,6 +43,13 @@ fn sender_to_receiver_with_loss_duplicates_and_reordering() {
         spec.sha256 = Some(Sha256::digest(data).into());
         tois.insert(sender.add_object(spec).unwrap(), data.clone());
     }
+    // A Raptor object laid out with four sub-blocks (as another sender may).
+    let data = pattern(150_000, 6);
+    let mut spec = ObjectSpec::new("file:///sub-blocks.bin", Cursor::new(data.clone()));
+    spec.oti = Some(Oti::raptor(data.len() as u64, 1024, 2, 4, 4).unwrap());
+    spec.repair_percent = 20;
+    spec.sha256 = Some(Sha256::digest(&data).into());
+    tois.insert(sender.add_object(spec).unwrap(), data);
 
     // Collect the session, then damage it: lose every 17th RaptorQ data
     // packet (no-code has no repair to make up for loss), send every 13th

@@ -72,6 +72,10 @@ pub struct Limits {
     pub symbol_size: u16,
     /// Target source block size in bytes.
     pub block_bytes: u64,
+    /// The FEC scheme objects are laid out in (RaptorQ by default; Raptor
+    /// for an origin serving 3GPP MBMS download sessions). Unicast repair
+    /// answers in this layout, so sessions that send it can be repaired.
+    pub fec: FecScheme,
 }
 
 impl Default for Limits {
@@ -81,6 +85,7 @@ impl Default for Limits {
             min_free_bytes: 64 << 20,
             symbol_size: DEFAULT_SYMBOL_SIZE,
             block_bytes: dms_fec::DEFAULT_BLOCK_BYTES,
+            fec: FecScheme::RaptorQ,
         }
     }
 }
@@ -431,7 +436,7 @@ impl Repository {
     /// The FEC layout of an object of `size` bytes.
     fn plan(&self, size: u64) -> Result<Oti, RepoError> {
         Oti::for_object(
-            FecScheme::RaptorQ,
+            self.limits.fec,
             size,
             self.limits.symbol_size,
             BlockSize::Bytes(self.limits.block_bytes),

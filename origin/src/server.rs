@@ -157,6 +157,16 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
         }
         limits.symbol_size = t;
     }
+    if let Some(fec) = &opts.config.fec {
+        limits.fec = match fec.parse::<dms_fec::FecScheme>() {
+            Ok(s) if s.has_repair_symbols() => s,
+            _ => {
+                return Err(ServeError::Config(format!(
+                    "fec must be raptorq or raptor, not {fec:?}"
+                )));
+            }
+        };
+    }
     let public_key = key.verifying_key();
     let repo = Arc::new(Repository::open(&opts.data, key, urls.clone(), limits)?);
     let mut delta_config = crate::deltas::DeltaConfig::default();

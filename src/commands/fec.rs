@@ -10,15 +10,18 @@ use rayon::prelude::*;
 /// FEC subcommands.
 #[derive(Debug, Subcommand)]
 pub enum FecCommand {
-    /// Measure RaptorQ's reception overhead: the fraction of random-loss
-    /// trials that decode with exactly K, at most K+1 and at most K+2
-    /// received symbols. Prints CSV.
+    /// Measure a code's reception overhead (RaptorQ's or Raptor's): the
+    /// fraction of random-loss trials that decode with exactly K, at most
+    /// K+1 and at most K+2 received symbols. Prints CSV.
     Overhead(OverheadArgs),
 }
 
 /// Arguments of `dms fec overhead`.
 #[derive(Debug, Args)]
 pub struct OverheadArgs {
+    /// The code measured: raptorq (RFC 6330) or raptor (RFC 5053, K 4…8192).
+    #[arg(long, default_value = "raptorq")]
+    fec: dms_fec::FecScheme,
     /// Source symbols per block (K), comma-separated.
     #[arg(long, value_delimiter = ',', required = true, value_parser = clap::value_parser!(u32).range(1..=56403))]
     k: Vec<u32>,
@@ -49,9 +52,22 @@ fn trial_seed(seed: u64, k: u32, trial: u64) -> u64 {
 fn overhead(args: &OverheadArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "k,trials,decoded_at_k,decoded_at_k1,decoded_at_k2")?;
+    let scheme = args.fec;
+    if let Some(&k) = args
+        .k
+        .iter()
+        .find(|&&k| k < scheme.min_source_symbols() || k > scheme.max_source_symbols())
+    {
+        anyhow::bail!(
+            "K = {k} is outside {scheme}'s {}..={}",
+            scheme.min_source_symbols(),
+            scheme.max_source_symbols()
+        );
+    }
     for &k in &args.k {
-        let experiment = OverheadExperiment::new(k, trial_seed(args.seed, k, u64::MAX))
-            .with_context(|| format!("encoding a block of K = {k}"))?;
+        let experiment =
+            OverheadExperiment::with_scheme(scheme, k, trial_seed(args.seed, k, u64::MAX))
+                .with_context(|| format!("encoding a {scheme} block of K = {k}"))?;
         let tally = (0..args.trials)
             .into_par_iter()
             .map(|trial| {

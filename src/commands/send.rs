@@ -50,10 +50,10 @@ pub struct SendArgs {
     /// Forward error correction.
     #[arg(long, value_enum, default_value_t = Fec::Raptorq)]
     fec: Fec,
-    /// Repair symbols per source block, in percent of K (RaptorQ only).
+    /// Repair symbols per source block, in percent of K (RaptorQ, Raptor).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=1000))]
     repair: u32,
-    /// Symbol size T in bytes (a multiple of 4 for RaptorQ).
+    /// Symbol size T in bytes (a multiple of 4 for RaptorQ and Raptor).
     #[arg(long, default_value_t = 1400, value_parser = clap::value_parser!(u16).range(1..))]
     symbol_size: u16,
     /// FLUTE version: 2 (RFC 6726) or 1 (RFC 3926, 3GPP MBMS).
@@ -98,6 +98,8 @@ pub struct SendArgs {
 enum Fec {
     /// RaptorQ (RFC 6330), FEC Encoding ID 6.
     Raptorq,
+    /// Raptor (RFC 5053), FEC Encoding ID 1: 3GPP MBMS download.
+    Raptor,
     /// Compact No-Code (RFC 5445), FEC Encoding ID 0.
     Nocode,
 }
@@ -206,6 +208,7 @@ pub fn run(args: &SendArgs) -> anyhow::Result<()> {
         let mut spec = ObjectSpec::new(o.location.clone(), o.source.clone());
         spec.fec = match args.fec {
             Fec::Raptorq => FecScheme::RaptorQ,
+            Fec::Raptor => FecScheme::Raptor,
             Fec::Nocode => FecScheme::NoCode,
         };
         spec.repair_percent = args.repair;
@@ -497,6 +500,7 @@ fn summary(args: &SendArgs, report: &TransmitReport, transported: u64) -> io::Re
     };
     let fec = match args.fec {
         Fec::Raptorq => format!("raptorq +{} %", args.repair),
+        Fec::Raptor => format!("raptor +{} %", args.repair),
         Fec::Nocode => "nocode".to_owned(),
     };
     writeln!(

@@ -17,7 +17,7 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
-    /// Configuration file (TOML: base_url, quota_bytes, min_free_bytes, symbol_size, tokens).
+    /// Configuration file (TOML: base_url, quota_bytes, min_free_bytes, symbol_size, fec, tokens).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Public base URL used in every URI given out (overrides the config file).

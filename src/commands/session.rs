@@ -24,6 +24,8 @@ pub enum SessionCommand {
 enum Fec {
     /// RaptorQ (RFC 6330).
     Raptorq,
+    /// Raptor (RFC 5053), as 3GPP MBMS download uses.
+    Raptor,
     /// Compact No-Code (RFC 5445).
     Nocode,
 }
@@ -32,6 +34,7 @@ impl Fec {
     fn as_str(self) -> &'static str {
         match self {
             Fec::Raptorq => "raptorq",
+            Fec::Raptor => "raptor",
             Fec::Nocode => "nocode",
         }
     }
@@ -56,7 +59,7 @@ pub struct StartArgs {
     /// Forward error correction.
     #[arg(long, value_enum, default_value_t = Fec::Raptorq)]
     fec: Fec,
-    /// Repair symbols per source block, percent of K (RaptorQ).
+    /// Repair symbols per source block, percent of K (RaptorQ, Raptor).
     #[arg(long, default_value_t = 10)]
     repair: u32,
     /// Symbol size T (default: each object's stored layout).

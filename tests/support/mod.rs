@@ -67,6 +67,16 @@ pub fn edge_case_files(big: usize, seed: u64) -> Vec<TestFile> {
     ]
 }
 
+/// As [`edge_case_files`] for Raptor, whose objects need at least four
+/// symbols of Al = 4 bytes: 16 bytes instead of 1 (either sender makes T
+/// smaller for objects of fewer than four symbols; ours takes 13 bytes as
+/// four symbols of 4, the last one short, theirs wants four whole ones).
+pub fn raptor_edge_case_files(big: usize, seed: u64) -> Vec<TestFile> {
+    let mut files = edge_case_files(big, seed);
+    files[0] = TestFile::random("sixteen-bytes.bin", 16, seed);
+    files
+}
+
 /// The group `239.255.77.1:port`.
 pub fn group(port: u16) -> SocketAddr {
     SocketAddr::new(Ipv4Addr::new(239, 255, 77, 1).into(), port)

@@ -159,8 +159,11 @@ pub struct OurSendOptions {
     pub version: FluteVersion,
     /// Carousel rounds (the margin of no-code FEC against loss).
     pub rounds: u32,
-    /// RaptorQ repair symbols in percent of K.
+    /// RaptorQ or Raptor repair symbols in percent of K.
     pub repair_percent: u32,
+    /// Raptor: lay every object out in this many sub-blocks (N) instead of
+    /// the planned N = 1.
+    pub raptor_sub_blocks: Option<u8>,
     /// EXT_FTI on every data packet, or only in the FDT.
     pub inband_fti: bool,
 }
@@ -179,6 +182,25 @@ pub fn send(socket: &UdpSocket, tsi: u64, files: &[TestFile], options: OurSendOp
         spec.fec = options.fec;
         spec.symbol_size = SYMBOL;
         spec.repair_percent = options.repair_percent;
+        if let Some(n) = options.raptor_sub_blocks {
+            let planned = dms_fec::Oti::for_object(
+                options.fec,
+                file.data.len() as u64,
+                SYMBOL,
+                dms_fec::BlockSize::default(),
+            )
+            .unwrap();
+            spec.oti = Some(
+                dms_fec::Oti::raptor(
+                    planned.transfer_length(),
+                    planned.symbol_size(),
+                    planned.source_blocks(),
+                    n.min((planned.symbol_size() / 4) as u8),
+                    4,
+                )
+                .unwrap(),
+            );
+        }
         spec.content_md5 = Some(file.md5());
         spec.content_type = Some("application/octet-stream".to_owned());
         sender.add_object(spec).unwrap();

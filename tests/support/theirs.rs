@@ -29,6 +29,14 @@ pub enum TheirFec {
         /// Repair overhead in percent.
         repair_percent: u32,
     },
+    /// Raptor (FEC Encoding ID 1) with this many repair symbols in percent
+    /// and `sub_blocks` sub-blocks (N) per block.
+    Raptor {
+        /// Repair overhead in percent.
+        repair_percent: u32,
+        /// N.
+        sub_blocks: u8,
+    },
 }
 
 /// How their sender runs.
@@ -57,6 +65,13 @@ pub fn their_oti(fec: TheirFec, inband_fti: bool) -> Oti {
     let mut oti = match fec {
         TheirFec::NoCode => Oti::new_no_code(SYMBOL, 64),
         TheirFec::RaptorQ { repair_percent } => Oti::new_raptorq(SYMBOL, 512, 512, 1, 4)
+            .unwrap()
+            .with_parity_symbols_percentage(f64::from(repair_percent))
+            .unwrap(),
+        TheirFec::Raptor {
+            repair_percent,
+            sub_blocks,
+        } => Oti::new_raptor(SYMBOL, 512, 512, sub_blocks, 4)
             .unwrap()
             .with_parity_symbols_percentage(f64::from(repair_percent))
             .unwrap(),

@@ -135,7 +135,7 @@ fn push_range(
         .ok_or(PlanError::Block { sbn, blocks })?;
     let limit = match layout.scheme() {
         FecScheme::NoCode => k,
-        FecScheme::RaptorQ => FecScheme::RaptorQ.esi_limit(),
+        scheme @ (FecScheme::Raptor | FecScheme::RaptorQ) => scheme.esi_limit(),
     };
     let end = u64::from(first) + count;
     if end > u64::from(limit) {

@@ -67,7 +67,7 @@ mod write;
 #[cfg(test)]
 mod tests;
 
-use crate::lct::{Fti, LctError, NoCodeFti, RaptorQFti};
+use crate::lct::{Fti, LctError, NoCodeFti, RaptorFti, RaptorQFti};
 
 /// The FDT namespace of RFC 3926 and RFC 6726.
 pub const FDT_NAMESPACE: &str = "urn:IETF:metadata:2005:FLUTE:FDT";
@@ -173,11 +173,34 @@ impl FecOti {
 
     /// The attributes describing `fti`.
     ///
-    /// For RaptorQ, Maximum-Source-Block-Length is set to the number of
-    /// source symbols of the largest source block (other receivers, such as
-    /// the `flute` crate, require it even though RaptorQ derives it).
+    /// For RaptorQ and Raptor, Maximum-Source-Block-Length is set to the
+    /// number of source symbols of the largest source block (other
+    /// receivers, such as the `flute` crate, require it even though both
+    /// schemes derive it from Z).
     pub fn from_fti(fti: &Fti) -> FecOti {
         match fti {
+            Fti::Raptor(f) => {
+                let t = u64::from(f.symbol_size());
+                let symbols = f.transfer_length().div_ceil(t);
+                let largest = symbols.div_ceil(u64::from(f.source_blocks()));
+                FecOti {
+                    fec_encoding_id: Some(fti.codepoint()),
+                    maximum_source_block_length: Some(
+                        u32::try_from(largest.max(1)).unwrap_or(u32::MAX),
+                    ),
+                    encoding_symbol_length: Some(f.symbol_size()),
+                    scheme_specific_info: Some(
+                        RaptorSchemeInfo {
+                            source_blocks: f.source_blocks(),
+                            sub_blocks: f.sub_blocks(),
+                            alignment: f.alignment(),
+                        }
+                        .to_bytes()
+                        .to_vec(),
+                    ),
+                    ..FecOti::default()
+                }
+            }
             Fti::RaptorQ(f) => {
                 let t = u64::from(f.symbol_size());
                 let symbols = f.transfer_length().div_ceil(t);
@@ -235,6 +258,21 @@ impl FecOti {
                     info.alignment,
                 )?)))
             }
+            crate::lct::CODEPOINT_RAPTOR => {
+                let ssi = self
+                    .scheme_specific_info
+                    .as_deref()
+                    .ok_or(missing("Scheme-Specific-Info is missing"))?;
+                let info = RaptorSchemeInfo::from_bytes(ssi)
+                    .ok_or(missing("Scheme-Specific-Info is not 4 bytes"))?;
+                Ok(Some(Fti::Raptor(RaptorFti::new(
+                    transfer_length,
+                    symbol_length,
+                    info.source_blocks,
+                    info.sub_blocks,
+                    info.alignment,
+                )?)))
+            }
             crate::lct::CODEPOINT_NO_CODE => {
                 let max_block = self
                     .maximum_source_block_length
@@ -279,6 +317,38 @@ impl RaptorQSchemeInfo {
     pub fn to_bytes(&self) -> [u8; 4] {
         let n = self.sub_blocks.to_be_bytes();
         [self.source_blocks, n[0], n[1], self.alignment]
+    }
+}
+
+/// Raptor's `FEC-OTI-Scheme-Specific-Info`: Z(16) | N(8) | Al(8),
+/// carried base64-encoded (RFC 5053 §3.2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RaptorSchemeInfo {
+    /// Number of source blocks Z.
+    pub source_blocks: u16,
+    /// Number of sub-blocks N.
+    pub sub_blocks: u8,
+    /// Symbol alignment Al.
+    pub alignment: u8,
+}
+
+impl RaptorSchemeInfo {
+    /// Reads the 4 bytes; `None` if there are not exactly 4.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let [z0, z1, n, al] = *bytes else {
+            return None;
+        };
+        Some(RaptorSchemeInfo {
+            source_blocks: u16::from_be_bytes([z0, z1]),
+            sub_blocks: n,
+            alignment: al,
+        })
+    }
+
+    /// The 4 bytes.
+    pub fn to_bytes(&self) -> [u8; 4] {
+        let z = self.source_blocks.to_be_bytes();
+        [z[0], z[1], self.sub_blocks, self.alignment]
     }
 }
 

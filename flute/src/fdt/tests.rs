@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::lct::{Fti, NoCodeFti, RaptorQFti};
+use crate::lct::{Fti, NoCodeFti, RaptorFti, RaptorQFti};
 use proptest::prelude::*;
 
 /// A File-heavy FDT as 3GPP MBMS servers send it: FLUTE v1 profile, 3GPP
@@ -259,10 +259,10 @@ fn fec_oti_interpretation_errors() {
         fdt.fti(&fdt.files[0]),
         Err(FdtError::InvalidFecOti(_))
     ));
-    fdt.files[0].fec_oti.fec_encoding_id = Some(1);
+    fdt.files[0].fec_oti.fec_encoding_id = Some(2);
     assert_eq!(
         fdt.fti(&fdt.files[0]),
-        Err(FdtError::UnsupportedFecEncodingId(1))
+        Err(FdtError::UnsupportedFecEncodingId(2))
     );
 }
 
@@ -418,4 +418,38 @@ fn delta_attributes_round_trip_and_need_both_hashes() {
     // A malformed hash is an error like a malformed dms:SHA-256.
     let bad = half.replace("dms:Delta-Base=\"ab", "dms:Delta-Base=\"zz");
     assert!(FdtInstance::parse(bad.as_bytes()).is_err());
+}
+
+#[test]
+fn raptor_fec_oti_attributes_follow_rfc_5053() {
+    // Encoding ID 1; Scheme-Specific-Info is Z (16) | N (8) | Al (8) in
+    // base64: Z = 3, N = 1, Al = 4 is 00 03 01 04.
+    let fti = Fti::Raptor(RaptorFti::new(3_000_000, 1024, 3, 1, 4).unwrap());
+    let mut file = FdtFile::new("r.bin", 5);
+    file.set_fti(&fti);
+    let mut fdt = FdtInstance::new(3_913_056_000);
+    fdt.files.push(file);
+    let xml = fdt.to_xml();
+    assert!(xml.contains("FEC-OTI-FEC-Encoding-ID=\"1\""), "{xml}");
+    assert!(
+        xml.contains("FEC-OTI-Scheme-Specific-Info=\"AAMBBA==\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("FEC-OTI-Encoding-Symbol-Length=\"1024\""),
+        "{xml}"
+    );
+    // The largest block: ceil(2930 / 3) = 977 symbols.
+    assert!(
+        xml.contains("FEC-OTI-Maximum-Source-Block-Length=\"977\""),
+        "{xml}"
+    );
+    let parsed = FdtInstance::parse(xml.as_bytes()).unwrap();
+    assert_eq!(parsed.fti(&parsed.files[0]), Ok(Some(fti)));
+    let mut short = parsed.clone();
+    short.files[0].fec_oti.scheme_specific_info = Some(vec![0, 3, 1]);
+    assert!(matches!(
+        short.fti(&short.files[0]),
+        Err(FdtError::InvalidFecOti(_))
+    ));
 }

@@ -17,8 +17,8 @@
 //! [`ContentEncoding`], [`ExtTime`], [`Fti`]); any other is kept as an
 //! [`UnknownExtension`] borrowing its bytes, so nothing is allocated.
 
-use super::fti::{NoCodeFti, RaptorQFti};
-use super::{CODEPOINT_NO_CODE, CODEPOINT_RAPTORQ, Fti, LctError};
+use super::fti::{NoCodeFti, RaptorFti, RaptorQFti};
+use super::{CODEPOINT_NO_CODE, CODEPOINT_RAPTOR, CODEPOINT_RAPTORQ, Fti, LctError};
 
 /// HET of EXT_TIME (RFC 5651 §5.2.2).
 pub const HET_EXT_TIME: u8 = 2;
@@ -381,6 +381,7 @@ impl Extension<'_> {
                 let body = match fti {
                     Fti::RaptorQ(f) => f.encode(),
                     Fti::NoCode(f) => f.encode(),
+                    Fti::Raptor(f) => f.encode(),
                 };
                 out[2..].copy_from_slice(&body);
             }
@@ -438,10 +439,10 @@ impl Extension<'_> {
                             het,
                             len: ext.len(),
                         })?;
-                Extension::Fti(if codepoint == CODEPOINT_RAPTORQ {
-                    Fti::RaptorQ(RaptorQFti::decode(body)?)
-                } else {
-                    Fti::NoCode(NoCodeFti::decode(body)?)
+                Extension::Fti(match codepoint {
+                    CODEPOINT_RAPTORQ => Fti::RaptorQ(RaptorQFti::decode(body)?),
+                    CODEPOINT_RAPTOR => Fti::Raptor(RaptorFti::decode(body)?),
+                    _ => Fti::NoCode(NoCodeFti::decode(body)?),
                 })
             }
             _ if het >= 128 => Extension::Unknown(UnknownExtension {
@@ -458,7 +459,10 @@ impl Extension<'_> {
 }
 
 fn fti_layout_known(codepoint: u8) -> bool {
-    matches!(codepoint, CODEPOINT_NO_CODE | CODEPOINT_RAPTORQ)
+    matches!(
+        codepoint,
+        CODEPOINT_NO_CODE | CODEPOINT_RAPTOR | CODEPOINT_RAPTORQ
+    )
 }
 
 fn hel(len: usize) -> Result<u8, LctError> {

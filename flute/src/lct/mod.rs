@@ -32,11 +32,14 @@ pub use ext::{
 };
 pub use extensions::{ExtensionIter, Extensions};
 pub use fti::{
-    Fti, MAX_NO_CODE_TRANSFER_LENGTH, MAX_RAPTORQ_TRANSFER_LENGTH, NoCodeFti, RaptorQFti,
+    Fti, MAX_NO_CODE_TRANSFER_LENGTH, MAX_RAPTOR_TRANSFER_LENGTH, MAX_RAPTORQ_TRANSFER_LENGTH,
+    NoCodeFti, RaptorFti, RaptorQFti,
 };
 
 /// Codepoint (FEC Encoding ID) of Compact No-Code FEC (RFC 5445).
 pub const CODEPOINT_NO_CODE: u8 = 0;
+/// Codepoint (FEC Encoding ID) of Raptor FEC (RFC 5053).
+pub const CODEPOINT_RAPTOR: u8 = 1;
 /// Codepoint (FEC Encoding ID) of RaptorQ FEC (RFC 6330).
 pub const CODEPOINT_RAPTORQ: u8 = 6;
 
@@ -175,7 +178,7 @@ pub struct LctHeader<'a> {
     pub close_session: bool,
     /// B flag: the sender sends no more packets of this object.
     pub close_object: bool,
-    /// Codepoint: the FEC Encoding ID (0 no-code, 6 RaptorQ).
+    /// Codepoint: the FEC Encoding ID (0 no-code, 1 Raptor, 6 RaptorQ).
     pub codepoint: u8,
     /// Header extensions.
     pub extensions: Extensions<'a>,

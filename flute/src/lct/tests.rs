@@ -153,7 +153,7 @@ fn fti_no_code_bytes() {
     ));
     // Under an unknown codepoint it is kept as an unknown extension.
     let mut other = bytes;
-    other[3] = 1;
+    other[3] = 2;
     let (d, _) = LctHeader::decode(&other).unwrap();
     assert_eq!(d.extensions.fti(), None);
     assert_eq!(d.extensions.unknown_count(), 1);
@@ -411,4 +411,46 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn fti_raptor_bytes_follow_rfc_5053() {
+    // RFC 5053 §3.2: F (48) | reserved (16) | T (16) | Z (16) | N (8) | Al (8).
+    let list = [Extension::Fti(Fti::Raptor(
+        RaptorFti::new(0x1234_5678_9abc, 1400, 0x0102, 2, 4).unwrap(),
+    ))];
+    let mut h = LctHeader::new(0, 0, CODEPOINT_RAPTOR);
+    h.extensions = Extensions::from_list(&list);
+    let bytes = encode(&h);
+    assert_eq!(
+        &bytes[8..],
+        [
+            64, 4, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0, 0, 0x05, 0x78, 0x01, 0x02, 2, 4
+        ]
+    );
+    assert_eq!(LctHeader::decode(&bytes).unwrap().0, h);
+    let Some(Fti::Raptor(fti)) = LctHeader::decode(&bytes).unwrap().0.extensions.fti() else {
+        panic!("Raptor FTI expected");
+    };
+    // Valid on the wire, but 0x1234_5678_9abc / 1400 symbols in 258 blocks
+    // is more than 8192 a block: the fec crate refuses it.
+    assert!(matches!(
+        Fti::Raptor(fti).to_oti(),
+        Err(dms_fec::OtiError::BlockTooLarge { .. })
+    ));
+    let fti = Fti::Raptor(RaptorFti::new(1_000_000, 1400, 2, 2, 4).unwrap());
+    let oti = fti.to_oti().unwrap();
+    assert_eq!(oti.scheme(), dms_fec::FecScheme::Raptor);
+    assert_eq!((oti.source_blocks(), oti.sub_blocks()), (2, 2));
+    assert_eq!(Fti::from_oti(&oti).unwrap(), fti);
+    // A Raptor FTI under the RaptorQ codepoint is refused when written.
+    let mut wrong = LctHeader::new(0, 0, CODEPOINT_RAPTORQ);
+    wrong.extensions = Extensions::from_list(&list);
+    let mut buf = [0u8; 64];
+    assert!(wrong.encode(&mut buf).is_err());
+    assert!(RaptorFti::new(1, 0, 1, 1, 1).is_err());
+    assert!(RaptorFti::new(1, 8, 0, 1, 4).is_err());
+    assert!(RaptorFti::new(1, 8, 1, 0, 4).is_err());
+    assert!(RaptorFti::new(1, 10, 1, 1, 4).is_err());
+    assert!(RaptorFti::new(1 << 48, 8, 1, 1, 4).is_err());
 }

@@ -108,7 +108,7 @@ pub struct ObjectSpec {
     /// FEC scheme (default RaptorQ).
     pub fec: FecScheme,
     /// Symbol size T in bytes (default [`DEFAULT_SYMBOL_SIZE`]); a multiple
-    /// of 4 for RaptorQ.
+    /// of 4 for RaptorQ and Raptor.
     pub symbol_size: u16,
     /// Largest source block (default about 1 MiB).
     pub block_size: BlockSize,
@@ -119,7 +119,7 @@ pub struct ObjectSpec {
     pub oti: Option<Oti>,
     /// Repair symbols per block as a percentage of K, rounded up: each
     /// block gets ⌈K·pct/100⌉ repair symbols with ESIs K, K+1, … (RaptorQ
-    /// only; ignored for no-code). Default 10.
+    /// and Raptor; ignored for no-code). Default 10.
     pub repair_percent: u32,
     /// `dms:SHA-256` in the FDT.
     pub sha256: Option<[u8; 32]>,

@@ -447,7 +447,8 @@ impl Sender {
             .source_symbols(sbn)
             .ok_or(SenderError::Internal("queued block does not exist"))?;
         let t = usize::from(layout.symbol_size());
-        if layout.scheme() == FecScheme::RaptorQ {
+        if layout.scheme().has_repair_symbols() {
+            // Coded schemes send the last symbol padded to T.
             self.block_buf.resize(k as usize * t, 0);
         }
         let repair = o.repair_count(k);
@@ -478,6 +479,14 @@ impl Sender {
                     s.blocks_encoded += 1;
                 }
             }
+        }
+        if layout.sub_blocks() > 1 {
+            // Raptor sub-blocks (once encoded from the block as it is):
+            // source symbol m is sub-symbol m of each sub-block.
+            let block = std::mem::take(&mut self.block_buf);
+            self.block_buf = layout
+                .wire_order(sbn, block)
+                .ok_or(SenderError::Internal("block is not K·T bytes"))?;
         }
         self.current = Some(Unit {
             obj,
@@ -533,6 +542,12 @@ impl Sender {
                     .map_err(|_| SenderError::Internal("no-code SBN above 16 bits"))?,
                 esi: u16::try_from(esi)
                     .map_err(|_| SenderError::Internal("no-code ESI above 16 bits"))?,
+            },
+            FecScheme::Raptor => PayloadId::Raptor {
+                sbn: u16::try_from(unit.sbn)
+                    .map_err(|_| SenderError::Internal("Raptor SBN above 16 bits"))?,
+                esi: u16::try_from(esi)
+                    .map_err(|_| SenderError::Internal("Raptor ESI above 16 bits"))?,
             },
         };
         let size = AlcPacket {

@@ -3,7 +3,7 @@
 
 use std::io::{Seek, SeekFrom};
 
-use dms_fec::{FecScheme, Layout, Oti};
+use dms_fec::{Layout, Oti};
 
 use super::config::{ObjectSource, ObjectSpec, content_encoding_token};
 use super::error::SenderError;
@@ -140,13 +140,14 @@ impl ObjectState {
     }
 
     /// Repair symbols sent for a block of `k` source symbols: ⌈K·pct/100⌉
-    /// for RaptorQ (limited by the ESI space), none for no-code.
+    /// for RaptorQ and Raptor (limited by the ESI space), none for no-code.
     pub(super) fn repair_count(&self, k: u32) -> u32 {
-        if self.layout.scheme() != FecScheme::RaptorQ {
+        let scheme = self.layout.scheme();
+        if !scheme.has_repair_symbols() {
             return 0;
         }
         let wanted = (u64::from(k) * u64::from(self.repair_percent)).div_ceil(100);
-        let room = FecScheme::RaptorQ.esi_limit().saturating_sub(k);
+        let room = scheme.esi_limit().saturating_sub(k);
         u32::try_from(wanted).unwrap_or(u32::MAX).min(room)
     }
 

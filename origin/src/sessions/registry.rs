@@ -570,6 +570,7 @@ fn layout(record: &ObjectRecord, spec: &SessionSpec) -> Result<(Oti, bool), Sess
     let stored = Repository::oti(record)?;
     let scheme = match spec.fec {
         SessionFec::Raptorq => FecScheme::RaptorQ,
+        SessionFec::Raptor => FecScheme::Raptor,
         SessionFec::Nocode => FecScheme::NoCode,
     };
     let t = spec.symbol_size.unwrap_or(stored.symbol_size());

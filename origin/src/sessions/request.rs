@@ -33,6 +33,8 @@ pub const MAX_TSI: u64 = (1 << 48) - 1;
 pub enum SessionFec {
     /// RaptorQ (RFC 6330), FEC Encoding ID 6.
     Raptorq,
+    /// Raptor (RFC 5053), FEC Encoding ID 1: the 3GPP MBMS download code.
+    Raptor,
     /// Compact No-Code (RFC 5445), FEC Encoding ID 0: no repair symbols.
     Nocode,
 }
@@ -205,8 +207,8 @@ impl SessionRequest {
             if t == 0 || t > MAX_SYMBOL_SIZE {
                 return Err(format!("symbol_size: 1 to {MAX_SYMBOL_SIZE} bytes"));
             }
-            if self.fec == SessionFec::Raptorq && !t.is_multiple_of(4) {
-                return Err("symbol_size: a multiple of 4 with RaptorQ".into());
+            if self.fec != SessionFec::Nocode && !t.is_multiple_of(4) {
+                return Err("symbol_size: a multiple of 4 with RaptorQ and Raptor".into());
             }
         }
         let carousel = self.carousel.unwrap_or(1);

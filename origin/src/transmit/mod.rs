@@ -48,7 +48,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dms_fec::{FecScheme, Oti};
+use dms_fec::Oti;
 use dms_flute::net::{SenderSocketConfig, sender_socket};
 use dms_flute::sender::ObjectSource;
 use dms_flute::{ObjectSpec, Sender, SenderError, Toi};
@@ -246,10 +246,10 @@ impl Transmitter {
         let per_round: u64 = (0..layout.block_count())
             .filter_map(|sbn| layout.source_symbols(sbn))
             .map(|k| {
-                let repair = if spec.fec == FecScheme::RaptorQ {
+                let repair = if spec.fec.has_repair_symbols() {
                     (u64::from(k) * u64::from(spec.repair_percent))
                         .div_ceil(100)
-                        .min(u64::from(FecScheme::RaptorQ.esi_limit().saturating_sub(k)))
+                        .min(u64::from(spec.fec.esi_limit().saturating_sub(k)))
                 } else {
                     0
                 };

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use dms_fec::PayloadId;
+use dms_fec::{FecScheme, PayloadId};
 use dms_repair::client::backoff::Backoff;
 use dms_repair::manifest::{ManifestBody, SignedManifest, public_key_from_pem};
 use dms_repair::query::{RepairItem, RepairQuery};
@@ -49,6 +49,37 @@ const PEER_ROUNDS: u32 = 3;
 /// Fresh repair ESIs start here (far above what a broadcast sends), each
 /// round and each device in its own range.
 const FRESH_ESI_BASE: u32 = 1 << 22;
+
+/// The first ESI of fresh repair symbols asked of the repair service in
+/// `round`, and how many of `count` fit the scheme's ESI space. RaptorQ's
+/// 24-bit ESIs give every device and round its own range far above the
+/// broadcast; Raptor's are 16 bits (K ≤ 8192), so its fresh ESIs are the
+/// upper half, 2^15…2^16, a device's offset and the round cycling within
+/// it.
+fn fresh_esis(scheme: FecScheme, device_offset: u32, round: u32, count: u32) -> (u32, u32) {
+    match scheme {
+        FecScheme::Raptor => {
+            let first = (1 << 15) + device_offset % (1 << 12) + (round % 8) * 2048;
+            (first, count.min((1 << 16) - first))
+        }
+        _ => (FRESH_ESI_BASE + device_offset + round * (1 << 16), count),
+    }
+}
+
+/// As [`fresh_esis`], for a peer's answer in `slot` (apart from the repair
+/// service's range): Raptor peers answer in 2^14…2^15.
+fn peer_fresh_esis(scheme: FecScheme, device_offset: u32, slot: u32, count: u32) -> (u32, u32) {
+    match scheme {
+        FecScheme::Raptor => {
+            let first = (1 << 14) + device_offset % (1 << 10) + (slot % 8) * 1920;
+            (first, count.min((1 << 15) - first))
+        }
+        _ => (
+            FRESH_ESI_BASE + device_offset + (1 << 21) + slot * (1 << 14),
+            count,
+        ),
+    }
+}
 
 /// Largest signed manifest accepted.
 const MAX_MANIFEST_BYTES: usize = 4 << 20;
@@ -384,11 +415,16 @@ impl Repairer {
                 // Each peer and round its own ESI range, apart from the
                 // repair service's.
                 let slot = ((i as u32) % 64) * 4 + round;
-                let first_esi = FRESH_ESI_BASE + device_offset + (1 << 21) + slot * (1 << 14);
+                let (first_esi, count) = peer_fresh_esis(
+                    gaps.oti.scheme(),
+                    device_offset,
+                    slot,
+                    g.symbols_needed + MARGIN,
+                );
                 let request = Request::Symbols {
                     content_location: location.to_owned(),
                     sbn: g.sbn,
-                    count: g.symbols_needed + MARGIN,
+                    count,
                     first_esi,
                     not: Vec::new(),
                 };
@@ -530,12 +566,13 @@ impl Repairer {
                 return Ok(None);
             }
             self.note_missed(key, &gaps);
-            let first_esi = FRESH_ESI_BASE + device_offset + round * (1 << 16);
             // At most the service's cap a request; the rest next round.
             let mut budget = MAX_SYMBOLS_PER_REQUEST;
             let mut items = Vec::new();
             for g in &gaps.gaps {
-                let count = (g.symbols_needed + MARGIN).min(budget);
+                let wanted = (g.symbols_needed + MARGIN).min(budget);
+                let (first_esi, count) =
+                    fresh_esis(gaps.oti.scheme(), device_offset, round, wanted);
                 if count == 0 {
                     break;
                 }
@@ -802,5 +839,31 @@ impl Repairer {
             tracing::info!(%uri, "repair service derived from the manifest's URI");
             self.repair_uris.push(uri);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raptor_fresh_esis_stay_in_sixteen_bits_above_the_broadcast() {
+        for device in [0, 4095, (1 << 20) - 1] {
+            for round in 0..12 {
+                let (first, n) = fresh_esis(FecScheme::Raptor, device, round, 9000);
+                assert!(first >= 1 << 15 && u64::from(first) + u64::from(n) <= 1 << 16);
+                assert!(n > 0);
+                let (first, n) = peer_fresh_esis(FecScheme::Raptor, device, round * 5, 9000);
+                assert!(first >= 1 << 14 && first + n <= 1 << 15 && n > 0);
+            }
+        }
+        // Rounds of one device do not overlap for the counts a block needs.
+        let (a, _) = fresh_esis(FecScheme::Raptor, 7, 0, 100);
+        let (b, _) = fresh_esis(FecScheme::Raptor, 7, 1, 100);
+        assert!(b >= a + 100);
+        assert_eq!(
+            fresh_esis(FecScheme::RaptorQ, 5, 2, 10),
+            (FRESH_ESI_BASE + 5 + 2 * (1 << 16), 10)
+        );
     }
 }

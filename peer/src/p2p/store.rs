@@ -215,7 +215,7 @@ fn symbols(
             .take(count as usize)
             .filter_map(|esi| encoder.source_symbol(esi).map(|s| (esi, s.to_vec())))
             .collect()),
-        FecScheme::RaptorQ => {
+        scheme @ (FecScheme::Raptor | FecScheme::RaptorQ) => {
             let first_esi = first_esi.max(k);
             // Make enough to skip the asker's ESIs in range, no more.
             let end = u64::from(first_esi) + 2 * u64::from(count);
@@ -223,7 +223,7 @@ fn symbols(
                 .iter()
                 .filter(|&&e| e >= first_esi && u64::from(e) < end)
                 .count() as u32;
-            let limit = FecScheme::RaptorQ.esi_limit();
+            let limit = scheme.esi_limit();
             let make = count
                 .saturating_add(skipped)
                 .min(limit.saturating_sub(first_esi));

@@ -33,9 +33,16 @@ pub fn no_code(len: usize, t: u16, b: u32) -> Oti {
     Oti::no_code(len as u64, t, b).unwrap()
 }
 
+/// A Raptor OTI with `blocks` blocks of symbols of `t` bytes and `n`
+/// sub-blocks.
+pub fn raptor(len: usize, t: u16, blocks: u32, n: u8) -> Oti {
+    Oti::raptor(len as u64, t, blocks, n, 4).unwrap()
+}
+
 /// The EXT_FTI of `oti`.
 pub fn fti(oti: &Oti) -> Fti {
     match oti.scheme() {
+        FecScheme::Raptor => Fti::from_oti(oti).unwrap(),
         FecScheme::RaptorQ => Fti::RaptorQ(
             RaptorQFti::new(
                 oti.transfer_length(),
@@ -94,6 +101,10 @@ fn encode(header: LctHeader<'_>, sbn: u32, esi: u32, symbol: &[u8], scheme: FecS
             esi,
         },
         FecScheme::NoCode => PayloadId::NoCode {
+            sbn: sbn as u16,
+            esi: esi as u16,
+        },
+        FecScheme::Raptor => PayloadId::Raptor {
             sbn: sbn as u16,
             esi: esi as u16,
         },

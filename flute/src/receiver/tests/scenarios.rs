@@ -367,6 +367,37 @@ fn raptorq_repairs_five_percent_loss_with_reordering_and_duplicates() {
 }
 
 #[test]
+fn raptor_repairs_loss_announced_by_fdt_or_in_band_with_and_without_sub_blocks() {
+    let data = object((1 << 20) + 333, 12);
+    for (n, in_band) in [(1u8, false), (4, false), (1, true), (3, true)] {
+        let oti = raptor(data.len(), 1024, 4, n);
+        let send = Send {
+            repair: 60,
+            with_fti: in_band,
+            ..Send::new(TSI, 1)
+        };
+        let mut packets = object_packets(send, &oti, &data);
+        let mut rng = Rng(0x0bad_cafe_1234_5678 ^ u64::from(n));
+        packets.retain(|_| rng.next() % 100 >= 5);
+        for chunk in packets.chunks_mut(64) {
+            rng.shuffle(chunk);
+        }
+        let mut h = Harness::new();
+        if !in_band {
+            h.feed(fdt(TSI, 1, vec![file(1, "raptor.bin", &oti, &data)]));
+        }
+        h.feed(&packets);
+        if in_band {
+            h.feed(fdt(TSI, 1, vec![file(1, "raptor.bin", &oti, &data)]));
+        }
+        assert!(h.verified(TSI, 1), "N = {n}, in band {in_band}");
+        assert_eq!(h.written[&(TSI, 1)], data, "N = {n}");
+        let info = started(&h, 1);
+        assert_eq!(info.0.fec, dms_fec::FecScheme::Raptor);
+    }
+}
+
+#[test]
 fn digest_mismatch_fails_the_object() {
     for (md5_wrong, oti_of) in [
         (true, raptorq as fn(usize, u16, u32) -> dms_fec::Oti),
@@ -496,7 +527,7 @@ fn bad_packets_are_counted_and_dropped() {
     let mut good = object_packets(Send::new(TSI, 1), &oti, &data);
     // Unknown codepoint (byte 3), and a wrong symbol length.
     let mut unknown = good[0].clone();
-    unknown[3] = 1;
+    unknown[3] = 2;
     let mut short = good[0].clone();
     short.truncate(short.len() - 1);
     // SBN out of range (RaptorQ SBN is the first payload id byte).
