@@ -5,6 +5,7 @@
 //! quota_bytes = 100_000_000_000              # distinct blob bytes; default none
 //! min_free_bytes = 67_108_864                # keep free on the blob disk
 //! symbol_size = 1400                         # FEC symbol size T
+//! blobs = "s3://dms-blobs/site-a"            # default: DATA/blobs (see `--blobs`)
 //!
 //! [http]                                    # slow and hostile clients (defaults shown)
 //! handshake_timeout_secs = 10
@@ -60,6 +61,9 @@ pub struct Config {
     pub min_free_bytes: Option<u64>,
     /// FEC symbol size T.
     pub symbol_size: Option<u16>,
+    /// Where blobs (and deltas) live: `s3://BUCKET[/PREFIX]`, or `local`
+    /// (the default, `DATA/blobs`).
+    pub blobs: Option<String>,
     /// Make deltas to each new version from this many previous active
     /// versions (default 2; 0 turns deltas off).
     pub delta_bases: Option<usize>,

@@ -16,6 +16,11 @@ pub struct RepairServeArgs {
     /// The origin's data directory (read-only; `dms serve` may be running on it).
     #[arg(long)]
     data: PathBuf,
+    /// Where the origin keeps blobs and deltas: `s3://BUCKET[/PREFIX]`
+    /// (the AWS_* variables as for `dms serve`), or `local` (DATA/blobs,
+    /// the default).
+    #[arg(long, value_name = "URL")]
+    blobs: Option<String>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8444")]
     listen: SocketAddr,
@@ -55,6 +60,8 @@ pub fn run(args: RepairServeArgs) -> anyhow::Result<()> {
     }
     let opts = RepairServeOptions {
         data: args.data,
+        blobs: dms_origin::storage::BlobsSpec::parse(args.blobs.as_deref())
+            .map_err(anyhow::Error::msg)?,
         listen: args.listen,
         origin_base_url: args.origin_base_url,
         tls: args.tls_cert.zip(args.tls_key),
