@@ -487,6 +487,24 @@ fn sigkill_during_an_s3_upload_leaves_catalog_and_bucket_consistent_and_gc_clean
     );
     assert!(keys.iter().all(|k| !k.starts_with("tmp/")), "{keys:?}");
 
+    // An offline scrub (no --blobs: DATA/blobs_url names the bucket)
+    // re-hashes the kept object from the bucket and finds it whole.
+    let out = Command::new(env!("CARGO_BIN_EXE_dms"))
+        .args(["scrub", "--data", data_s])
+        .envs(s3.envs())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("1 objects") && said.contains("0 damaged"),
+        "{said}"
+    );
+
     // Restarted: the catalog lists the kept object only, and serves it.
     let (_origin, server) = start_origin(&s3, &data);
     let client = ["--server", server.as_str(), "--data", data_s];

@@ -1,6 +1,6 @@
 //! The content-addressed blob store: object bytes keyed by their SHA-256.
 //!
-//! Behind a trait so that another store ([`crate::s3::S3BlobStore`], an
+//! Behind a trait so that another store (`S3BlobStore` of the `s3` module, an
 //! S3 bucket) can replace the local directory; nothing outside this
 //! module assumes a local path.
 

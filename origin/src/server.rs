@@ -162,6 +162,7 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
         .map_err(ServeError::Config)?;
     let bucket = blobs_spec.bucket()?;
     let blobs = blobs_spec.open(&opts.data, bucket.as_ref())?;
+    blobs_spec.remember(&opts.data)?;
     let repo = Arc::new(Repository::open_on(
         &opts.data,
         blobs,

@@ -19,7 +19,46 @@ pub enum BlobsSpec {
     S3(S3Location),
 }
 
+/// `DATA/blobs_url`: where the origin that last ran on `DATA` kept its
+/// blobs (`local` or `s3://…`); `dms gc`, `dms scrub` and `dms
+/// repair-serve` default to it, so they never take an S3 origin's data
+/// directory for one whose blobs are local.
+pub const BLOBS_URL_FILE: &str = "blobs_url";
+
+impl std::fmt::Display for BlobsSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local => f.write_str("local"),
+            Self::S3(location) => location.fmt(f),
+        }
+    }
+}
+
 impl BlobsSpec {
+    /// `given` when set, else what `DATA/blobs_url` says, else local.
+    pub fn given_or_remembered(given: Option<&str>, data: &Path) -> Result<Self, String> {
+        if given.is_some() {
+            return Self::parse(given);
+        }
+        match std::fs::read_to_string(data.join(BLOBS_URL_FILE)) {
+            Ok(text) => Self::parse(Some(text.trim())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::Local),
+            Err(e) => Err(format!(
+                "reading {}: {e}",
+                data.join(BLOBS_URL_FILE).display()
+            )),
+        }
+    }
+
+    /// Writes `DATA/blobs_url` (atomically).
+    pub fn remember(&self, data: &Path) -> std::io::Result<()> {
+        crate::fsutil::atomic_write(
+            &data.join(BLOBS_URL_FILE),
+            format!("{self}\n").as_bytes(),
+            0o644,
+        )
+    }
+
     /// Parses the `--blobs` value: `s3://BUCKET[/PREFIX]`, or `local`
     /// (or nothing) for `DATA/blobs`.
     pub fn parse(value: Option<&str>) -> Result<Self, String> {
@@ -99,5 +138,20 @@ mod tests {
             BlobsSpec::S3(l) if l.bucket == "bucket" && l.prefix == "p"
         ));
         assert!(BlobsSpec::parse(Some("/srv/blobs")).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            BlobsSpec::given_or_remembered(None, dir.path()).unwrap(),
+            BlobsSpec::Local
+        );
+        BlobsSpec::parse(Some("s3://b-1/x"))
+            .unwrap()
+            .remember(dir.path())
+            .unwrap();
+        let remembered = BlobsSpec::given_or_remembered(None, dir.path()).unwrap();
+        assert_eq!(remembered.to_string(), "s3://b-1/x");
+        assert_eq!(
+            BlobsSpec::given_or_remembered(Some("local"), dir.path()).unwrap(),
+            BlobsSpec::Local
+        );
     }
 }

@@ -19,8 +19,8 @@ pub struct GcArgs {
     /// Data directory of the origin (its catalog).
     #[arg(long)]
     data: PathBuf,
-    /// The origin's blob store: `s3://BUCKET[/PREFIX]` or `local` (the
-    /// default, DATA/blobs).
+    /// The origin's blob store: `s3://BUCKET[/PREFIX]` or `local`
+    /// (default: what DATA/blobs_url says, which `dms serve` writes).
     #[arg(long, value_name = "URL")]
     blobs: Option<String>,
     /// Leave unfinished S3 uploads younger than this many seconds (another
@@ -31,7 +31,8 @@ pub struct GcArgs {
 
 /// Runs `dms gc`.
 pub fn run(args: GcArgs) -> anyhow::Result<()> {
-    let spec = BlobsSpec::parse(args.blobs.as_deref()).map_err(anyhow::Error::msg)?;
+    let spec = BlobsSpec::given_or_remembered(args.blobs.as_deref(), &args.data)
+        .map_err(anyhow::Error::msg)?;
     let bucket = spec.bucket().context("opening the blob store")?;
     let blobs: Arc<dyn BlobStore> = match &bucket {
         Some(bucket) => Arc::new(

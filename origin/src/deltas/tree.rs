@@ -1,7 +1,7 @@
 //! Where the delta store keeps its files: a [`DeltaTree`] of small records
 //! and delta bytes under relative keys (`T/B-D`, `records/I.json`), either
 //! the local directory `DATA/deltas` ([`LocalTree`], the default) or the
-//! `deltas/` prefix of the blob bucket ([`crate::s3::S3Tree`]).
+//! `deltas/` prefix of the blob bucket (`S3Tree` of the `s3` module).
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -9,7 +9,7 @@
 //!
 //! The stores' traits are blocking (the HTTP layer calls them from the
 //! blocking pool, the transmitter from its own threads); `object_store`
-//! is async. [`Bridge`] runs the requests on a small runtime of its own and
+//! is async. A bridge runs the requests on a small runtime of its own and
 //! waits for each on a channel, so a caller on any thread — inside another
 //! runtime or not — may use it.
 //!
