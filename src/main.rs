@@ -54,6 +54,10 @@ enum Command {
     /// mark the damaged ones (refused until uploaded again), name them and
     /// exit non-zero.
     Scrub(commands::scrub::ScrubArgs),
+    /// Remove blobs whose catalog row never committed (a crash mid-upload)
+    /// and unfinished uploads, locally or in S3; run while no server holds
+    /// the catalog.
+    Gc(commands::gc::GcArgs),
     /// Make a new manifest signing key in a data directory.
     Keygen(commands::keygen::KeygenArgs),
     /// Receive FLUTE objects from a multicast group into a directory; exit
@@ -87,6 +91,7 @@ fn main() -> anyhow::Result<()> {
         Command::Objects(command) => commands::objects::run(command),
         Command::Session(command) => commands::session::run(command),
         Command::Scrub(args) => commands::scrub::run(args),
+        Command::Gc(args) => commands::gc::run(args),
         Command::Keygen(args) => commands::keygen::run_keygen(args),
         Command::Receive(args) => commands::receive::run(args),
         Command::Sim(args) => commands::sim::run(args),

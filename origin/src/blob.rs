@@ -1,7 +1,8 @@
 //! The content-addressed blob store: object bytes keyed by their SHA-256.
 //!
-//! Behind a trait so that a later store (an S3-compatible one) can replace
-//! the local directory; nothing outside this module assumes a local path.
+//! Behind a trait so that another store (`S3BlobStore` of the `s3` module, an
+//! S3 bucket) can replace the local directory; nothing outside this
+//! module assumes a local path.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -23,6 +24,16 @@ pub trait BlobStore: Send + Sync + 'static {
     fn clean_partial(&self) -> io::Result<()>;
     /// Bytes still free for blobs on the underlying storage.
     fn available(&self) -> io::Result<u64>;
+    /// Fails when the store cannot be reached now (for `/readyz`).
+    fn check(&self) -> io::Result<()> {
+        self.available().map(|_| ())
+    }
+    /// Whether opening the repository removes the blobs no object
+    /// references (a local directory: yes; a bucket, large and perhaps
+    /// shared with other instances, no: `dms gc` does it).
+    fn sweeps_on_open(&self) -> bool {
+        true
+    }
 }
 
 /// A blob being written. Dropping it without [`BlobWriter::commit`]

@@ -6,6 +6,7 @@
 //! min_free_bytes = 67_108_864                # keep free on the blob disk
 //! symbol_size = 1400                         # FEC symbol size T
 //! fec = "raptorq"                            # stored layout: raptorq or raptor
+//! blobs = "s3://dms-blobs/site-a"            # default: DATA/blobs (see `--blobs`)
 //!
 //! [http]                                    # slow and hostile clients (defaults shown)
 //! handshake_timeout_secs = 10
@@ -64,6 +65,9 @@ pub struct Config {
     /// The FEC scheme objects are stored (and repaired) in: `raptorq`
     /// (default) or `raptor` (RFC 5053, 3GPP MBMS download).
     pub fec: Option<String>,
+    /// Where blobs (and deltas) live: `s3://BUCKET[/PREFIX]`, or `local`
+    /// (the default, `DATA/blobs`).
+    pub blobs: Option<String>,
     /// Make deltas to each new version from this many previous active
     /// versions (default 2; 0 turns deltas off).
     pub delta_bases: Option<usize>,

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!   DM server ──HTTPS──> api (axum) ──> Repository ──> Catalog (redb)
-//!                          │                      └──> BlobStore (DATA/blobs)
+//!                          │                      └──> BlobStore (DATA/blobs or S3)
 //!   UEs ──GET dl/dd/manifest, POST notify──┘
 //! ```
 //!
@@ -19,6 +19,8 @@
 //!                        (made after each publish; see [`deltas`])
 //! DATA/deltas/records/I.json  the record of delta id I (its target, FEC layout,
 //!                        block hashes): a delta is an object of its own
+//! DATA/blobs_url        `local` or `s3://BUCKET/PREFIX`: where blobs and deltas
+//!                        are (with S3, DATA holds no blobs/ or deltas/; see [`s3`])
 //! DATA/origin.key        Ed25519 manifest signing key, PKCS#8 PEM, mode 0600
 //! DATA/origin.pub        its public key, PEM SubjectPublicKeyInfo (give it to UEs)
 //! DATA/admin.token       the admin bearer token (read-write), mode 0600
@@ -57,9 +59,11 @@ pub mod lwm2m;
 pub mod model;
 pub mod repair_server;
 pub mod repo;
+pub mod s3;
 pub mod scrub;
 pub mod server;
 pub mod sessions;
+pub mod storage;
 pub mod tls;
 pub mod transmit;
 pub mod urls;

@@ -22,6 +22,8 @@ use crate::urls::Urls;
 pub struct RepairServeOptions {
     /// The origin's data directory (opened read-only).
     pub data: PathBuf,
+    /// Where the blobs and deltas are (the origin's `--blobs`).
+    pub blobs: crate::storage::BlobsSpec,
     /// Where to listen.
     pub listen: SocketAddr,
     /// The origin's public base URL, which objects' Content-Locations (the
@@ -93,9 +95,10 @@ pub fn prepare_repair(opts: &RepairServeOptions) -> Result<RepairServer, ServeEr
         Some((cert, key)) => Some(crate::tls::server_config(cert, key)?),
         None => None,
     };
-    let repo = Arc::new(Repository::open_read_only(&opts.data, urls)?);
-    let deltas =
-        crate::deltas::DeltaStore::open_read_only(&opts.data.join(crate::deltas::DELTA_DIR));
+    let bucket = opts.blobs.bucket()?;
+    let blobs = opts.blobs.open(&opts.data, bucket.as_ref())?;
+    let repo = Arc::new(Repository::open_read_only_on(&opts.data, blobs, urls)?);
+    let deltas = crate::storage::open_deltas_read_only(&opts.data, bucket.as_ref());
     let source: Arc<dyn ObjectSource> =
         Arc::new(crate::deltas::DeltaSource::new(repo, Arc::new(deltas)));
     let app = dms_repair::router(source.clone(), None, opts.service.clone());

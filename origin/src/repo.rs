@@ -179,6 +179,23 @@ impl RepoError {
         )
     }
 
+    /// True when the blob store could not be reached (a
+    /// [`dms_repair::StoreUnavailable`] anywhere in the source chain):
+    /// answered with 503, the request may be retried.
+    pub fn is_unavailable(&self) -> bool {
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = current {
+            if e.is::<dms_repair::StoreUnavailable>()
+                || e.downcast_ref::<io::Error>()
+                    .is_some_and(dms_repair::is_store_unavailable)
+            {
+                return true;
+            }
+            current = e.source();
+        }
+        false
+    }
+
     /// True when the error comes from a full disk (ENOSPC, EDQUOT)
     /// anywhere in its source chain, or is [`RepoError::NoSpace`].
     pub fn is_no_space(&self) -> bool {
@@ -217,10 +234,29 @@ impl Repository {
         limits: Limits,
     ) -> Result<Self, RepoError> {
         std::fs::create_dir_all(data)?;
-        let catalog = Arc::new(RedbCatalog::open(&data.join("catalog.redb"))?);
         let blobs = Arc::new(LocalBlobStore::open(&data.join("blobs"))?);
+        Self::open_on(data, blobs, key, urls, limits)
+    }
+
+    /// Opens the catalog in `data` over the blob store `blobs` (local or
+    /// S3), cleaning what a crash left: partial uploads, and, when the
+    /// store [sweeps on open](BlobStore::sweeps_on_open), blobs no object
+    /// references.
+    pub fn open_on(
+        data: &Path,
+        blobs: Arc<dyn BlobStore>,
+        key: SigningKey,
+        urls: Urls,
+        limits: Limits,
+    ) -> Result<Self, RepoError> {
+        std::fs::create_dir_all(data)?;
+        let catalog = Arc::new(RedbCatalog::open(&data.join("catalog.redb"))?);
         let repo = Self::new(catalog, blobs, Some(key), urls, limits);
-        repo.recover()?;
+        if repo.blobs.sweeps_on_open() {
+            repo.recover()?;
+        } else {
+            repo.blobs.clean_partial()?;
+        }
         Ok(repo)
     }
 
@@ -229,16 +265,30 @@ impl Repository {
     /// without the start-up clean-up. Fails with an error for which
     /// [`RepoError::is_catalog_busy`] is true when a server holds the catalog.
     pub fn open_maintenance(data: &Path) -> Result<Self, RepoError> {
-        let catalog = Arc::new(RedbCatalog::open(&data.join("catalog.redb"))?);
         let blobs = Arc::new(LocalBlobStore::open(&data.join("blobs"))?);
+        Self::open_maintenance_on(data, blobs)
+    }
+
+    /// [`Repository::open_maintenance`] over the blob store `blobs`.
+    pub fn open_maintenance_on(data: &Path, blobs: Arc<dyn BlobStore>) -> Result<Self, RepoError> {
+        let catalog = Arc::new(RedbCatalog::open(&data.join("catalog.redb"))?);
         let urls = Urls::new("http://localhost").map_err(RepoError::Invalid)?;
         Ok(Self::new(catalog, blobs, None, urls, Limits::default()))
     }
 
     /// Opens `data` read-only beside a running writer (for `dms repair-serve`).
     pub fn open_read_only(data: &Path, urls: Urls) -> Result<Self, RepoError> {
-        let catalog = Arc::new(RedbCatalog::open_read_only(&data.join("catalog.redb"))?);
         let blobs = Arc::new(LocalBlobStore::open(&data.join("blobs"))?);
+        Self::open_read_only_on(data, blobs, urls)
+    }
+
+    /// [`Repository::open_read_only`] over the blob store `blobs`.
+    pub fn open_read_only_on(
+        data: &Path,
+        blobs: Arc<dyn BlobStore>,
+        urls: Urls,
+    ) -> Result<Self, RepoError> {
+        let catalog = Arc::new(RedbCatalog::open_read_only(&data.join("catalog.redb"))?);
         Ok(Self::new(catalog, blobs, None, urls, Limits::default()))
     }
 
@@ -281,14 +331,30 @@ impl Repository {
     /// Removes partial uploads and blobs that no object references (left
     /// by a crash between the blob's rename and the catalog commit).
     pub fn recover(&self) -> Result<(), RepoError> {
+        self.collect_garbage().map(|_| ())
+    }
+
+    /// [`Repository::recover`], saying how many unreferenced blobs went
+    /// (`dms gc`).
+    pub fn collect_garbage(&self) -> Result<usize, RepoError> {
         self.blobs.clean_partial()?;
         let _guard = self.commit_lock.lock();
+        let mut removed = 0;
         for sha in self.blobs.list()? {
             if !self.catalog.blob_referenced(&hex::encode(sha))? {
                 tracing::info!(sha256 = %hex::encode(sha), "removing unreferenced blob");
                 self.blobs.remove(&sha)?;
+                removed += 1;
             }
         }
+        Ok(removed)
+    }
+
+    /// Fails when the catalog or the blob store cannot be reached now
+    /// (`GET /readyz`).
+    pub fn check_ready(&self) -> Result<(), RepoError> {
+        self.catalog.stats()?;
+        self.blobs.check()?;
         Ok(())
     }
 

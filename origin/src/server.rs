@@ -168,7 +168,18 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
         };
     }
     let public_key = key.verifying_key();
-    let repo = Arc::new(Repository::open(&opts.data, key, urls.clone(), limits)?);
+    let blobs_spec = crate::storage::BlobsSpec::parse(opts.config.blobs.as_deref())
+        .map_err(ServeError::Config)?;
+    let bucket = blobs_spec.bucket()?;
+    let blobs = blobs_spec.open(&opts.data, bucket.as_ref())?;
+    blobs_spec.remember(&opts.data)?;
+    let repo = Arc::new(Repository::open_on(
+        &opts.data,
+        blobs,
+        key,
+        urls.clone(),
+        limits,
+    )?);
     let mut delta_config = crate::deltas::DeltaConfig::default();
     if let Some(n) = opts.config.delta_bases {
         delta_config.bases = n;
@@ -181,8 +192,9 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
         }
         delta_config.max_ratio = r;
     }
-    let deltas = Arc::new(crate::deltas::DeltaStore::open(
-        &opts.data.join(crate::deltas::DELTA_DIR),
+    let deltas = Arc::new(crate::storage::open_deltas(
+        &opts.data,
+        bucket.as_ref(),
         delta_config,
     )?);
     // Deltas to versions deleted since the last start.

@@ -5,6 +5,7 @@ pub mod delta;
 pub mod demo;
 pub mod fec;
 pub mod fetch;
+pub mod gc;
 pub mod keygen;
 pub mod objects;
 pub mod publish;

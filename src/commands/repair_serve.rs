@@ -16,6 +16,11 @@ pub struct RepairServeArgs {
     /// The origin's data directory (read-only; `dms serve` may be running on it).
     #[arg(long)]
     data: PathBuf,
+    /// Where the origin keeps blobs and deltas: `s3://BUCKET[/PREFIX]`
+    /// (the AWS_* variables as for `dms serve`), or `local` (DATA/blobs);
+    /// default: what DATA/blobs_url says, which `dms serve` writes.
+    #[arg(long, value_name = "URL")]
+    blobs: Option<String>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8444")]
     listen: SocketAddr,
@@ -53,8 +58,12 @@ pub fn run(args: RepairServeArgs) -> anyhow::Result<()> {
     if let Some(bytes) = args.encoder_cache {
         service.encoder_cache_bytes = usize::try_from(bytes)?;
     }
+    let blobs =
+        dms_origin::storage::BlobsSpec::given_or_remembered(args.blobs.as_deref(), &args.data)
+            .map_err(anyhow::Error::msg)?;
     let opts = RepairServeOptions {
         data: args.data,
+        blobs,
         listen: args.listen,
         origin_base_url: args.origin_base_url,
         tls: args.tls_cert.zip(args.tls_key),

@@ -32,13 +32,22 @@ pub struct ScrubArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// The origin's blob store (`s3://BUCKET[/PREFIX]` or `local`;
+    /// default: what DATA/blobs_url says, which `dms serve` writes).
+    #[arg(long, value_name = "URL")]
+    blobs: Option<String>,
 }
 
 /// Runs `dms scrub`: offline when no server holds the catalog, else
 /// through the running server.
 pub fn run(args: ScrubArgs) -> anyhow::Result<()> {
     let rate = args.rate.map(|mb| (mb * 1e6) as u64);
-    let report = match Repository::open_maintenance(&args.data) {
+    let spec =
+        dms_origin::storage::BlobsSpec::given_or_remembered(args.blobs.as_deref(), &args.data)
+            .map_err(anyhow::Error::msg)?;
+    let bucket = spec.bucket().context("opening the blob store")?;
+    let blobs = spec.open(&args.data, bucket.as_ref())?;
+    let report = match Repository::open_maintenance_on(&args.data, blobs) {
         Ok(repo) => scrub(&repo, rate).context("scrubbing")?,
         Err(e) if e.is_catalog_busy() => ask_server(&args)?,
         Err(e) => {

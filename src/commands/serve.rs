@@ -23,6 +23,12 @@ pub struct ServeArgs {
     /// Public base URL used in every URI given out (overrides the config file).
     #[arg(long)]
     base_url: Option<String>,
+    /// Where blobs and deltas live: `s3://BUCKET[/PREFIX]` (endpoint and
+    /// credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ALLOW_HTTP), or `local`
+    /// (DATA/blobs, the default). Overrides the config key `blobs`.
+    #[arg(long, value_name = "URL")]
+    blobs: Option<String>,
     /// TLS certificate chain (PEM); default: a self-signed one in DATA/tls/.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -49,6 +55,9 @@ pub fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     if let Some(base) = args.base_url {
         config.base_url = Some(base);
+    }
+    if let Some(blobs) = args.blobs {
+        config.blobs = Some(blobs);
     }
     let opts = ServeOptions {
         data: args.data.clone(),

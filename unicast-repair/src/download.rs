@@ -110,7 +110,7 @@ pub(crate) async fn download(
         let delta = match &from {
             Some(base) => source
                 .delta_from(&object, base)
-                .map_err(ApiError::internal)?,
+                .map_err(crate::error::source_error)?,
             None => None,
         };
         // A delta is served like the object, as its own representation.
@@ -133,10 +133,10 @@ pub(crate) async fn download(
         }
         let reader = match opened {
             Some(reader) => reader,
-            None => source.open(&object).map_err(ApiError::internal)?,
+            None => source.open(&object).map_err(crate::error::source_error)?,
         };
         let blob: Arc<dyn BlobReader> = Arc::from(reader);
-        prefetch(&mut plan.parts, blob.as_ref()).map_err(ApiError::internal)?;
+        prefetch(&mut plan.parts, blob.as_ref()).map_err(crate::error::io_error)?;
         Ok((object, plan, Some(blob), delta_base))
     })
     .await?;

@@ -70,8 +70,35 @@ impl IntoResponse for ApiError {
 pub fn source_error(e: crate::source::SourceError) -> ApiError {
     match e {
         crate::source::SourceError::Damaged(message) => ApiError::new(StatusCode::GONE, message),
+        crate::source::SourceError::Io(e) if crate::source::is_store_unavailable(&e) => {
+            unavailable(e)
+        }
         other => ApiError::internal(other),
     }
+}
+
+/// The answer to a failed blob read: 503 when the object store is
+/// unreachable, else a 500.
+pub fn io_error(e: std::io::Error) -> ApiError {
+    if crate::source::is_store_unavailable(&e) {
+        unavailable(e)
+    } else {
+        ApiError::internal(e)
+    }
+}
+
+/// Seconds a client is told to wait when the object store is unreachable.
+pub const UNAVAILABLE_RETRY_AFTER: u32 = 5;
+
+/// 503 with a `Retry-After`: the object store cannot be reached now (the
+/// same request works when it is back); logged once per answer at warn.
+pub fn unavailable(detail: impl std::fmt::Display) -> ApiError {
+    tracing::warn!(%detail, "object store unavailable");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("storage temporarily unavailable: {detail}"),
+    )
+    .retry_after(UNAVAILABLE_RETRY_AFTER)
 }
 
 /// Runs blocking work (catalog look-ups, blob reads) on the blocking pool.

@@ -63,5 +63,6 @@ pub use report_http::reports_router;
 pub use service::router;
 pub use source::{
     BlobReader, DeltaBlob, FileBlob, ObjectInfo, ObjectSource, OpenDelta, SourceError,
+    StoreUnavailable, is_store_unavailable,
 };
 pub use state::{MAX_SYMBOLS_PER_REQUEST, ServiceConfig};

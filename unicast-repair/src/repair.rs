@@ -209,7 +209,7 @@ impl Blocks<'_> {
             let mut data = vec![0u8; len];
             self.blob
                 .read_exact_at(&mut data, offset)
-                .map_err(ApiError::internal)?;
+                .map_err(crate::error::io_error)?;
             PreparedBlock::new(layout, sbn, data).map_err(ApiError::internal)
         };
         let key = self.key(sbn);
@@ -260,7 +260,7 @@ pub fn build_answer(
             None => blocks
                 .blob
                 .read_exact_at(&mut out[at..at + len], block_offset + start as u64)
-                .map_err(ApiError::internal)?,
+                .map_err(crate::error::io_error)?,
         }
     }
     // One prepared block for all its repair runs.
@@ -348,7 +348,7 @@ async fn answer(state: AppState, query: String) -> Result<Response, ApiError> {
     let source = state.source.clone();
     let cache = state.blocks.clone();
     let body = blocking(move || {
-        let blob = source.open(&object).map_err(ApiError::internal)?;
+        let blob = source.open(&object).map_err(crate::error::source_error)?;
         let blocks = Blocks {
             object_id: &object.id,
             blob: blob.as_ref(),

@@ -104,6 +104,27 @@ impl BlobReader for FileBlob {
     }
 }
 
+/// The error inside an [`io::Error`] of a remote store (S3) that could
+/// not be reached or answered with a server error: the service answers
+/// 503 with a `Retry-After` rather than 500, since the same request works
+/// once the store is back.
+#[derive(Debug, thiserror::Error)]
+#[error("object store unavailable: {0}")]
+pub struct StoreUnavailable(pub String);
+
+impl StoreUnavailable {
+    /// An [`io::Error`] carrying this marker.
+    pub fn io(message: impl Into<String>) -> io::Error {
+        io::Error::other(StoreUnavailable(message.into()))
+    }
+}
+
+/// True when `e` (or the error it wraps) is a [`StoreUnavailable`].
+pub fn is_store_unavailable(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<StoreUnavailable>())
+}
+
 /// An error of an [`ObjectSource`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

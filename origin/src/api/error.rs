@@ -27,6 +27,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// Human-readable message (the `error` field).
     pub message: String,
+    /// Seconds for a `Retry-After` header (503 while storage is away).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -35,7 +37,20 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// 503 with a `Retry-After`: the blob store or the catalog cannot be
+    /// reached now; the same request works when it is back.
+    pub fn unavailable(detail: impl std::fmt::Display) -> Self {
+        tracing::warn!(%detail, "storage unavailable");
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("storage temporarily unavailable: {detail}"),
+        );
+        e.retry_after = Some(dms_repair::error::UNAVAILABLE_RETRY_AFTER);
+        e
     }
 
     /// 400.
@@ -57,11 +72,18 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             axum::Json(serde_json::json!({ "error": self.message })),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }
 
@@ -75,6 +97,9 @@ impl From<RepoError> for ApiError {
                 _ => "the server's storage is full".to_owned(),
             };
             return Self::new(StatusCode::INSUFFICIENT_STORAGE, message);
+        }
+        if e.is_unavailable() {
+            return Self::unavailable(e);
         }
         let status = match &e {
             RepoError::NotFound(_) => StatusCode::NOT_FOUND,

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod deltas;
 pub mod error;
+pub mod health;
 pub mod metrics;
 pub mod objects;
 pub mod openapi;
@@ -92,6 +93,8 @@ pub fn router(
     let public = Router::new()
         .route("/dd/{id}", get(public::dd))
         .route("/manifest/{id}", get(public::manifest))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route(
             "/notify/{id}",
             post(public::notify).layer(DefaultBodyLimit::max(4096)),

@@ -31,6 +31,8 @@ use super::{objects, sessions};
         super::public::dd,
         super::public::manifest,
         super::public::notify,
+        super::health::healthz,
+        super::health::readyz,
     ),
     modifiers(&BearerAuth)
 )]

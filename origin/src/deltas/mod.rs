@@ -8,7 +8,8 @@
 //! download URI, which is also its FDT Content-Location and the `fileURI`
 //! of symbol repair. It does not sit among the objects of the catalog (so
 //! listings by name show only versions): the delta directory is its table,
-//! keyed to the target.
+//! keyed to the target. The directory is a [`DeltaTree`]: `DATA/deltas`
+//! by default, the `deltas/` prefix of the bucket with `--blobs s3://…`.
 //!
 //! ```text
 //! DATA/deltas/{target sha256}/{base sha256}-{delta sha256}   the bytes
@@ -36,8 +37,10 @@ use crate::repo::{RepoError, Repository};
 use crate::urls::Urls;
 
 mod source;
+mod tree;
 
 pub use source::DeltaSource;
+pub use tree::{DeltaTree, LocalTree, TreeEntry};
 
 /// Content type of a delta (its download, its FDT entry, its DD `type`).
 pub const DELTA_CONTENT_TYPE: &str = dms_repair::download::DELTA_CONTENT_TYPE;
@@ -47,9 +50,6 @@ const RECORD_DIR: &str = "records";
 
 /// The delta directory below the data directory.
 pub const DELTA_DIR: &str = "deltas";
-
-/// Prefix of temporary files in the delta directory.
-const TEMP_PREFIX: &str = ".tmp-";
 
 /// When and how deltas are made.
 #[derive(Clone, Debug, PartialEq)]
@@ -83,14 +83,15 @@ pub struct StoredDelta {
     pub sha256: [u8; 32],
     /// Size of the delta in bytes.
     pub size: u64,
-    /// Where it is stored.
+    /// Where it is stored: the file's path in a local tree, the object's
+    /// key in a bucket.
     pub path: PathBuf,
 }
 
 /// The delta directory.
 #[derive(Debug)]
 pub struct DeltaStore {
-    dir: PathBuf,
+    tree: Arc<dyn DeltaTree>,
     config: DeltaConfig,
     writable: bool,
 }
@@ -110,21 +111,15 @@ impl DeltaStore {
     /// Opens (creating) the delta directory `dir`, removing temporary
     /// files a crash left.
     pub fn open(dir: &Path, config: DeltaConfig) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        for target in std::fs::read_dir(dir)? {
-            let target = target?;
-            if !target.file_type()?.is_dir() {
-                continue;
-            }
-            for entry in std::fs::read_dir(target.path())? {
-                let entry = entry?;
-                if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-                    std::fs::remove_file(entry.path())?;
-                }
-            }
-        }
+        Self::on(Arc::new(LocalTree::open(dir)?), config)
+    }
+
+    /// Opens the store in `tree` (a bucket's, say), removing what an
+    /// interrupted write left.
+    pub fn on(tree: Arc<dyn DeltaTree>, config: DeltaConfig) -> io::Result<Self> {
+        tree.clean_temp()?;
         Ok(Self {
-            dir: dir.to_path_buf(),
+            tree,
             config,
             writable: true,
         })
@@ -132,8 +127,13 @@ impl DeltaStore {
 
     /// Opens the directory read-only (no clean-up; for `dms repair-serve`).
     pub fn open_read_only(dir: &Path) -> Self {
+        Self::on_read_only(Arc::new(LocalTree::at(dir)))
+    }
+
+    /// Opens the store in `tree` read-only.
+    pub fn on_read_only(tree: Arc<dyn DeltaTree>) -> Self {
         Self {
-            dir: dir.to_path_buf(),
+            tree,
             config: DeltaConfig::default(),
             writable: false,
         }
@@ -145,19 +145,17 @@ impl DeltaStore {
     pub fn prune(&self, repo: &Repository) -> Result<usize, RepoError> {
         for rec in self.all_records()? {
             let target_gone = matches!(repo.get(&rec.target_id), Err(RepoError::NotFound(_)));
-            if target_gone || !self.blob_path(&rec)?.exists() {
-                remove_if_present(&self.record_path(&rec.id))?;
+            if target_gone || !self.tree.exists(&blob_key(&rec))? {
+                self.tree.remove(&record_key(&rec.id))?;
             }
         }
         let mut removed = 0;
-        for entry in std::fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let Some(target) = name.to_str().filter(|n| parse_sha(n).is_some()) else {
+        for target in self.tree.dirs()? {
+            if parse_sha(&target).is_none() {
                 continue;
-            };
-            if !repo.catalog().blob_referenced(target)? {
-                std::fs::remove_dir_all(entry.path())?;
+            }
+            if !repo.catalog().blob_referenced(&target)? {
+                self.tree.remove_dir(&target)?;
                 removed += 1;
             }
         }
@@ -166,17 +164,9 @@ impl DeltaStore {
 
     /// The deltas stored for the version with SHA-256 `target`.
     pub fn list(&self, target: &[u8; 32]) -> io::Result<Vec<StoredDelta>> {
-        let dir = self.dir.join(hex::encode(target));
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
         let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry?;
-            let name = entry.file_name();
-            let Some((base, sha)) = name.to_str().and_then(|n| n.split_once('-')) else {
+        for entry in self.tree.list(&hex::encode(target))? {
+            let Some((base, sha)) = entry.name.split_once('-') else {
                 continue;
             };
             let (Some(base_sha256), Some(sha256)) = (parse_sha(base), parse_sha(sha)) else {
@@ -186,8 +176,8 @@ impl DeltaStore {
                 base_sha256,
                 target_sha256: *target,
                 sha256,
-                size: entry.metadata()?.len(),
-                path: entry.path(),
+                size: entry.size,
+                path: entry.location,
             });
         }
         out.sort_by_key(|d| d.base_sha256);
@@ -237,8 +227,6 @@ impl DeltaStore {
         }
         let target_sha = sha_of(record)?;
         let target = read_all(&*repo.open_blob(record)?)?;
-        let dir = self.dir.join(&record.sha256);
-        std::fs::create_dir_all(&dir)?;
         let mut stored = Vec::new();
         for base in bases {
             let base_sha = sha_of(&base)?;
@@ -256,18 +244,9 @@ impl DeltaStore {
                 tracing::info!(target = %record.id, base = %base.id, size = info.delta_size, full = record.size, "delta not kept: too large");
                 continue;
             }
-            let path = dir.join(format!(
-                "{}-{}",
-                base.sha256,
-                hex::encode(info.delta_sha256)
-            ));
-            let mut temp = tempfile::Builder::new()
-                .prefix(TEMP_PREFIX)
-                .tempfile_in(&dir)?;
-            io::Write::write_all(&mut temp, &delta)?;
-            temp.as_file().sync_all()?;
-            temp.persist(&path).map_err(|e| e.error)?;
-            crate::blob::sync_dir(&dir)?;
+            let key = delta_key(&target_sha, &base_sha, &info.delta_sha256);
+            self.tree.write(&key, &delta)?;
+            let path = self.tree.location(&key);
             let delta = StoredDelta {
                 base_sha256: base_sha,
                 target_sha256: target_sha,
@@ -308,11 +287,24 @@ fn read_all(blob: &dyn BlobReader) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn remove_if_present(path: &Path) -> io::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
+/// The tree key of the delta from `base` to `target` with hash `sha`.
+fn delta_key(target: &[u8; 32], base: &[u8; 32], sha: &[u8; 32]) -> String {
+    format!(
+        "{}/{}-{}",
+        hex::encode(target),
+        hex::encode(base),
+        hex::encode(sha)
+    )
+}
+
+/// The tree key of a recorded delta's bytes.
+fn blob_key(rec: &DeltaRecord) -> String {
+    format!("{}/{}-{}", rec.target_sha256, rec.base_sha256, rec.sha256)
+}
+
+/// The tree key of the record of delta `id`.
+fn record_key(id: &str) -> String {
+    format!("{RECORD_DIR}/{id}.json")
 }
 
 /// The id of the delta from `base_sha256` to the object `target_id` whose
@@ -394,20 +386,18 @@ impl DeltaRecord {
 }
 
 impl DeltaStore {
-    fn record_dir(&self) -> PathBuf {
-        self.dir.join(RECORD_DIR)
+    /// Opens the bytes of the recorded delta `rec`.
+    pub fn open_delta(&self, rec: &DeltaRecord) -> Result<Box<dyn BlobReader>, RepoError> {
+        Ok(self.tree.open(&blob_key(rec))?)
     }
 
-    fn record_path(&self, id: &str) -> PathBuf {
-        self.record_dir().join(format!("{id}.json"))
-    }
-
-    /// Where the bytes of `rec` are stored.
-    pub fn blob_path(&self, rec: &DeltaRecord) -> Result<PathBuf, RepoError> {
-        Ok(self
-            .dir
-            .join(&rec.target_sha256)
-            .join(format!("{}-{}", rec.base_sha256, rec.sha256)))
+    /// Opens the bytes of the stored delta `delta`.
+    pub fn open_stored(&self, delta: &StoredDelta) -> io::Result<Box<dyn BlobReader>> {
+        self.tree.open(&delta_key(
+            &delta.target_sha256,
+            &delta.base_sha256,
+            &delta.sha256,
+        ))
     }
 
     /// The delta with this id, if recorded.
@@ -415,10 +405,8 @@ impl DeltaStore {
         if id.len() != crate::urls::ID_LEN || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(None);
         }
-        let bytes = match std::fs::read(self.record_path(id)) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some(bytes) = self.tree.read(&record_key(id))? else {
+            return Ok(None);
         };
         serde_json::from_slice(&bytes)
             .map(Some)
@@ -426,15 +414,9 @@ impl DeltaStore {
     }
 
     fn all_records(&self) -> Result<Vec<DeltaRecord>, RepoError> {
-        let entries = match std::fs::read_dir(self.record_dir()) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
         let mut out = Vec::new();
-        for entry in entries {
-            let name = entry?.file_name();
-            if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json"))
+        for entry in self.tree.list(RECORD_DIR)? {
+            if let Some(id) = entry.name.strip_suffix(".json")
                 && let Some(rec) = self.record(id)?
             {
                 out.push(rec);
@@ -455,8 +437,8 @@ impl DeltaStore {
         if let Some(rec) = self.record(&id)? {
             return Ok(rec);
         }
-        let blob = dms_repair::FileBlob::open(&delta.path)?;
-        let (fec, block_sha256) = repo.fec_of(&blob)?;
+        let blob = self.open_stored(delta)?;
+        let (fec, block_sha256) = repo.fec_of(&*blob)?;
         let rec = DeltaRecord {
             id: id.clone(),
             target_id: target.id.clone(),
@@ -471,17 +453,9 @@ impl DeltaStore {
             fec,
             block_sha256,
         };
-        let dir = self.record_dir();
-        std::fs::create_dir_all(&dir)?;
-        let mut temp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(&dir)?;
         let json = serde_json::to_vec(&rec)
             .map_err(|e| RepoError::Invalid(format!("delta record: {e}")))?;
-        io::Write::write_all(&mut temp, &json)?;
-        temp.as_file().sync_all()?;
-        temp.persist(self.record_path(&id)).map_err(|e| e.error)?;
-        crate::blob::sync_dir(&dir)?;
+        self.tree.write(&record_key(&id), &json)?;
         Ok(rec)
     }
 

@@ -7,9 +7,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use dms_repair::{
-    BlobReader, DeltaBlob, FileBlob, ObjectInfo, ObjectSource, OpenDelta, SourceError,
-};
+use dms_repair::{BlobReader, DeltaBlob, ObjectInfo, ObjectSource, OpenDelta, SourceError};
 
 use super::{DeltaRecord, DeltaStore};
 use crate::repo::{RepoError, Repository};
@@ -98,8 +96,7 @@ impl ObjectSource for DeltaSource {
         if let Some(rec) = self.store.record(&object.id).map_err(source_err)?
             && hex::encode(object.sha256) == rec.sha256
         {
-            let path = self.store.blob_path(&rec).map_err(source_err)?;
-            return Ok(Box::new(FileBlob::open(&path)?));
+            return self.store.open_delta(&rec).map_err(source_err);
         }
         self.repo.open(object)
     }
@@ -112,7 +109,7 @@ impl ObjectSource for DeltaSource {
         let Some(delta) = self.store.find(&object.sha256, base_sha256)? else {
             return Ok(None);
         };
-        let reader = match FileBlob::open(&delta.path) {
+        let reader = match self.store.open_stored(&delta) {
             Ok(r) => r,
             // Removed since listed: serve the full object.
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -124,7 +121,7 @@ impl ObjectSource for DeltaSource {
                 size: reader.len(),
                 sha256: delta.sha256,
             },
-            Box::new(reader),
+            reader,
         )))
     }
 }

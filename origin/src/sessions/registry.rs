@@ -14,7 +14,7 @@ use std::time::Duration;
 use dms_fec::{BlockSize, FecScheme, Oti};
 use dms_flute::fdt::FdtDelta;
 use dms_flute::{ObjectSpec, Sender, SenderConfig};
-use dms_repair::{BlobReader, FileBlob};
+use dms_repair::BlobReader;
 
 use super::blob_source::BlobCursor;
 use super::request::{SessionFec, SessionRequest, SessionSpec, StartAt, unix_now};
@@ -483,9 +483,7 @@ impl SessionRegistry {
     ) -> Result<Planned, SessionError> {
         let (oti, stored_layout) = layout(&record, spec)?;
         let blob: Box<dyn BlobReader> = match (&delta, &self.deltas) {
-            (Some((rec, _)), Some(store)) => {
-                Box::new(FileBlob::open(&store.blob_path(rec)?).map_err(RepoError::Io)?)
-            }
+            (Some((rec, _)), Some(store)) => store.open_delta(rec)?,
             _ => self.repo.open_blob(&record)?,
         };
         if blob.len() != record.size {
