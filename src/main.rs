@@ -50,6 +50,10 @@ enum Command {
     /// stop, list.
     #[command(subcommand)]
     Session(commands::session::SessionCommand),
+    /// Re-hash every stored object against its SHA-256 and block hashes;
+    /// mark the damaged ones (refused until uploaded again), name them and
+    /// exit non-zero.
+    Scrub(commands::scrub::ScrubArgs),
     /// Make a new manifest signing key in a data directory.
     Keygen(commands::keygen::KeygenArgs),
     /// Receive FLUTE objects from a multicast group into a directory; exit
@@ -63,7 +67,10 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+            // webrtc-dtls warns of every TLS extension a client offers that
+            // it does not implement (one line per handshake): errors only.
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("warn,webrtc_dtls=error,webrtc_util=error")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -79,6 +86,7 @@ fn main() -> anyhow::Result<()> {
         Command::RepairServe(args) => commands::repair_serve::run(args),
         Command::Objects(command) => commands::objects::run(command),
         Command::Session(command) => commands::session::run(command),
+        Command::Scrub(args) => commands::scrub::run(args),
         Command::Keygen(args) => commands::keygen::run_keygen(args),
         Command::Receive(args) => commands::receive::run(args),
         Command::Sim(args) => commands::sim::run(args),

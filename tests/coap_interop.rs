@@ -1,6 +1,6 @@
 //! The origin's CoAP server against clients we did not write: libcoap's
 //! `coap-client` (coap with `-b 1024`, coap+tcp, coaps+tcp on the origin's
-//! certificate) and Python's aiocoap (coap, coap+tcp, and a download
+//! certificate, coaps over DTLS on the certificate and by pre-shared key) and Python's aiocoap (coap, coap+tcp, and a download
 //! resumed from block 2000), each a 4 MiB object, byte-identical. Then
 //! `dms fetch` over every scheme through a proxy that cuts the transfer
 //! midway: it resumes, completes and verifies against the signed manifest.
@@ -47,23 +47,34 @@ struct Origin {
     dir: PathBuf,
 }
 
-/// An origin serving coap, coap+tcp and coaps+tcp, with a 4 MiB object.
+/// An origin serving coap, coap+tcp, coaps+tcp and coaps (DTLS on the
+/// origin's certificate), with a 4 MiB object.
 fn origin_with_object() -> Origin {
+    origin_with_object_and(&[])
+}
+
+/// The same, with `extra` flags for `dms serve` (`DIR` in them stands for
+/// the test's directory).
+fn origin_with_object_and(extra: &[&str]) -> Origin {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let port = free_udp_and_tcp_port();
     let tls_port = binary::free_port();
-    let (server, url) = start_origin_with(
-        &data,
-        &[
-            "--coap",
-            &format!("127.0.0.1:{port}"),
-            "--coap-tcp",
-            &format!("127.0.0.1:{port}"),
-            "--coaps-tcp",
-            &format!("127.0.0.1:{tls_port}"),
-        ],
-    );
+    let dtls_port = free_udp_and_tcp_port();
+    let mut args = vec![
+        "--coap".to_owned(),
+        format!("127.0.0.1:{port}"),
+        "--coap-tcp".to_owned(),
+        format!("127.0.0.1:{port}"),
+        "--coaps-tcp".to_owned(),
+        format!("127.0.0.1:{tls_port}"),
+        "--coaps".to_owned(),
+        format!("127.0.0.1:{dtls_port}"),
+    ];
+    let dir_text = dir.path().to_str().unwrap();
+    args.extend(extra.iter().map(|a| a.replace("DIR", dir_text)));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (server, url) = start_origin_with(&data, &args);
     let bytes: Vec<u8> = (0..4u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
         .collect();
@@ -96,6 +107,13 @@ fn origin_with_object() -> Origin {
             .as_str()
             .unwrap()
             .starts_with(&format!("coaps+tcp://127.0.0.1:{tls_port}/dl/"))
+    );
+    assert_eq!(
+        uris["coaps"],
+        format!(
+            "coaps://127.0.0.1:{dtls_port}/dl/{}/fw.bin",
+            object["id"].as_str().unwrap()
+        )
     );
     assert_eq!(uris["https"], object["uri"]);
     for uri in uris.as_object().unwrap().values() {
@@ -242,6 +260,90 @@ fn libcoap_and_aiocoap_download_a_4_mib_object_byte_identical() {
         resumed == origin.bytes,
         "the download resumed from block 2000 differs"
     );
+}
+
+#[test]
+fn libcoap_downloads_over_dtls_on_the_certificate_and_by_pre_shared_key() {
+    let Some(coap_client) = engine("DMS_TEST_COAP_CLIENT") else {
+        return;
+    };
+    // The origin's certificate, which libcoap verifies (-R: the CA to
+    // trust; the self-signed certificate is its own).
+    let origin = origin_with_object();
+    let cert = origin.data.join("tls/cert.pem");
+    // Garbage first, half of it dressed as handshake records (content type
+    // 22, DTLS 1.2): the listener drops it or fails those handshakes, and
+    // goes on serving.
+    let dtls_addr: SocketAddr = origin.uri("coaps")["coaps://".len()..]
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let garbage = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    for i in 0..2_000 {
+        let mut datagram: Vec<u8> = (0..(i % 300) + 1)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        if i % 2 == 0 && datagram.len() > 3 {
+            datagram[..3].copy_from_slice(&[22, 0xfe, 0xfd]);
+        }
+        let _ = garbage.send_to(&datagram, dtls_addr);
+    }
+    let out = origin.dir.join("libcoap.dtls");
+    run(Command::new(&coap_client)
+        .args(["-b", "1024", "-B", "120", "-R"])
+        .arg(&cert)
+        .arg("-o")
+        .arg(&out)
+        .arg(origin.uri("coaps")));
+    assert!(read(&out) == origin.bytes, "coaps (certificate) differs");
+    drop(origin);
+
+    // Pre-shared keys (LwM2M's PSK mode): the right key downloads, a wrong
+    // one gets nothing.
+    let keys = tempfile::tempdir().unwrap();
+    let table = keys.path().join("psk.txt");
+    std::fs::write(
+        &table,
+        format!("# devices\nsensor-7:{}\n", hex_of(b"0123456789abcdef")),
+    )
+    .unwrap();
+    let origin = origin_with_object_and(&["--coaps-psk", table.to_str().unwrap()]);
+    let out = origin.dir.join("libcoap.psk");
+    run(Command::new(&coap_client)
+        .args([
+            "-b",
+            "1024",
+            "-B",
+            "120",
+            "-u",
+            "sensor-7",
+            "-k",
+            "0123456789abcdef",
+            "-o",
+        ])
+        .arg(&out)
+        .arg(origin.uri("coaps")));
+    assert!(read(&out) == origin.bytes, "coaps (PSK) differs");
+    let refused = origin.dir.join("libcoap.wrong");
+    let _ = Command::new(&coap_client)
+        .args(["-B", "10", "-u", "sensor-7", "-k", "not-the-key", "-o"])
+        .arg(&refused)
+        .arg(origin.uri("coaps"))
+        .output()
+        .unwrap();
+    assert!(read(&refused).is_empty(), "a wrong key got bytes");
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A TCP proxy to `upstream` that cuts its first connection after

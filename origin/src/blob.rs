@@ -36,6 +36,16 @@ pub trait BlobWriter: Send {
     /// already exists, the new bytes are dropped (identical content is
     /// stored once).
     fn commit(self: Box<Self>, sha256: &[u8; 32]) -> io::Result<()>;
+    /// Makes the blob durable under `sha256`, replacing a blob already
+    /// stored under it (one a scrub found damaged). A store that cannot
+    /// replace atomically says so (the default).
+    fn commit_replacing(self: Box<Self>, sha256: &[u8; 32]) -> io::Result<()> {
+        let _ = sha256;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this blob store cannot replace a damaged blob",
+        ))
+    }
 }
 
 /// Blobs in a local directory: `ROOT/ab/abcdef…` (the hex hash, fanned out
@@ -151,12 +161,24 @@ impl BlobWriter for LocalBlobWriter {
         Ok(Box::new(FileBlob::open(self.temp.path())?))
     }
 
-    fn commit(mut self: Box<Self>, sha256: &[u8; 32]) -> io::Result<()> {
+    fn commit(self: Box<Self>, sha256: &[u8; 32]) -> io::Result<()> {
+        (*self).persist(sha256, false)
+    }
+
+    fn commit_replacing(self: Box<Self>, sha256: &[u8; 32]) -> io::Result<()> {
+        (*self).persist(sha256, true)
+    }
+}
+
+impl LocalBlobWriter {
+    /// Renames the temp file to its hash (atomically over an existing one
+    /// with `replace`), fsyncing the file and the directories.
+    fn persist(mut self, sha256: &[u8; 32], replace: bool) -> io::Result<()> {
         let hex = hex::encode(sha256);
         let fan = self.root.join(&hex[..2]);
         let path = fan.join(&hex);
         self.final_path = Some(path.clone());
-        if path.exists() {
+        if !replace && path.exists() {
             // Identical content is already durable; the temp file goes away on drop.
             return Ok(());
         }

@@ -11,7 +11,7 @@ use redb::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::model::{Kind, ObjectRecord, State, version_order};
+use crate::model::{Damage, Kind, ObjectRecord, State, version_order};
 
 /// An error of the catalog.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +95,26 @@ pub struct Stats {
     pub stored_bytes: u64,
 }
 
+/// What the scrubs have checked, kept in the catalog so that an offline
+/// `dms scrub` shows in the server's metrics too.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScrubTotals {
+    /// Scrubs run (all of the store each).
+    pub runs: u64,
+    /// Seconds since the Unix epoch when the last one ended (0: never).
+    pub last_at: u64,
+    /// Objects checked by the last scrub.
+    pub last_objects: u64,
+    /// Bytes re-hashed by the last scrub.
+    pub last_bytes: u64,
+    /// Damaged objects the last scrub found.
+    pub last_damaged: u64,
+    /// Objects checked by every scrub.
+    pub objects_total: u64,
+    /// Bytes re-hashed by every scrub.
+    pub bytes_total: u64,
+}
+
 /// What the repository needs of a catalog.
 pub trait Catalog: Send + Sync + 'static {
     /// Adds `record`, assigning its `seq`; counts a reference to its blob.
@@ -123,6 +143,24 @@ pub trait Catalog: Send + Sync + 'static {
     fn record_notification(&self, id: &str, n: &Notification) -> Result<(), CatalogError>;
     /// The notifications recorded for an object, by device.
     fn notifications(&self, id: &str) -> Result<Vec<Notification>, CatalogError>;
+    /// Sets (or with `None` clears) the damage of every object whose blob
+    /// has this hex hash, in one transaction; returns their ids.
+    fn set_damage(
+        &self,
+        sha256: &str,
+        damage: Option<&Damage>,
+    ) -> Result<Vec<String>, CatalogError>;
+    /// Records a scrub in one transaction: the damage it found (blob hex
+    /// hash and what is wrong) and its counts.
+    fn record_scrub(
+        &self,
+        damaged: &[(String, Damage)],
+        objects: u64,
+        bytes: u64,
+        at: u64,
+    ) -> Result<(), CatalogError>;
+    /// What the scrubs have checked.
+    fn scrub_totals(&self) -> Result<ScrubTotals, CatalogError>;
 }
 
 const OBJECTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("objects");
@@ -245,6 +283,42 @@ impl RedbCatalog {
 fn meta(table: &redb::Table<'_, &str, u64>, key: &str) -> Result<u64, CatalogError> {
     Ok(table.get(key).map_err(db)?.map(|v| v.value()).unwrap_or(0))
 }
+
+/// Sets the damage of every object of blob `sha256` inside `txn`.
+fn damage_in(
+    txn: &redb::WriteTransaction,
+    sha256: &str,
+    damage: Option<&Damage>,
+) -> Result<Vec<String>, CatalogError> {
+    let mut table = txn.open_table(OBJECTS).map_err(db)?;
+    let mut hit = Vec::new();
+    for entry in table.iter().map_err(db)? {
+        let (key, value) = entry.map_err(db)?;
+        let record = parse(value.value())?;
+        if record.sha256 == sha256 && record.damaged.as_ref() != damage {
+            hit.push((key.value().to_owned(), record));
+        }
+    }
+    let mut ids = Vec::with_capacity(hit.len());
+    for (key, mut record) in hit {
+        record.damaged = damage.cloned();
+        table
+            .insert(key.as_str(), encode(&record)?.as_slice())
+            .map_err(db)?;
+        ids.push(key);
+    }
+    Ok(ids)
+}
+
+const SCRUB_KEYS: [&str; 7] = [
+    "scrub_runs",
+    "scrub_last_at",
+    "scrub_last_objects",
+    "scrub_last_bytes",
+    "scrub_last_damaged",
+    "scrub_objects_total",
+    "scrub_bytes_total",
+];
 
 impl Catalog for RedbCatalog {
     fn insert(&self, mut record: ObjectRecord) -> Result<ObjectRecord, CatalogError> {
@@ -482,5 +556,65 @@ impl Catalog for RedbCatalog {
             );
         }
         Ok(out)
+    }
+
+    fn set_damage(
+        &self,
+        sha256: &str,
+        damage: Option<&Damage>,
+    ) -> Result<Vec<String>, CatalogError> {
+        let txn = self.writer()?.begin_write().map_err(db)?;
+        let ids = damage_in(&txn, sha256, damage)?;
+        txn.commit().map_err(db)?;
+        Ok(ids)
+    }
+
+    fn record_scrub(
+        &self,
+        damaged: &[(String, Damage)],
+        objects: u64,
+        bytes: u64,
+        at: u64,
+    ) -> Result<(), CatalogError> {
+        let txn = self.writer()?.begin_write().map_err(db)?;
+        let mut found = 0u64;
+        for (sha, damage) in damaged {
+            damage_in(&txn, sha, Some(damage))?;
+            found += 1;
+        }
+        {
+            let mut m = txn.open_table(META).map_err(db)?;
+            let runs = meta(&m, "scrub_runs")? + 1;
+            let objects_total = meta(&m, "scrub_objects_total")? + objects;
+            let bytes_total = meta(&m, "scrub_bytes_total")? + bytes;
+            let values = [runs, at, objects, bytes, found, objects_total, bytes_total];
+            for (key, value) in SCRUB_KEYS.iter().zip(values) {
+                m.insert(*key, value).map_err(db)?;
+            }
+        }
+        txn.commit().map_err(db)?;
+        Ok(())
+    }
+
+    fn scrub_totals(&self) -> Result<ScrubTotals, CatalogError> {
+        let txn = self.read()?;
+        let table = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(ScrubTotals::default()),
+            Err(e) => return Err(db(e)),
+        };
+        let mut v = [0u64; 7];
+        for (slot, key) in v.iter_mut().zip(SCRUB_KEYS) {
+            *slot = table.get(key).map_err(db)?.map(|x| x.value()).unwrap_or(0);
+        }
+        Ok(ScrubTotals {
+            runs: v[0],
+            last_at: v[1],
+            last_objects: v[2],
+            last_bytes: v[3],
+            last_damaged: v[4],
+            objects_total: v[5],
+            bytes_total: v[6],
+        })
     }
 }

@@ -1,14 +1,16 @@
 //! CoAP beside HTTPS in `dms serve` and `dms repair-serve`: which
-//! transports listen where (`--coap`, `--coap-tcp`, `--coaps-tcp`; all
+//! transports listen where (`--coap`, `--coap-tcp`, `--coaps-tcp`,
+//! `--coaps` with `--coaps-psk`; all
 //! off by default), the public base of each (`--coap-base-url`, else the
 //! listen address), and starting `dms_repair::coap` on the same object
 //! source as the HTTPS download.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use dms_repair::coap::{CoapConfig, CoapListen, CoapServers, SourceObjects};
+use dms_repair::coap::dtls::DtlsError;
+use dms_repair::coap::{CoapConfig, CoapListen, CoapServers, DtlsIdentity, SourceObjects};
 
 /// A CoAP transport that could not start.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +22,9 @@ pub enum CoapError {
     /// The certificate could not be loaded.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The DTLS identity could not be made.
+    #[error(transparent)]
+    Dtls(#[from] DtlsError),
     /// Binding or serving failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -34,6 +39,11 @@ pub struct CoapServe {
     pub tcp: Option<SocketAddr>,
     /// `coaps+tcp://` (RFC 8323, TLS with the origin's certificate).
     pub tls: Option<SocketAddr>,
+    /// `coaps://` (RFC 7252 over DTLS 1.2).
+    pub dtls: Option<SocketAddr>,
+    /// Pre-shared keys for `coaps://` (`identity:hexkey` lines); without
+    /// them DTLS uses the origin's certificate.
+    pub dtls_psk: Option<PathBuf>,
     /// Public bases (`coap://host[:port]`, `coap+tcp://…`, `coaps+tcp://…`)
     /// given out in package URIs, one per scheme at most; a transport
     /// without one uses its listen address.
@@ -43,12 +53,12 @@ pub struct CoapServe {
 }
 
 /// The URI schemes of the transports, in the order above.
-pub const SCHEMES: [&str; 3] = ["coap", "coap+tcp", "coaps+tcp"];
+pub const SCHEMES: [&str; 4] = ["coap", "coap+tcp", "coaps+tcp", "coaps"];
 
 impl CoapServe {
     /// True when any transport is on.
     pub fn enabled(&self) -> bool {
-        self.udp.is_some() || self.tcp.is_some() || self.tls.is_some()
+        self.udp.is_some() || self.tcp.is_some() || self.tls.is_some() || self.dtls.is_some()
     }
 
     /// The public base of each enabled transport, `(scheme, base)`: the
@@ -65,7 +75,10 @@ impl CoapServe {
             }
         }
         let mut out = Vec::new();
-        for (scheme, listen) in SCHEMES.iter().zip([self.udp, self.tcp, self.tls]) {
+        for (scheme, listen) in SCHEMES
+            .iter()
+            .zip([self.udp, self.tcp, self.tls, self.dtls])
+        {
             let Some(listen) = listen else {
                 if let Some(b) = self
                     .base_urls
@@ -111,6 +124,7 @@ impl CoapServe {
         if !self.enabled() {
             return Ok(None);
         }
+        let tls_files = tls;
         let tls = match self.tls {
             None => None,
             Some(addr) => {
@@ -125,13 +139,39 @@ impl CoapServe {
                 ))
             }
         };
+        let dtls = match self.dtls {
+            None => None,
+            Some(addr) => Some((addr, self.dtls_identity(tls_files)?)),
+        };
         let listen = CoapListen {
             udp: self.udp,
             tcp: self.tcp,
             tls,
+            dtls,
         };
         let servers = dms_repair::coap::start(objects, listen, self.config.clone()).await?;
         Ok(Some(servers))
+    }
+}
+
+impl CoapServe {
+    /// The DTLS identity: the pre-shared keys of `--coaps-psk`, else the
+    /// certificate and key at `tls`.
+    fn dtls_identity(&self, tls: Option<(&Path, &Path)>) -> Result<DtlsIdentity, CoapError> {
+        if let Some(path) = &self.dtls_psk {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CoapError::Config(format!("--coaps-psk {}: {e}", path.display())))?;
+            let keys = dms_repair::coap::parse_psk_table(&text)
+                .map_err(|e| CoapError::Config(format!("--coaps-psk {}: {e}", path.display())))?;
+            return Ok(DtlsIdentity::psk(keys)?);
+        }
+        let (cert, key) = tls.ok_or_else(|| {
+            CoapError::Config(
+                "--coaps needs a certificate (not with --insecure-http) or --coaps-psk FILE".into(),
+            )
+        })?;
+        let (chain, key) = crate::tls::load_pem(cert, key)?;
+        Ok(DtlsIdentity::certificate(&chain, &key)?)
     }
 }
 

@@ -57,6 +57,7 @@ pub mod lwm2m;
 pub mod model;
 pub mod repair_server;
 pub mod repo;
+pub mod scrub;
 pub mod server;
 pub mod sessions;
 pub mod tls;

@@ -111,6 +111,21 @@ pub struct ObjectRecord {
     pub fec: FecInfo,
     /// Hex SHA-256 of each source block in SBN order.
     pub block_sha256: Vec<String>,
+    /// Set when a scrub found the stored bytes damaged: the object is not
+    /// served (downloads, descriptors, manifests, sessions, symbol repair)
+    /// until its content is uploaded again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<Damage>,
+}
+
+/// What a scrub found wrong with an object's stored bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Damage {
+    /// Seconds since the Unix epoch when the scrub found it.
+    pub found: u64,
+    /// What differs: a missing blob, its length, its SHA-256, the source
+    /// blocks whose hashes differ.
+    pub reason: String,
 }
 
 /// The longest accepted object name.

@@ -45,6 +45,10 @@ pub enum RepoError {
     /// The blob store's disk is full (or would be past its reserve).
     #[error("{0}")]
     NoSpace(String),
+    /// A scrub found the object's stored bytes damaged: it is not served
+    /// until its content is uploaded again.
+    #[error("{0}")]
+    Damaged(String),
     /// The catalog failed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
@@ -146,6 +150,14 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// The refusal of a damaged object.
+fn damaged_error(record: &ObjectRecord, damage: &crate::model::Damage) -> RepoError {
+    RepoError::Damaged(format!(
+        "object {} ({} {}) is damaged in storage ({}); it is not served until it is uploaded again",
+        record.id, record.name, record.version, damage.reason
+    ))
+}
+
 fn sha_from_hex(s: &str) -> Result<[u8; 32], RepoError> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(s, &mut out)
@@ -154,6 +166,14 @@ fn sha_from_hex(s: &str) -> Result<[u8; 32], RepoError> {
 }
 
 impl RepoError {
+    /// True when another process (a running `dms serve`) holds the catalog.
+    pub fn is_catalog_busy(&self) -> bool {
+        matches!(
+            self,
+            RepoError::Catalog(CatalogError::Db(redb::Error::DatabaseAlreadyOpen))
+        )
+    }
+
     /// True when the error comes from a full disk (ENOSPC, EDQUOT)
     /// anywhere in its source chain, or is [`RepoError::NoSpace`].
     pub fn is_no_space(&self) -> bool {
@@ -197,6 +217,17 @@ impl Repository {
         let repo = Self::new(catalog, blobs, Some(key), urls, limits);
         repo.recover()?;
         Ok(repo)
+    }
+
+    /// Opens `data` for maintenance (`dms scrub`) while no server runs:
+    /// the catalog for writing and the blobs, without a signing key and
+    /// without the start-up clean-up. Fails with an error for which
+    /// [`RepoError::is_catalog_busy`] is true when a server holds the catalog.
+    pub fn open_maintenance(data: &Path) -> Result<Self, RepoError> {
+        let catalog = Arc::new(RedbCatalog::open(&data.join("catalog.redb"))?);
+        let blobs = Arc::new(LocalBlobStore::open(&data.join("blobs"))?);
+        let urls = Urls::new("http://localhost").map_err(RepoError::Invalid)?;
+        Ok(Self::new(catalog, blobs, None, urls, Limits::default()))
     }
 
     /// Opens `data` read-only beside a running writer (for `dms repair-serve`).
@@ -268,6 +299,9 @@ impl Repository {
             .history(&new.name)?
             .into_iter()
             .find(|r| r.version == new.version)
+            // A damaged object may be uploaded again (`Upload::finish`
+            // checks that the content is the same).
+            && existing.damaged.is_none()
         {
             return Err(RepoError::Conflict(format!(
                 "{} {} already exists (object {})",
@@ -326,11 +360,15 @@ impl Repository {
             .ok_or_else(|| RepoError::NotFound(id.to_owned()))
     }
 
-    /// The object with this id, unless withdrawn.
+    /// The object with this id, unless withdrawn ([`RepoError::NotFound`])
+    /// or damaged ([`RepoError::Damaged`]).
     pub fn get_served(&self, id: &str) -> Result<ObjectRecord, RepoError> {
         let record = self.get(id)?;
         if record.state == State::Withdrawn {
             return Err(RepoError::NotFound(id.to_owned()));
+        }
+        if let Some(damage) = &record.damaged {
+            return Err(damaged_error(&record, damage));
         }
         Ok(record)
     }
@@ -496,6 +534,7 @@ impl ObjectSource for Repository {
         match self.get_served(id) {
             Ok(r) => self.info(&r).map(Some).map_err(source_err),
             Err(RepoError::NotFound(_)) => Ok(None),
+            Err(RepoError::Damaged(m)) => Err(SourceError::Damaged(m)),
             Err(e) => Err(source_err(e)),
         }
     }
@@ -628,12 +667,53 @@ impl Upload<'_> {
                 oti: hex::encode(&*oti.encode()),
             },
             block_sha256: block_sha256.iter().map(hex::encode).collect(),
+            damaged: None,
         };
         let _guard = self.repo.commit_lock.lock();
-        // Uploads that began together each saw the whole quota left: the
-        // last word is here, where commits are serialised.
-        self.repo.check_quota_at_commit(&sha, self.size)?;
-        writer.commit(&sha)?;
+        let hex_sha = hex::encode(sha);
+        let same_version = self
+            .repo
+            .catalog
+            .history(&record.name)?
+            .into_iter()
+            .find(|r| r.version == record.version);
+        if let Some(existing) = &same_version
+            && (existing.damaged.is_none() || existing.sha256 != hex_sha)
+        {
+            return Err(RepoError::Conflict(format!(
+                "{} {} already exists (object {}){}",
+                existing.name,
+                existing.version,
+                existing.id,
+                if existing.damaged.is_some() {
+                    "; it is damaged, and only its own content may be uploaded again"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let damaged_blob = self
+            .repo
+            .catalog
+            .list(&Filter::default())?
+            .iter()
+            .any(|r| r.sha256 == hex_sha && r.damaged.is_some());
+        if damaged_blob {
+            // The bytes just hashed are the content the damaged objects
+            // name: they replace the damaged blob, and those objects are
+            // served again.
+            writer.commit_replacing(&sha)?;
+            let ids = self.repo.catalog.set_damage(&hex_sha, None)?;
+            tracing::info!(sha256 = %hex_sha, objects = ?ids, "damaged blob uploaded again");
+            if let Some(existing) = same_version {
+                return self.repo.get(&existing.id);
+            }
+        } else {
+            // Uploads that began together each saw the whole quota left: the
+            // last word is here, where commits are serialised.
+            self.repo.check_quota_at_commit(&sha, self.size)?;
+            writer.commit(&sha)?;
+        }
         match self.repo.catalog.insert(record) {
             Ok(record) => Ok(record),
             Err(e) => {

@@ -2,6 +2,7 @@
 //! (or the operator's own), loaded into a rustls server configuration with
 //! the ring provider and ALPN for HTTP/2 and HTTP/1.1.
 
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,13 +83,11 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
     server_config_alpn(cert, key, &[b"h2", b"http/1.1"])
 }
 
-/// A rustls server configuration from PEM files offering the ALPN
-/// protocols `alpn` (`coap` for CoAP over TLS, RFC 8323 §4.2).
-pub fn server_config_alpn(
+/// The certificate chain and private key in PEM files.
+pub fn load_pem(
     cert: &Path,
     key: &Path,
-    alpn: &[&[u8]],
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
     let certs = rustls_pemfile::certs(&mut open(cert)?)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|source| TlsError::Io {
@@ -107,6 +106,17 @@ pub fn server_config_alpn(
             source,
         })?
         .ok_or_else(|| TlsError::Config(format!("{}: no private key", key.display())))?;
+    Ok((certs, key_der))
+}
+
+/// A rustls server configuration from PEM files offering the ALPN
+/// protocols `alpn` (`coap` for CoAP over TLS, RFC 8323 §4.2).
+pub fn server_config_alpn(
+    cert: &Path,
+    key: &Path,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let (certs, key_der) = load_pem(cert, key)?;
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

@@ -98,7 +98,7 @@ impl Urls {
     }
 
     /// The Package URI of the object for each transport, keyed by scheme
-    /// (`https`, `coap`, `coap+tcp`, `coaps+tcp`): what a DM server writes
+    /// (`https`, `coap`, `coap+tcp`, `coaps+tcp`, `coaps`): what a DM server writes
     /// to LwM2M `/5/0/1`. Each is at most 255 characters
     /// ([`Urls::check_name_fits`] refused longer names at publication).
     pub fn package_uris(&self, id: &str, name: &str) -> std::collections::BTreeMap<String, String> {

@@ -10,6 +10,7 @@ pub mod objects;
 pub mod publish;
 pub mod receive;
 pub mod repair_serve;
+pub mod scrub;
 pub mod send;
 pub mod serve;
 pub mod session;

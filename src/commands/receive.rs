@@ -253,6 +253,9 @@ pub fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     .context("progress bar template")?
     .progress_chars("=> ");
     let mut bars: BTreeMap<(u64, u128), ProgressBar> = BTreeMap::new();
+    let quiet = args.quiet;
+    // Each failure once (an object on a carousel fails again each round).
+    let mut said: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     let report = dms_peer::agent::run(config, |event| match event {
         AgentEvent::Progress(p) | AgentEvent::Repairing(p) => {
             let bar = bars.entry((p.tsi, p.toi)).or_insert_with(|| {
@@ -274,6 +277,11 @@ pub fn run(args: ReceiveArgs) -> anyhow::Result<()> {
                 }
                 ObjectState::Failed { reason } => {
                     bar.abandon_with_message(format!("{} FAILED: {reason}", p.name));
+                    let line = format!("{} FAILED: {reason}", p.name);
+                    if quiet && said.insert(line.clone()) {
+                        // Failures are said even without progress bars.
+                        eprintln!("{line}");
+                    }
                 }
                 _ => {}
             }

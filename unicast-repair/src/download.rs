@@ -102,7 +102,7 @@ pub(crate) async fn download(
     let (object, plan, blob, delta_base) = blocking(move || {
         let object = source
             .object(&id)
-            .map_err(ApiError::internal)?
+            .map_err(crate::error::source_error)?
             .ok_or_else(|| ApiError::not_found(format!("no object {id}")))?;
         if file_name(&object.name) != name {
             return Err(ApiError::not_found(format!("no file {name} in object")));

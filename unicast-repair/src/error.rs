@@ -64,6 +64,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The answer to a failed object look-up: 410 Gone for an object whose
+/// stored bytes a scrub found damaged (it is refused until uploaded again),
+/// else a 500.
+pub fn source_error(e: crate::source::SourceError) -> ApiError {
+    match e {
+        crate::source::SourceError::Damaged(message) => ApiError::new(StatusCode::GONE, message),
+        other => ApiError::internal(other),
+    }
+}
+
 /// Runs blocking work (catalog look-ups, blob reads) on the blocking pool.
 pub(crate) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
 where

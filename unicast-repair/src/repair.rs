@@ -313,7 +313,7 @@ async fn answer(state: AppState, query: String) -> Result<Response, ApiError> {
     let (object, runs) = blocking(move || {
         let object = source
             .object_by_location(&query.file_uri)
-            .map_err(ApiError::internal)?
+            .map_err(crate::error::source_error)?
             .ok_or_else(|| ApiError::not_found(format!("no object at {}", query.file_uri)))?;
         let layout = object.oti.layout();
         let by_bytes = config.max_answer_bytes / usize::from(layout.symbol_size()).max(1);

@@ -71,7 +71,7 @@ pub(crate) async fn post_report(
 fn object_of(source: &dyn crate::ObjectSource, file_uri: &str) -> Result<Option<String>, ApiError> {
     Ok(source
         .object_by_location(file_uri)
-        .map_err(ApiError::internal)?
+        .map_err(crate::error::source_error)?
         .map(|o| o.id))
 }
 
@@ -83,7 +83,11 @@ fn from_json(text: &str, source: &dyn crate::ObjectSource) -> Result<Vec<Report>
     }
     let object = match (r.object, r.file_uri) {
         (Some(id), _) => {
-            if source.object(&id).map_err(ApiError::internal)?.is_none() {
+            if source
+                .object(&id)
+                .map_err(crate::error::source_error)?
+                .is_none()
+            {
                 return Err(ApiError::not_found(format!("no object {id}")));
             }
             id

@@ -114,6 +114,10 @@ pub enum SourceError {
     /// The catalog could not be read.
     #[error("catalog: {0}")]
     Catalog(String),
+    /// The object's stored bytes are damaged (a scrub found them so): it
+    /// is refused until it is uploaded again.
+    #[error("{0}")]
+    Damaged(String),
 }
 
 /// Where the download and repair service finds objects. The origin

@@ -81,6 +81,7 @@ impl From<RepoError> for ApiError {
             RepoError::Invalid(_) => StatusCode::BAD_REQUEST,
             RepoError::Conflict(_) | RepoError::InUse(_) => StatusCode::CONFLICT,
             RepoError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            RepoError::Damaged(_) => StatusCode::GONE,
             _ => return Self::internal(e),
         };
         Self::new(status, e.to_string())

@@ -99,6 +99,68 @@ pub fn render_sessions(counts: &[(crate::sessions::SessionState, usize)]) -> Str
     out
 }
 
+/// The `scrub` section: what the scrubs checked (kept in the catalog, so
+/// an offline `dms scrub` counts too) and the objects marked damaged now.
+pub fn render_scrub(t: &crate::catalog::ScrubTotals, damaged_now: u64) -> String {
+    let mut out = String::new();
+    let rows: [(&str, &str, &str, u64); 8] = [
+        (
+            "dms_scrub_runs_total",
+            "counter",
+            "Scrubs of the whole store.",
+            t.runs,
+        ),
+        (
+            "dms_scrub_objects_checked_total",
+            "counter",
+            "Objects checked by every scrub.",
+            t.objects_total,
+        ),
+        (
+            "dms_scrub_bytes_checked_total",
+            "counter",
+            "Bytes re-hashed by every scrub.",
+            t.bytes_total,
+        ),
+        (
+            "dms_scrub_last_objects_checked",
+            "gauge",
+            "Objects checked by the last scrub.",
+            t.last_objects,
+        ),
+        (
+            "dms_scrub_last_bytes_checked",
+            "gauge",
+            "Bytes re-hashed by the last scrub.",
+            t.last_bytes,
+        ),
+        (
+            "dms_scrub_last_damaged",
+            "gauge",
+            "Damaged objects the last scrub found.",
+            t.last_damaged,
+        ),
+        (
+            "dms_scrub_last_run_timestamp_seconds",
+            "gauge",
+            "When the last scrub ended (0: never).",
+            t.last_at,
+        ),
+        (
+            "dms_objects_damaged",
+            "gauge",
+            "Objects marked damaged (refused until uploaded again).",
+            damaged_now,
+        ),
+    ];
+    for (name, kind, help, value) in rows {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name} {value}");
+    }
+    out
+}
+
 /// Middleware recording every request.
 pub async fn record(
     State(metrics): State<std::sync::Arc<Metrics>>,

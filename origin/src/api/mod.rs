@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod objects;
 pub mod openapi;
 pub mod public;
+pub mod scrub;
 pub mod sessions;
 
 use std::sync::Arc;
@@ -70,6 +71,7 @@ fn management(state: AppState) -> Router {
             get(sessions::show).delete(sessions::stop),
         )
         .route("/v1/keys", get(objects::keys))
+        .route("/v1/scrub", post(scrub::run))
         .route("/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics_text))
         .with_state(state)
@@ -122,10 +124,19 @@ async fn no_route() -> ApiError {
 )]
 pub async fn metrics_text(State(state): State<AppState>) -> Result<Response, ApiError> {
     let repo = state.repo.clone();
-    let stats = tokio::task::spawn_blocking(move || repo.catalog().stats())
-        .await?
-        .map_err(ApiError::internal)?;
+    let (stats, scrub, damaged) = tokio::task::spawn_blocking(move || {
+        let catalog = repo.catalog();
+        let damaged = catalog
+            .list(&crate::catalog::Filter::default())?
+            .iter()
+            .filter(|r| r.damaged.is_some())
+            .count();
+        Ok::<_, crate::catalog::CatalogError>((catalog.stats()?, catalog.scrub_totals()?, damaged))
+    })
+    .await?
+    .map_err(ApiError::internal)?;
     let mut text = state.metrics.render(stats.objects, stats.stored_bytes);
+    text.push_str(&metrics::render_scrub(&scrub, damaged as u64));
     text.push_str(&metrics::render_sessions(&state.sessions.counts()));
     text.push_str(&state.metrics.http.render());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())

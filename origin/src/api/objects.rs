@@ -48,7 +48,7 @@ pub struct ObjectView {
     pub uri: String,
     /// The Package URI (LwM2M `/5/0/1`, ≤ 255 characters) of each enabled
     /// transport, keyed by scheme: `https` always, `coap`, `coap+tcp` and
-    /// `coaps+tcp` when the origin serves them.
+    /// `coaps+tcp`, `coaps` when the origin serves them.
     pub package_uris: BTreeMap<String, String>,
     /// OMA download descriptor URL.
     pub dd_uri: String,
@@ -68,6 +68,10 @@ pub struct ObjectView {
     /// and `/v1/objects/{id}/deltas`; absent when there are none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deltas: Vec<super::deltas::DeltaView>,
+    /// Present when a scrub found the stored bytes damaged: the object is
+    /// refused (410) until its content is uploaded again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<crate::model::Damage>,
 }
 
 impl ObjectView {
@@ -96,6 +100,7 @@ impl ObjectView {
             notify_uri: urls.notify_uri(&r.id),
             fec: r.fec.clone(),
             deltas: Vec::new(),
+            damaged: r.damaged.clone(),
         }
     }
 }

@@ -21,6 +21,7 @@ use super::{objects, sessions};
         objects::name_history,
         super::deltas::list_route,
         objects::keys,
+        super::scrub::run,
         sessions::create,
         sessions::list,
         sessions::show,

@@ -388,6 +388,7 @@ impl DeltaRecord {
             metadata: Default::default(),
             fec: self.fec.clone(),
             block_sha256: self.block_sha256.clone(),
+            damaged: None,
         }
     }
 }

@@ -411,8 +411,11 @@ impl SessionRegistry {
     /// delta, its record and FDT attributes.
     fn lookup(&self, id: &str) -> Result<(ObjectRecord, PlannedDelta), SessionError> {
         match self.repo.get(id) {
-            Ok(r) if r.state != State::Withdrawn => return Ok((r, None)),
-            Ok(_) => return Err(SessionError::UnknownObject(id.to_owned())),
+            Ok(r) if r.state == State::Withdrawn => {
+                return Err(SessionError::UnknownObject(id.to_owned()));
+            }
+            // A damaged object is refused (410) until it is uploaded again.
+            Ok(r) => return Ok((self.repo.get_served(&r.id)?, None)),
             Err(RepoError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }

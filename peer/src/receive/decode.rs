@@ -529,9 +529,12 @@ impl DecodeLoop {
                 self.report_block(tsi, toi, sbn);
             }
             Err(e) => {
-                // Stop decoding it: its blocks have nowhere to go.
+                // Stop decoding it: its blocks have nowhere to go. On a
+                // full disk its state (blocks already on disk) is kept for
+                // a run with room.
                 self.receiver.remove_object(tsi, toi);
-                self.fail(tsi, toi, e.to_string());
+                let keep = e.is_no_space();
+                self.fail_as(tsi, toi, no_space_hint(&e, &self.out_dir), keep);
             }
         }
     }
@@ -585,8 +588,15 @@ impl DecodeLoop {
                 None => w.finish(&self.out_dir, &tracked.name, info),
             }
         });
-        // Delivered or failed: what was kept of it is of no more use.
-        tracked.forget_state();
+        // Delivered or failed: what was kept of it is of no more use —
+        // unless the output's disk is full: a run with room resumes it.
+        if result.as_ref().err().is_some_and(OutputError::is_no_space) {
+            tracked.persist = None;
+        } else {
+            tracked.forget_state();
+        }
+        let out_dir = self.out_dir.clone();
+        let result = result.map_err(|e| (no_space_hint(&e, &out_dir), e));
         let state = match result {
             Ok(finished) => {
                 self.stats.objects_complete.fetch_add(1, Ordering::Relaxed);
@@ -596,11 +606,9 @@ impl DecodeLoop {
                     verified: verified || read_back_verified || finished.sha256_checked,
                 }
             }
-            Err(e) => {
+            Err((reason, _)) => {
                 self.stats.objects_failed.fetch_add(1, Ordering::Relaxed);
-                ObjectState::Failed {
-                    reason: e.to_string(),
-                }
+                ObjectState::Failed { reason }
             }
         };
         self.send(ReceiveEvent::Object(progress(tsi, toi, &tracked, state)));
@@ -608,12 +616,22 @@ impl DecodeLoop {
 
     /// Drops the object's temp file and reports the failure.
     fn fail(&mut self, tsi: u64, toi: u128, reason: String) {
+        self.fail_as(tsi, toi, reason, false);
+    }
+
+    /// [`Self::fail`], keeping the reception state with `keep_state`.
+    fn fail_as(&mut self, tsi: u64, toi: u128, reason: String, keep_state: bool) {
         self.last_failed = Some((tsi, toi));
         let mut tracked = self
             .objects
             .remove(&(tsi, toi))
             .unwrap_or_else(|| Tracked::new(toi));
-        tracked.forget_state();
+        if keep_state {
+            // Closed, not removed: the next run resumes from it.
+            tracked.persist = None;
+        } else {
+            tracked.forget_state();
+        }
         self.stats.objects_failed.fetch_add(1, Ordering::Relaxed);
         let state = ObjectState::Failed { reason };
         self.send(ReceiveEvent::Object(progress(tsi, toi, &tracked, state)));
@@ -712,4 +730,17 @@ fn check_read_back(
 /// Whether a complete object must wait for its manifest.
 fn self_require(require_manifest: bool, tracked: &Tracked) -> bool {
     require_manifest && tracked.check.is_none()
+}
+
+/// The failure text of `e`; on a full disk, what to do about it.
+fn no_space_hint(e: &OutputError, out_dir: &std::path::Path) -> String {
+    if e.is_no_space() {
+        format!(
+            "{e}: the output directory {} is full; free space there and run again \
+             with the same state directory to resume",
+            out_dir.display()
+        )
+    } else {
+        e.to_string()
+    }
 }

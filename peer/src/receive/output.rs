@@ -54,6 +54,21 @@ pub enum OutputError {
     DigestMismatch(&'static str),
 }
 
+impl OutputError {
+    /// True when the output's disk is full (ENOSPC, EDQUOT): the
+    /// reception state is kept, so a run with room resumes it.
+    pub fn is_no_space(&self) -> bool {
+        matches!(
+            self,
+            OutputError::Io { source, .. }
+                if matches!(
+                    source.kind(),
+                    io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+                )
+        )
+    }
+}
+
 fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> OutputError {
     move |source| OutputError::Io { what, source }
 }

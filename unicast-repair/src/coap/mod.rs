@@ -2,11 +2,12 @@
 //! Update, Object 5, pulls its Package URI `/5/0/1` this way):
 //! `GET /dl/{id}/{name}`, the HTTP path, block-wise (RFC 7959 Block2 at
 //! the size the client asks; BERT over TCP) over RFC 7252 UDP and RFC 8323
-//! TCP or TLS, from the same [`ObjectSource`](crate::ObjectSource) as the
+//! TCP or TLS and RFC 7252 over DTLS 1.2 (`coaps://`), from the same [`ObjectSource`](crate::ObjectSource) as the
 //! HTTPS download.
 //!
 //! ```text
 //!  datagram ──> udp::UdpEndpoint ──┐ (dedup by message id, per-client
+//!  (DTLS: dtls decrypts first)     │
 //!                                  │  token buckets, 5.03 + Max-Age)
 //!  TCP/TLS bytes ──> tcp::TcpSession ─┤ (RFC 8323 frames, CSM, Ping/Pong)
 //!                                  ▼
@@ -26,6 +27,7 @@
 pub mod block;
 pub mod client;
 pub mod dedup;
+pub mod dtls;
 pub mod fetch;
 pub mod frame;
 pub mod net;
@@ -34,6 +36,7 @@ pub mod resource;
 pub mod tcp;
 pub mod udp;
 
+pub use dtls::{DtlsIdentity, parse_psk_table};
 pub use net::{CoapListen, CoapServers, start};
 pub use objects::SourceObjects;
 pub use resource::{Objects, Served};

@@ -1,7 +1,8 @@
 //! The sockets around the sans-IO CoAP endpoints: one thread on the UDP
 //! socket (a datagram in, its answer out), and tokio tasks for TCP and TLS
 //! connections (ALPN `coap`, RFC 8323 §4.2; the caller's rustls
-//! configuration, so the origin's certificate).
+//! configuration, so the origin's certificate), and DTLS associations
+//! ([`super::dtls`]).
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -15,6 +16,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::CoapConfig;
+use super::dtls::DtlsIdentity;
 use super::resource::Objects;
 use super::tcp::TcpSession;
 use super::udp::UdpEndpoint;
@@ -35,6 +37,8 @@ pub struct CoapListen {
     /// `coaps+tcp://`: RFC 8323 over TLS, with this rustls configuration
     /// (its ALPN list should hold [`ALPN`]).
     pub tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
+    /// `coaps://`: RFC 7252 over DTLS 1.2, with this identity.
+    pub dtls: Option<(SocketAddr, DtlsIdentity)>,
 }
 
 /// Running CoAP servers; dropping this stops them.
@@ -46,6 +50,8 @@ pub struct CoapServers {
     pub tcp: Option<SocketAddr>,
     /// The TLS address bound, if serving.
     pub tls: Option<SocketAddr>,
+    /// The DTLS address bound, if serving.
+    pub dtls: Option<SocketAddr>,
     stop_udp: Arc<AtomicBool>,
     stop_tcp: watch::Sender<bool>,
     udp_thread: Option<std::thread::JoinHandle<()>>,
@@ -86,6 +92,7 @@ pub async fn start(
         udp: None,
         tcp: None,
         tls: None,
+        dtls: None,
         stop_udp: stop_udp.clone(),
         stop_tcp,
         udp_thread: None,
@@ -114,6 +121,19 @@ pub async fn start(
             stopped.clone(),
         ));
         tracing::info!(listen = ?servers.tcp, "CoAP over TCP");
+    }
+    if let Some((addr, identity)) = listen.dtls {
+        let bound = super::dtls::start(
+            addr,
+            identity,
+            objects.clone(),
+            config.clone(),
+            connections.clone(),
+            stopped.clone(),
+        )
+        .await?;
+        servers.dtls = Some(bound);
+        tracing::info!(listen = %bound, "CoAP over DTLS");
     }
     if let Some((addr, tls)) = listen.tls {
         let listener = TcpListener::bind(addr).await?;

@@ -266,9 +266,12 @@ fn answer_inner(
     };
     let served = objects
         .resolve(id, asked.from.as_ref())
-        .map_err(|e| {
-            tracing::warn!(error = %e, "CoAP object look-up failed");
-            Answer::error(code::INTERNAL_SERVER_ERROR, "internal error")
+        .map_err(|e| match e {
+            SourceError::Damaged(m) => Answer::error(code::SERVICE_UNAVAILABLE, m),
+            e => {
+                tracing::warn!(error = %e, "CoAP object look-up failed");
+                Answer::error(code::INTERNAL_SERVER_ERROR, "internal error")
+            }
         })?
         .ok_or_else(not_found)?;
     if crate::download::file_name(&served.info.name) != name {
