@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod deltas;
+pub mod describe;
 pub mod error;
 pub mod metrics;
 pub mod objects;
@@ -92,6 +93,9 @@ pub fn router(
     let public = Router::new()
         .route("/dd/{id}", get(public::dd))
         .route("/manifest/{id}", get(public::manifest))
+        .route("/sdp/{id}", get(describe::sdp_route))
+        .route("/apd/{id}", get(describe::apd_route))
+        .route("/usd/{id}", get(describe::usd_route))
         .route(
             "/notify/{id}",
             post(public::notify).layer(DefaultBodyLimit::max(4096)),

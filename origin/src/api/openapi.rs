@@ -31,6 +31,9 @@ use super::{objects, sessions};
         super::public::dd,
         super::public::manifest,
         super::public::notify,
+        super::describe::sdp_route,
+        super::describe::apd_route,
+        super::describe::usd_route,
     ),
     modifiers(&BearerAuth)
 )]
