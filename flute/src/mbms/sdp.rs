@@ -305,7 +305,9 @@ impl Parser {
                     f[5].to_string(),
                 ));
             }
-            "s" => self.name = Some(value.to_string()),
+            // A bare CR inside the line is text to us but a line end to
+            // others: kept as the writer writes it (a space).
+            "s" => self.name = Some(value.replace('\r', " ")),
             "c" => {
                 let c = connection(n, value)?;
                 if media {
