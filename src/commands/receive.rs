@@ -289,7 +289,9 @@ pub fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     };
     let config = agent_config(&args, bootstrap.as_ref())?;
     if let Some(b) = &bootstrap {
-        let wait = b.wait()?;
+        // Joined a second ahead: a short session may be over within a
+        // second of its start, and the join takes a moment.
+        let wait = b.wait()?.saturating_sub(Duration::from_secs(1));
         if !wait.is_zero() {
             if !args.quiet {
                 eprintln!(
