@@ -36,6 +36,7 @@
 pub mod alc;
 pub mod fdt;
 pub mod lct;
+pub mod mbms;
 #[cfg(feature = "net")]
 pub mod net;
 pub mod receiver;

@@ -164,6 +164,18 @@ impl Default for ReceiverSocketConfig {
 /// `SO_RCVBUFFORCE` when the process may (it passes `rmem_max`), else with
 /// `SO_RCVBUF`; use [`receive_buffer_size`] to see what was granted.
 pub fn receiver_socket(group: SocketAddr, config: &ReceiverSocketConfig) -> io::Result<UdpSocket> {
+    receiver_socket_from(group, &[], config)
+}
+
+/// [`receiver_socket`] taking only datagrams from `sources` (RFC 4570
+/// source filters: a source-specific join, `IP_ADD_SOURCE_MEMBERSHIP`,
+/// per source) when `group` is an IPv4 multicast group and `sources` is
+/// not empty; any source otherwise.
+pub fn receiver_socket_from(
+    group: SocketAddr,
+    sources: &[Ipv4Addr],
+    config: &ReceiverSocketConfig,
+) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(group), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
@@ -171,7 +183,12 @@ pub fn receiver_socket(group: SocketAddr, config: &ReceiverSocketConfig) -> io::
     match group.ip() {
         IpAddr::V4(addr) if addr.is_multicast() => {
             socket.bind(&SockAddr::from(group))?;
-            socket.join_multicast_v4(&addr, &config.interface.ipv4()?)?;
+            if sources.is_empty() {
+                socket.join_multicast_v4(&addr, &config.interface.ipv4()?)?;
+            }
+            for source in sources {
+                socket.join_ssm_v4(source, &addr, &config.interface.ipv4()?)?;
+            }
         }
         IpAddr::V6(addr) if addr.is_multicast() => {
             socket.set_only_v6(true)?;

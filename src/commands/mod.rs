@@ -1,5 +1,6 @@
 //! One module per subcommand group.
 
+pub mod bootstrap;
 pub mod coap_args;
 pub mod delta;
 pub mod demo;

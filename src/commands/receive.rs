@@ -23,12 +23,26 @@ use dms_peer::receive::{Interface, LossModel, ObjectState, ReceiveConfig};
 use dms_repair::client::backoff::Backoff;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::bootstrap::{self, Bootstrap};
+
 /// Arguments of `dms receive`.
 #[derive(Debug, Args)]
 pub struct ReceiveArgs {
-    /// Multicast group and port to receive, e.g. `239.255.1.1:5000`.
-    #[arg(long)]
-    group: SocketAddr,
+    /// Multicast group and port to receive, e.g. `239.255.1.1:5000`
+    /// (or take it from `--usd` / `--sdp`).
+    #[arg(long, required_unless_present_any = ["usd", "sdp"], conflicts_with_all = ["usd", "sdp"])]
+    group: Option<SocketAddr>,
+    /// Join the session of this User Service Description (`{base}/usd/{id}`):
+    /// group, port, source, TSI, FEC and schedule from the SDP it names,
+    /// repair servers, back-off and reporting from its APD, instead of
+    /// flags. Waits for the scheduled start.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["sdp", "tsi", "repair", "report", "backoff_offset", "backoff_window"])]
+    usd: Option<String>,
+    /// Join the session of this SDP (a file or an `https://` URL): group,
+    /// port, source, TSI, FEC and schedule; repair and reporting still
+    /// from the flags.
+    #[arg(long, value_name = "FILE|URL", conflicts_with = "tsi")]
+    sdp: Option<String>,
     /// Interface to join the group on: an IPv4 address (`127.0.0.1`), an
     /// interface name or index, or `any`.
     #[arg(long, default_value = "any")]
@@ -187,11 +201,20 @@ fn positive_secs(s: f64, what: &str) -> anyhow::Result<Duration> {
         .with_context(|| format!("{what} must be a positive number of seconds"))
 }
 
-/// The agent's settings from the command line.
-fn agent_config(args: &ReceiveArgs) -> anyhow::Result<AgentConfig> {
-    let mut receive = ReceiveConfig::new(args.group, args.iface, &args.out);
-    if let Some(tsi) = args.tsi {
+/// The agent's settings from the command line (and the session
+/// descriptions it names).
+fn agent_config(args: &ReceiveArgs, bootstrap: Option<&Bootstrap>) -> anyhow::Result<AgentConfig> {
+    let group = match (args.group, bootstrap) {
+        (Some(group), _) => group,
+        (None, Some(b)) => b.group(),
+        (None, None) => bail!("--group, --usd or --sdp is required"),
+    };
+    let mut receive = ReceiveConfig::new(group, args.iface, &args.out);
+    if let Some(tsi) = args.tsi.or(bootstrap.map(|b| b.sdp.tsi)) {
         receive.flute.tsi = Some(tsi);
+    }
+    if let Some(b) = bootstrap {
+        receive.sources.clone_from(&b.sdp.sources);
     }
     receive.flute.session_idle_timeout = positive_secs(args.idle, "--idle")?;
     if let Some(bytes) = args.max_ahead {
@@ -232,6 +255,21 @@ fn agent_config(args: &ReceiveArgs) -> anyhow::Result<AgentConfig> {
     config.malicious_peer = args.malicious_peer;
     config.linger = secs(args.linger, "--linger")?;
     config.device.clone_from(&args.device);
+    if let Some(b) = bootstrap.filter(|b| b.procedures.is_some()) {
+        // The APD's procedures replace the repair and report flags.
+        config.repair_uris = b.repair_uris();
+        if let Some(backoff) = b.backoff() {
+            config.backoff = backoff;
+        }
+        // samplePercentage: a draw of this device (seeded, so a fleet
+        // given distinct seeds reports in proportion).
+        let mut rng =
+            <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(args.seed ^ 0x5a3b_1e00);
+        let unit: f64 = rand::Rng::random(&mut rng);
+        let reporting: Option<(String, dms_flute::mbms::ReportType)> = b.reporting(unit);
+        config.report_uri = reporting.as_ref().map(|(uri, _)| uri.clone());
+        config.report_type = reporting.map(|(_, t)| t);
+    }
     config.base.clone_from(&args.base);
     config.late_join_after = args.late_join.map(|t| secs(t, "--late-join")).transpose()?;
     Ok(config)
@@ -241,7 +279,39 @@ fn agent_config(args: &ReceiveArgs) -> anyhow::Result<AgentConfig> {
 pub fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating output directory {}", args.out.display()))?;
-    let config = agent_config(&args)?;
+    let bootstrap = match (&args.usd, &args.sdp) {
+        (None, None) => None,
+        (usd, sdp) => Some(bootstrap::load(
+            usd.as_deref(),
+            sdp.as_deref(),
+            roots(args.cacert.as_deref())?,
+        )?),
+    };
+    let config = agent_config(&args, bootstrap.as_ref())?;
+    if let Some(b) = &bootstrap {
+        // Joined a second ahead: a short session may be over within a
+        // second of its start, and the join takes a moment.
+        let wait = b.wait()?.saturating_sub(Duration::from_secs(1));
+        if !wait.is_zero() {
+            if !args.quiet {
+                eprintln!(
+                    "waiting {} s for the scheduled start of the session",
+                    wait.as_secs()
+                );
+            }
+            std::thread::sleep(wait);
+        }
+        if !args.quiet {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            eprintln!(
+                "joining {} (TSI {}) at Unix time {now}",
+                b.group(),
+                b.sdp.tsi
+            );
+        }
+    }
     let multi = MultiProgress::with_draw_target(if args.quiet {
         ProgressDrawTarget::hidden()
     } else {

@@ -10,7 +10,7 @@ use super::publish::{Client, ServerArgs};
 #[derive(Debug, Subcommand)]
 pub enum SessionCommand {
     /// Schedule a broadcast session of stored objects; prints its JSON.
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Show a session: state, packets and bytes sent, per-object progress.
     Status(IdArgs),
     /// Stop a session.
@@ -82,6 +82,24 @@ pub struct StartArgs {
     /// installed versions (hex SHA-256, comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "SHA256,...")]
     delta_from: Vec<String>,
+    /// Repair servers the session's APD names (`{base}/repair` URLs,
+    /// repeatable); default the origin's own.
+    #[arg(long = "repair-server", value_name = "URL")]
+    repair_server: Vec<String>,
+    /// APD `offsetTime`: seconds a device waits after the session before
+    /// repair or a report (default 0).
+    #[arg(long, value_name = "S")]
+    backoff_offset: Option<u64>,
+    /// APD `randomTimePeriod`: width of the random wait added, seconds
+    /// (default 1).
+    #[arg(long, value_name = "S")]
+    backoff_window: Option<u64>,
+    /// APD `samplePercentage`: share of devices that report (default 100).
+    #[arg(long, value_name = "PERCENT")]
+    report_sample: Option<f64>,
+    /// APD `reportType`: RAck, StaR or StaR-all (default StaR-all).
+    #[arg(long, value_name = "RAck|StaR|StaR-all", value_parser = ["RAck", "StaR", "StaR-all"])]
+    report_type: Option<String>,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -126,6 +144,21 @@ fn start_body(a: &StartArgs) -> serde_json::Value {
     }
     if !a.delta_from.is_empty() {
         body["delta_from"] = a.delta_from.clone().into();
+    }
+    if !a.repair_server.is_empty() {
+        body["repair_servers"] = a.repair_server.clone().into();
+    }
+    if let Some(s) = a.backoff_offset {
+        body["backoff_offset"] = s.into();
+    }
+    if let Some(s) = a.backoff_window {
+        body["backoff_window"] = s.into();
+    }
+    if let Some(p) = a.report_sample {
+        body["report_sample"] = p.into();
+    }
+    if let Some(t) = &a.report_type {
+        body["report_type"] = t.as_str().into();
     }
     if let Some(s) = &a.start_at {
         body["start_at"] = match s.parse::<u64>() {
@@ -224,6 +257,74 @@ mod tests {
         assert_eq!(body["start_at"], 1_800_000_000u64);
         assert!(body.get("tsi").is_none() && body.get("symbol_size").is_none());
         assert!(body.get("deltas").is_none() && body.get("delta_from").is_none());
+        assert!(body.get("repair_servers").is_none() && body.get("report_type").is_none());
+    }
+
+    #[test]
+    fn procedure_options_make_the_api_body() {
+        let cli = Cli::try_parse_from([
+            "dms",
+            "start",
+            "--objects",
+            "ab",
+            "--group",
+            "239.255.1.1:5000",
+            "--iface",
+            "127.0.0.1",
+            "--rate",
+            "1",
+            "--repair-server",
+            "https://r1/repair",
+            "--repair-server",
+            "https://r2/repair",
+            "--backoff-offset",
+            "5",
+            "--backoff-window",
+            "10",
+            "--report-sample",
+            "12.5",
+            "--report-type",
+            "StaR",
+            "--token",
+            "t",
+        ])
+        .unwrap();
+        let SessionCommand::Start(a) = cli.command else {
+            panic!("not start")
+        };
+        let body = start_body(&a);
+        assert_eq!(
+            body["repair_servers"],
+            serde_json::json!(["https://r1/repair", "https://r2/repair"])
+        );
+        assert_eq!(
+            (
+                body["backoff_offset"].clone(),
+                body["backoff_window"].clone()
+            ),
+            (5.into(), 10.into())
+        );
+        assert_eq!(body["report_sample"], 12.5);
+        assert_eq!(body["report_type"], "StaR");
+        assert!(
+            Cli::try_parse_from([
+                "dms",
+                "start",
+                "--objects",
+                "ab",
+                "--group",
+                "g",
+                "--iface",
+                "i",
+                "--rate",
+                "1",
+                "--report-type",
+                "All",
+                "--token",
+                "t",
+            ])
+            .is_err()
+        );
     }
 
     #[test]

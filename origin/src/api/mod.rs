@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod deltas;
+pub mod describe;
 pub mod error;
 pub mod health;
 pub mod metrics;
@@ -95,6 +96,9 @@ pub fn router(
         .route("/manifest/{id}", get(public::manifest))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/sdp/{id}", get(describe::sdp_route))
+        .route("/apd/{id}", get(describe::apd_route))
+        .route("/usd/{id}", get(describe::usd_route))
         .route(
             "/notify/{id}",
             post(public::notify).layer(DefaultBodyLimit::max(4096)),

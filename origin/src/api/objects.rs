@@ -17,6 +17,7 @@ use super::error::{ApiError, ErrorBody, Json, Path, Query};
 use crate::catalog::{Filter, Notification};
 use crate::model::{FecInfo, Kind, ObjectRecord, Priority, State as ObjectState};
 use crate::repo::{NewObject, ObjectPatch};
+use crate::sessions::SessionView;
 use crate::urls::Urls;
 
 /// An object as the API answers it.
@@ -72,6 +73,11 @@ pub struct ObjectView {
     /// refused (410) until its content is uploaded again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub damaged: Option<crate::model::Damage>,
+    /// The broadcast sessions (scheduled or running) that carry it, each
+    /// with its `sdp_uri`, `apd_uri` and `usd_uri`: a DM server hands a
+    /// device either `uri` or a session to join.
+    #[serde(default)]
+    pub sessions: Vec<super::describe::CarryingSession>,
 }
 
 impl ObjectView {
@@ -101,7 +107,15 @@ impl ObjectView {
             fec: r.fec.clone(),
             deltas: Vec::new(),
             damaged: r.damaged.clone(),
+            sessions: Vec::new(),
         }
+    }
+
+    /// The view of a record, with the sessions of `live` that carry it.
+    pub fn with_sessions(r: &ObjectRecord, urls: &Urls, live: &[SessionView]) -> Self {
+        let mut view = ObjectView::new(r, urls);
+        view.sessions = super::describe::carrying(live, &r.id, urls);
+        view
     }
 }
 
@@ -304,11 +318,12 @@ pub async fn list(
     let repo = state.repo.clone();
     let all = tokio::task::spawn_blocking(move || repo.list(&filter)).await??;
     let total = all.len();
+    let live = state.sessions.views();
     let objects: Vec<ObjectView> = all
         .iter()
         .skip(offset)
         .take(limit)
-        .map(|r| ObjectView::new(r, state.repo.urls()))
+        .map(|r| ObjectView::with_sessions(r, state.repo.urls(), &live))
         .collect();
     let end = offset.saturating_add(objects.len());
     Ok(axum::Json(ObjectList {
@@ -341,7 +356,7 @@ pub async fn show(
         Ok::<_, crate::repo::RepoError>((record, deltas))
     })
     .await??;
-    let mut view = ObjectView::new(&record, state.repo.urls());
+    let mut view = ObjectView::with_sessions(&record, state.repo.urls(), &state.sessions.views());
     view.deltas = deltas;
     Ok(axum::Json(view))
 }
@@ -390,7 +405,11 @@ pub async fn patch(
     };
     let repo = state.repo.clone();
     let record = tokio::task::spawn_blocking(move || repo.patch(&id, &patch)).await??;
-    Ok(axum::Json(ObjectView::new(&record, state.repo.urls())))
+    Ok(axum::Json(ObjectView::with_sessions(
+        &record,
+        state.repo.urls(),
+        &state.sessions.views(),
+    )))
 }
 
 /// Deletes an object (refused while a broadcast session uses it).
@@ -476,10 +495,16 @@ pub async fn name_history(
         return Err(ApiError::not_found(format!("no object named {name:?}")));
     }
     let urls = state.repo.urls();
+    let live = state.sessions.views();
     Ok(axum::Json(NameHistory {
         name,
-        latest: latest.as_ref().map(|r| ObjectView::new(r, urls)),
-        versions: versions.iter().map(|r| ObjectView::new(r, urls)).collect(),
+        latest: latest
+            .as_ref()
+            .map(|r| ObjectView::with_sessions(r, urls, &live)),
+        versions: versions
+            .iter()
+            .map(|r| ObjectView::with_sessions(r, urls, &live))
+            .collect(),
     }))
 }
 

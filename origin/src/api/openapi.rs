@@ -33,6 +33,9 @@ use super::{objects, sessions};
         super::public::notify,
         super::health::healthz,
         super::health::readyz,
+        super::describe::sdp_route,
+        super::describe::apd_route,
+        super::describe::usd_route,
     ),
     modifiers(&BearerAuth)
 )]

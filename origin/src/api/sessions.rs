@@ -5,6 +5,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use super::describe::with_uris;
 use super::error::ErrorBody;
 use super::error::{ApiError, Json, Path};
 use crate::sessions::{SessionError, SessionList, SessionRequest, SessionView};
@@ -43,7 +44,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/v1/sessions/{}", session.id()))],
-        axum::Json(session.view()),
+        axum::Json(with_uris(session.view(), state.repo.urls())),
     )
         .into_response())
 }
@@ -57,7 +58,12 @@ pub async fn create(
 )]
 pub async fn list(State(state): State<AppState>) -> axum::Json<SessionList> {
     axum::Json(SessionList {
-        sessions: state.sessions.views(),
+        sessions: state
+            .sessions
+            .views()
+            .into_iter()
+            .map(|v| with_uris(v, state.repo.urls()))
+            .collect(),
     })
 }
 
@@ -80,7 +86,7 @@ pub async fn show(
         .sessions
         .view(&id)
         .ok_or_else(|| ApiError::not_found(format!("no session {id}")))?;
-    Ok(axum::Json(view))
+    Ok(axum::Json(with_uris(view, state.repo.urls())))
 }
 
 /// Stops a session (a scheduled one never starts); answers its view. An
@@ -103,5 +109,5 @@ pub async fn stop(
         .sessions
         .stop(&id)
         .ok_or_else(|| ApiError::not_found(format!("no session {id}")))?;
-    Ok(axum::Json(view))
+    Ok(axum::Json(with_uris(view, state.repo.urls())))
 }

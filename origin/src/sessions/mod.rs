@@ -35,7 +35,10 @@ mod view;
 
 pub use blob_source::BlobCursor;
 pub use registry::{SessionError, SessionRegistry};
-pub use request::{SessionFec, SessionRequest, SessionSpec, StartAt, parse_start_at};
+pub use request::{
+    SessionFec, SessionProcedures, SessionReportType, SessionRequest, SessionSpec, StartAt,
+    parse_start_at,
+};
 pub use session::{Session, SessionObject};
 pub use store::{SESSION_DIR, SessionStore};
 pub use view::{SessionList, SessionObjectView, SessionState, SessionView};

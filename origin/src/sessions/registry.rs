@@ -11,13 +11,13 @@
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use dms_fec::{BlockSize, FecScheme, Oti};
+use dms_fec::{BlockSize, Oti};
 use dms_flute::fdt::FdtDelta;
 use dms_flute::{ObjectSpec, Sender, SenderConfig};
 use dms_repair::BlobReader;
 
 use super::blob_source::BlobCursor;
-use super::request::{SessionFec, SessionRequest, SessionSpec, StartAt, unix_now};
+use super::request::{SessionRequest, SessionSpec, StartAt, unix_now};
 use super::runner::{self, PlannedObject, Prepared};
 use super::session::{Session, SessionObject, Status};
 use super::store::SessionStore;
@@ -566,11 +566,7 @@ fn sha_bytes(hex_sha: &str) -> Result<[u8; 32], SessionError> {
 /// answers in the stored layout, then does not fit that session).
 fn layout(record: &ObjectRecord, spec: &SessionSpec) -> Result<(Oti, bool), SessionError> {
     let stored = Repository::oti(record)?;
-    let scheme = match spec.fec {
-        SessionFec::Raptorq => FecScheme::RaptorQ,
-        SessionFec::Raptor => FecScheme::Raptor,
-        SessionFec::Nocode => FecScheme::NoCode,
-    };
+    let scheme = spec.fec.scheme();
     let t = spec.symbol_size.unwrap_or(stored.symbol_size());
     if stored.scheme() == scheme && stored.symbol_size() == t {
         return Ok((stored, true));

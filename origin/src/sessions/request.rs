@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use dms_fec::FecScheme;
 use dms_flute::net::Interface;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -39,6 +40,17 @@ pub enum SessionFec {
     Nocode,
 }
 
+impl SessionFec {
+    /// Its FEC scheme (a new scheme is one arm here).
+    pub fn scheme(self) -> FecScheme {
+        match self {
+            SessionFec::Raptorq => FecScheme::RaptorQ,
+            SessionFec::Raptor => FecScheme::Raptor,
+            SessionFec::Nocode => FecScheme::NoCode,
+        }
+    }
+}
+
 /// Which deltas a session sends beside each object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -49,6 +61,80 @@ pub enum SessionDeltas {
     /// of a fleet runs when it rolls forward), when one is stored.
     Previous,
 }
+
+/// `report_type` of a session: which reception reports devices send
+/// (TS 26.346 `reportType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+pub enum SessionReportType {
+    /// Reception acknowledgements of received files, no statistics.
+    #[serde(rename = "RAck")]
+    RAck,
+    /// Statistical reports of received files.
+    #[serde(rename = "StaR")]
+    StaR,
+    /// Statistical reports of every file, received or not (today's
+    /// behaviour of `dms receive`: the default).
+    #[serde(rename = "StaR-all")]
+    #[default]
+    StaRAll,
+}
+
+impl SessionReportType {
+    /// The APD value.
+    pub fn apd(self) -> dms_flute::mbms::ReportType {
+        match self {
+            SessionReportType::RAck => dms_flute::mbms::ReportType::RAck,
+            SessionReportType::StaR => dms_flute::mbms::ReportType::StaR,
+            SessionReportType::StaRAll => dms_flute::mbms::ReportType::StaRAll,
+        }
+    }
+}
+
+/// The associated delivery procedures of a session, as its APD announces
+/// them: repair servers, back-off and reporting. The defaults are what a
+/// `dms receive` does without flags (the origin's own repair service, no
+/// offset, a 1 s random window, every device reports everything).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SessionProcedures {
+    /// Repair servers (`serviceURI`s); empty: the origin's `{base}/repair`.
+    #[serde(default)]
+    pub repair_servers: Vec<String>,
+    /// `offsetTime`, seconds.
+    #[serde(default)]
+    pub backoff_offset: u64,
+    /// `randomTimePeriod`, seconds.
+    #[serde(default = "one")]
+    pub backoff_window: u64,
+    /// `samplePercentage`: share of devices that report, 0 to 100.
+    #[serde(default = "hundred")]
+    pub report_sample: f64,
+    /// `reportType`.
+    #[serde(default)]
+    pub report_type: SessionReportType,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn hundred() -> f64 {
+    100.0
+}
+
+impl Default for SessionProcedures {
+    fn default() -> Self {
+        SessionProcedures {
+            repair_servers: Vec::new(),
+            backoff_offset: 0,
+            backoff_window: 1,
+            report_sample: 100.0,
+            report_type: SessionReportType::StaRAll,
+        }
+    }
+}
+
+/// Most repair servers one session names.
+pub const MAX_REPAIR_SERVERS: usize = 16;
 
 /// `start_at`: RFC 3339 text or Unix seconds.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, ToSchema)]
@@ -102,6 +188,22 @@ pub struct SessionRequest {
     /// stored delta are skipped.
     #[serde(default)]
     pub delta_from: Vec<String>,
+    /// Repair servers the APD names (`{base}/repair` URLs); default the
+    /// origin's own.
+    #[serde(default)]
+    pub repair_servers: Vec<String>,
+    /// APD `offsetTime` of repair and reports, seconds (default 0).
+    #[serde(default)]
+    pub backoff_offset: Option<u64>,
+    /// APD `randomTimePeriod`, seconds (default 1).
+    #[serde(default)]
+    pub backoff_window: Option<u64>,
+    /// APD `samplePercentage`, 0 to 100 (default 100).
+    #[serde(default)]
+    pub report_sample: Option<f64>,
+    /// APD `reportType`: `RAck`, `StaR` or `StaR-all` (default).
+    #[serde(default)]
+    pub report_type: Option<SessionReportType>,
 }
 
 /// A validated request (objects not yet looked up).
@@ -133,6 +235,8 @@ pub struct SessionSpec {
     pub delta_previous: bool,
     /// Send the deltas from these bases.
     pub delta_from: Vec<[u8; 32]>,
+    /// What its APD announces.
+    pub procedures: SessionProcedures,
 }
 
 /// Unix seconds now.
@@ -237,6 +341,36 @@ impl SessionRequest {
                 delta_from.push(sha);
             }
         }
+        if self.repair_servers.len() > MAX_REPAIR_SERVERS {
+            return Err(format!("repair_servers: at most {MAX_REPAIR_SERVERS}"));
+        }
+        for url in &self.repair_servers {
+            if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 1024 {
+                return Err(format!("repair_servers: {url:?} is not an http(s) URL"));
+            }
+        }
+        let mut procedures = SessionProcedures {
+            repair_servers: self.repair_servers.clone(),
+            ..SessionProcedures::default()
+        };
+        if let Some(s) = self.backoff_offset {
+            procedures.backoff_offset = s;
+        }
+        if let Some(s) = self.backoff_window {
+            procedures.backoff_window = s;
+        }
+        if procedures.backoff_offset > 86_400 || procedures.backoff_window > 86_400 {
+            return Err("backoff_offset, backoff_window: at most a day".into());
+        }
+        if let Some(p) = self.report_sample {
+            if !(0.0..=100.0).contains(&p) {
+                return Err("report_sample: a percentage, 0 to 100".into());
+            }
+            procedures.report_sample = p;
+        }
+        if let Some(t) = self.report_type {
+            procedures.report_type = t;
+        }
         let tsi = match self.tsi {
             Some(t) if t > MAX_TSI => return Err("tsi: at most 48 bits".into()),
             Some(t) => t,
@@ -260,6 +394,7 @@ impl SessionRequest {
             tsi,
             delta_previous: self.deltas == Some(SessionDeltas::Previous),
             delta_from,
+            procedures,
         })
     }
 }
@@ -293,6 +428,22 @@ mod tests {
         assert_eq!(spec.start_at, None);
         assert!(!spec.delta_previous);
         assert!(spec.delta_from.is_empty());
+        assert_eq!(spec.procedures, SessionProcedures::default());
+    }
+
+    #[test]
+    fn procedures_parse() {
+        let mut j = good();
+        j["repair_servers"] = serde_json::json!(["https://r1/repair", "http://r2/repair"]);
+        j["backoff_offset"] = serde_json::json!(5);
+        j["backoff_window"] = serde_json::json!(10);
+        j["report_sample"] = serde_json::json!(12.5);
+        j["report_type"] = serde_json::json!("RAck");
+        let p = request(j).unwrap().procedures;
+        assert_eq!(p.repair_servers.len(), 2);
+        assert_eq!((p.backoff_offset, p.backoff_window), (5, 10));
+        assert_eq!(p.report_sample, 12.5);
+        assert_eq!(p.report_type, SessionReportType::RAck);
     }
 
     #[test]
@@ -347,6 +498,10 @@ mod tests {
             ("delta_from", serde_json::json!(["abc"])),
             ("delta_from", serde_json::json!("ab".repeat(32))),
             ("extra", serde_json::json!(1)),
+            ("repair_servers", serde_json::json!(["ftp://x/repair"])),
+            ("report_sample", serde_json::json!(101)),
+            ("report_type", serde_json::json!("All")),
+            ("backoff_window", serde_json::json!(-1)),
         ] {
             let mut j = good();
             j[field] = value.clone();

@@ -145,6 +145,10 @@ impl Session {
             finished_at,
             error,
             restarts: self.restarts,
+            procedures: self.spec.procedures.clone(),
+            sdp_uri: None,
+            apd_uri: None,
+            usd_uri: None,
         }
     }
 }

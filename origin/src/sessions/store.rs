@@ -135,6 +135,10 @@ mod tests {
             finished_at: Some(created + 1),
             error: None,
             restarts: 0,
+            procedures: Default::default(),
+            sdp_uri: None,
+            apd_uri: None,
+            usd_uri: None,
         };
         PersistedSession { request, view }
     }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::request::SessionFec;
+use super::request::{SessionFec, SessionProcedures};
 use crate::model::Priority;
 
 /// Where a session is in its life.
@@ -95,6 +95,19 @@ pub struct SessionView {
     /// list: receivers keep what they already have).
     #[serde(default)]
     pub restarts: u32,
+    /// What its Associated Procedure Description announces (files of
+    /// older origins have none: the defaults).
+    #[serde(default)]
+    pub procedures: SessionProcedures,
+    /// `{base}/sdp/{id}`: the session's SDP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_uri: Option<String>,
+    /// `{base}/apd/{id}`: its Associated Procedure Description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apd_uri: Option<String>,
+    /// `{base}/usd/{id}`: its User Service Bundle Description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd_uri: Option<String>,
 }
 
 /// One object of a session, with its progress.

@@ -61,6 +61,10 @@ pub struct AgentConfig {
     pub roots: rustls::RootCertStore,
     /// Where reception reports are posted; `None` posts none.
     pub report_uri: Option<String>,
+    /// An APD's `reportType`: `RAck` and `StaR` report received objects
+    /// only, `RAck` without statistics (bytes by source, time). `None`
+    /// (the default) reports every object with statistics, as `StaR-all`.
+    pub report_type: Option<dms_flute::mbms::ReportType>,
     /// Seed of the repair randomness (back-off, ESI ranges).
     pub seed: u64,
     /// A directory for the agent's state (the last report per object).
@@ -110,6 +114,7 @@ impl AgentConfig {
             origin_key_pem: None,
             roots: rustls::RootCertStore::empty(),
             report_uri: None,
+            report_type: None,
             seed: 1,
             state_dir: None,
             backoff: Backoff {

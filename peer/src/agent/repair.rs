@@ -118,6 +118,7 @@ pub(super) struct Repairer {
     client: RepairClient,
     repair_uris: Vec<String>,
     report_uri: Option<String>,
+    report_type: Option<dms_flute::mbms::ReportType>,
     key: Option<VerifyingKey>,
     backoff: Backoff,
     rng: StdRng,
@@ -185,6 +186,7 @@ impl Repairer {
             client,
             repair_uris: config.repair_uris.clone(),
             report_uri: config.report_uri.clone(),
+            report_type: config.report_type,
             key,
             backoff: config.backoff,
             rng: StdRng::seed_from_u64(config.seed ^ 0x5eed_0fba_c0ff),
@@ -713,18 +715,34 @@ impl Repairer {
                 ObjectState::Complete { verified, .. } => *verified,
                 _ => false,
             };
-            if let Some(location) = &record.content_location {
+            // An APD's reportType: RAck and StaR speak of received files
+            // only, RAck without statistics; StaR-all (and no APD) of all.
+            let success = record.path.is_some();
+            let reported = self
+                .report_type
+                .is_none_or(|t| success || t.reports_failures());
+            let statistics = self.report_type.is_none_or(|t| t.has_statistics());
+            if let Some(location) = &record.content_location
+                && reported
+            {
                 let report = JsonReport {
                     object: record.manifest.as_ref().map(|m| m.id.clone()),
                     file_uri: Some(location.clone()),
                     device: self.device.clone(),
-                    success: record.path.is_some(),
-                    bytes: BytesBySource {
-                        broadcast: stats.bytes_kept,
-                        peers: record.peer_bytes,
-                        repair: record.repair_bytes,
+                    success,
+                    bytes: if statistics {
+                        BytesBySource {
+                            broadcast: stats.bytes_kept,
+                            peers: record.peer_bytes,
+                            repair: record.repair_bytes,
+                        }
+                    } else {
+                        BytesBySource::default()
                     },
-                    seconds_to_complete: record.time_to_complete.map(|t| t.as_secs_f64()),
+                    seconds_to_complete: record
+                        .time_to_complete
+                        .filter(|_| statistics)
+                        .map(|t| t.as_secs_f64()),
                 };
                 self.send_report(location, &report)?;
             }

@@ -104,7 +104,7 @@ use std::thread::JoinHandle;
 
 use dms_flute::ReceiverConfig;
 pub use dms_flute::net::Interface;
-use dms_flute::net::{ReceiverSocketConfig, receiver_socket};
+use dms_flute::net::{ReceiverSocketConfig, receiver_socket_from};
 
 pub use control::{
     ADOPTED_TOI_BASE, ADOPTED_TSI, AdoptError, AdoptedObject, Control, ManifestCheck, ObjectGaps,
@@ -155,6 +155,10 @@ pub struct ReceiveConfig {
     /// packets of the same session and object, or with repair. None by
     /// default: incomplete objects are then lost when the receiver stops.
     pub state: Option<PathBuf>,
+    /// Take datagrams from these sources only (an SDP's
+    /// `a=source-filter: incl`, joined source-specifically); empty (the
+    /// default): any source.
+    pub sources: Vec<std::net::Ipv4Addr>,
 }
 
 impl ReceiveConfig {
@@ -178,6 +182,7 @@ impl ReceiveConfig {
             loss: None,
             require_manifest: false,
             state: None,
+            sources: Vec::new(),
         }
     }
 }
@@ -252,12 +257,12 @@ impl MulticastReceiver {
             interface: config.interface,
             receive_buffer: config.receive_buffer,
         };
-        let socket = receiver_socket(config.group, &socket_config).map_err(|source| {
-            ReceiveError::Socket {
+        let socket = receiver_socket_from(config.group, &config.sources, &socket_config).map_err(
+            |source| ReceiveError::Socket {
                 group: config.group,
                 source,
-            }
-        })?;
+            },
+        )?;
         let local_addr = socket.local_addr().ok();
         let max_batches = (config.queue_bytes / BATCH_BYTES).max(2);
         let (full_tx, full_rx) = mpsc::sync_channel(max_batches);
