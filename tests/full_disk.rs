@@ -13,10 +13,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+
+mod origin_process;
+use origin_process::{free_port, wait_ready};
 
 /// A tmpfs mounted for the test, unmounted on drop.
 struct Tmpfs {
@@ -55,58 +57,6 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.path).status();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn client(data: &Path) -> reqwest::Client {
-    let pem = std::fs::read(data.join("tls/cert.pem")).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(config)
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
-async fn wait_ready(data: &Path, base: &str) -> (reqwest::Client, String) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        assert!(Instant::now() < deadline, "server did not start");
-        if data.join("tls/cert.pem").exists() && data.join("admin.token").exists() {
-            let token = std::fs::read_to_string(data.join("admin.token"))
-                .unwrap()
-                .trim()
-                .to_owned();
-            let client = client(data);
-            if let Ok(r) = client
-                .get(format!("{base}/v1/objects"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                && r.status().is_success()
-            {
-                return (client, token);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
