@@ -105,6 +105,23 @@ impl Tracked {
         }
     }
 
+    /// Makes every block written so far durable and lists it in the
+    /// persisted have-map, so that state kept for a later run holds all
+    /// this run decoded (the background flushes may lag behind).
+    fn make_durable(&mut self) {
+        if let (Some(writer), Some(persist)) = (&mut self.writer, &mut self.persist)
+            && persist.has_pending()
+        {
+            let promoted = writer
+                .sync()
+                .map_err(|e| e.to_string())
+                .and_then(|seq| persist.promote(seq).map_err(|e| e.to_string()));
+            if let Err(e) = promoted {
+                tracing::warn!("keeping the reception state: {e}");
+            }
+        }
+    }
+
     /// Removes its persisted state (it completed, failed or was given up).
     fn forget_state(&mut self) {
         if let Some(persist) = self.persist.take()
@@ -136,6 +153,10 @@ pub(super) struct DecodeLoop {
     objects: HashMap<(u64, u128), Tracked>,
     /// The last object that failed.
     last_failed: Option<(u64, u128)>,
+    /// Objects whose state was kept for a later run (the output's disk
+    /// was full): a carousel's next round of them must not replace it,
+    /// or a run that ends mid-round would leave less than it had.
+    kept_for_later: HashSet<(u64, u128)>,
 }
 
 impl DecodeLoop {
@@ -161,6 +182,7 @@ impl DecodeLoop {
             last_checkpoint: Instant::now(),
             objects: HashMap::new(),
             last_failed: None,
+            kept_for_later: HashSet::new(),
         }
     }
 
@@ -546,6 +568,8 @@ impl DecodeLoop {
         };
         tracked.name = file_name_or_toi(info.content_location(), toi);
         tracked.total = info.transfer_length;
+        // Should the output fail (a full disk), the state is kept whole.
+        tracked.make_durable();
         let writer = match tracked.writer.take() {
             Some(writer) => Ok(writer),
             // An empty object has no block.
@@ -591,7 +615,9 @@ impl DecodeLoop {
         // Delivered or failed: what was kept of it is of no more use —
         // unless the output's disk is full: a run with room resumes it.
         if result.as_ref().err().is_some_and(OutputError::is_no_space) {
-            tracked.persist = None;
+            if tracked.persist.take().is_some() {
+                self.kept_for_later.insert((tsi, toi));
+            }
         } else {
             tracked.forget_state();
         }
@@ -628,7 +654,10 @@ impl DecodeLoop {
             .unwrap_or_else(|| Tracked::new(toi));
         if keep_state {
             // Closed, not removed: the next run resumes from it.
-            tracked.persist = None;
+            tracked.make_durable();
+            if tracked.persist.take().is_some() {
+                self.kept_for_later.insert((tsi, toi));
+            }
         } else {
             tracked.forget_state();
         }
