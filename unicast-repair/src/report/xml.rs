@@ -170,7 +170,10 @@ fn truthy(value: &str) -> bool {
 /// Parses a `receptionReport` document.
 pub fn parse(text: &str) -> Result<ReceptionReport, super::ReportError> {
     let mut reader = Reader::from_str(text);
-    reader.config_mut().trim_text(true);
+    // Not trimmed per text event: an entity splits the text into events,
+    // and trimming each would drop the spaces beside it. The gathered text
+    // is trimmed once, at its element's end.
+    reader.config_mut().trim_text(false);
     let mut report = ReceptionReport::default();
     let mut saw_root = false;
     let mut section: Option<ReportKind> = None;
@@ -407,6 +410,16 @@ mod tests {
         assert_eq!((stats.bytes.repair, stats.bytes.peers), (0, 7));
         assert_eq!(stats.seconds_to_complete, None);
         assert_eq!(r.files[1].statistics, None);
+    }
+
+    #[test]
+    fn spaces_beside_an_entity_are_kept() {
+        let doc = "<receptionReport><receptionAcknowledgement>\n  <fileURI> a&amp; b &quot;c</fileURI>\n\
+            <clientId>ue &lt;1&gt;</clientId></receptionAcknowledgement></receptionReport>";
+        let r = parse(doc).unwrap();
+        assert_eq!(r.files[0].file_uri, "a& b \"c");
+        assert_eq!(r.client_id.as_deref(), Some("ue <1>"));
+        assert_eq!(parse(&r.to_xml()).unwrap().files[0].file_uri, "a& b \"c");
     }
 
     #[test]
