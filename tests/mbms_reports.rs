@@ -12,36 +12,11 @@
 
 mod binary;
 
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use binary::{free_port, publish_pattern, start_origin, start_session};
+use binary::{flip_blob_byte, free_port, publish_pattern, start_origin, start_session, unix_now};
 use sha2::{Digest, Sha256};
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// Flips a bit of the stored blob of `bytes` (the catalog keeps the old
-/// SHA-256 and block hashes).
-fn damage_blob(data: &Path, bytes: &[u8]) {
-    let sha = hex::encode(Sha256::digest(bytes));
-    let path = data.join("blobs").join(&sha[..2]).join(&sha);
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .unwrap();
-    let mut b = [0u8; 1];
-    file.read_exact_at(&mut b, 1000).unwrap();
-    b[0] ^= 0x20;
-    file.write_all_at(&b, 1000).unwrap();
-    file.sync_all().unwrap();
-}
 
 /// The seconds printed after `prefix` on a line of `stderr`.
 fn seconds_after(stderr: &str, prefix: &str) -> f64 {
@@ -137,7 +112,7 @@ fn the_apd_report_type_and_sample_decide_what_reaches_the_origin() {
             60_000,
             shift + 1,
         );
-        damage_blob(&data, &bad_bytes);
+        flip_blob_byte(&data, &hex::encode(Sha256::digest(&bad_bytes)), 1000);
         objects.push((good, bad));
     }
 
