@@ -105,23 +105,6 @@ impl Tracked {
         }
     }
 
-    /// Makes every block written so far durable and lists it in the
-    /// persisted have-map, so that state kept for a later run holds all
-    /// this run decoded (the background flushes may lag behind).
-    fn make_durable(&mut self) {
-        if let (Some(writer), Some(persist)) = (&mut self.writer, &mut self.persist)
-            && persist.has_pending()
-        {
-            let promoted = writer
-                .sync()
-                .map_err(|e| e.to_string())
-                .and_then(|seq| persist.promote(seq).map_err(|e| e.to_string()));
-            if let Err(e) = promoted {
-                tracing::warn!("keeping the reception state: {e}");
-            }
-        }
-    }
-
     /// Removes its persisted state (it completed, failed or was given up).
     fn forget_state(&mut self) {
         if let Some(persist) = self.persist.take()
@@ -568,8 +551,6 @@ impl DecodeLoop {
         };
         tracked.name = file_name_or_toi(info.content_location(), toi);
         tracked.total = info.transfer_length;
-        // Should the output fail (a full disk), the state is kept whole.
-        tracked.make_durable();
         let writer = match tracked.writer.take() {
             Some(writer) => Ok(writer),
             // An empty object has no block.
@@ -615,9 +596,7 @@ impl DecodeLoop {
         // Delivered or failed: what was kept of it is of no more use —
         // unless the output's disk is full: a run with room resumes it.
         if result.as_ref().err().is_some_and(OutputError::is_no_space) {
-            if tracked.persist.take().is_some() {
-                self.kept_for_later.insert((tsi, toi));
-            }
+            self.keep_for_later(tsi, toi, &mut tracked);
         } else {
             tracked.forget_state();
         }
@@ -640,6 +619,17 @@ impl DecodeLoop {
         self.send(ReceiveEvent::Object(progress(tsi, toi, &tracked, state)));
     }
 
+    /// Closes the object's persisted state, whole and not removed, for a
+    /// later run, and keeps this run from replacing it.
+    fn keep_for_later(&mut self, tsi: u64, toi: u128, tracked: &mut Tracked) {
+        if let Some(mut persist) = tracked.persist.take() {
+            if let Err(e) = persist.settle() {
+                tracing::warn!(tsi, %toi, "keeping the reception state: {e}");
+            }
+            self.kept_for_later.insert((tsi, toi));
+        }
+    }
+
     /// Drops the object's temp file and reports the failure.
     fn fail(&mut self, tsi: u64, toi: u128, reason: String) {
         self.fail_as(tsi, toi, reason, false);
@@ -654,10 +644,7 @@ impl DecodeLoop {
             .unwrap_or_else(|| Tracked::new(toi));
         if keep_state {
             // Closed, not removed: the next run resumes from it.
-            tracked.make_durable();
-            if tracked.persist.take().is_some() {
-                self.kept_for_later.insert((tsi, toi));
-            }
+            self.keep_for_later(tsi, toi, &mut tracked);
         } else {
             tracked.forget_state();
         }
