@@ -83,15 +83,6 @@ pub struct ReceptionReport {
     pub files: Vec<FileReport>,
 }
 
-/// A number as an attribute value: whole numbers without a fraction.
-fn number(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{value:.0}")
-    } else {
-        format!("{value}")
-    }
-}
-
 impl ReceptionReport {
     /// The XML document. Files of kind [`ReportKind::Rack`] go in one
     /// `receptionAcknowledgement`, the others in one `statisticalReport`
@@ -147,7 +138,8 @@ impl ReceptionReport {
                         st.bytes.broadcast, st.bytes.peers, st.bytes.repair
                     );
                     if let Some(t) = st.seconds_to_complete.filter(|t| t.is_finite()) {
-                        let _ = write!(s, " dms:secondsToComplete=\"{}\"", number(t));
+                        // f64's Display writes whole numbers without a fraction.
+                        let _ = write!(s, " dms:secondsToComplete=\"{t}\"");
                     }
                 }
                 let _ = writeln!(s, ">{}</fileURI>", escape(f.file_uri.as_str()));
