@@ -199,61 +199,68 @@ fn libcoap_and_aiocoap_download_a_4_mib_object_byte_identical() {
     let origin = origin_with_object();
     let cert = origin.data.join("tls/cert.pem");
     let out = |name: &str| origin.dir.join(name);
-
-    // libcoap over UDP with 1024-byte blocks, over TCP and over TLS.
-    run(Command::new(&coap_client)
-        .args(["-b", "1024", "-B", "60", "-o"])
-        .arg(out("libcoap.udp"))
-        .arg(origin.uri("coap")));
-    assert!(
-        read(&out("libcoap.udp")) == origin.bytes,
-        "coap over UDP differs"
-    );
-    run(Command::new(&coap_client)
-        .args(["-b", "1024", "-B", "60", "-o"])
-        .arg(out("libcoap.tcp"))
-        .arg(origin.uri("coap+tcp")));
-    assert!(
-        read(&out("libcoap.tcp")) == origin.bytes,
-        "coap+tcp differs"
-    );
-    run(Command::new(&coap_client)
-        .args(["-b", "1024", "-B", "60", "-C"])
-        .arg(&cert)
-        .arg("-o")
-        .arg(out("libcoap.tls"))
-        .arg(origin.uri("coaps+tcp")));
-    assert!(
-        read(&out("libcoap.tls")) == origin.bytes,
-        "coaps+tcp differs"
-    );
-    // libcoap asks block 2000 alone when told to start there (4.3 fetches
-    // that one block): it is the object's bytes at 2000 KiB.
-    run(Command::new(&coap_client)
-        .args(["-b", "2000,1024", "-B", "60", "-o"])
-        .arg(out("libcoap.2000"))
-        .arg(origin.uri("coap")));
-    assert!(read(&out("libcoap.2000")) == origin.bytes[2000 << 10..2001 << 10]);
-
-    // aiocoap: whole over UDP and TCP; resumed from block 2000 over UDP.
     let script = origin.dir.join("aiocoap_get.py");
     std::fs::write(&script, AIOCOAP_GET).unwrap();
-    for (scheme, name) in [("coap", "aiocoap.udp"), ("coap+tcp", "aiocoap.tcp")] {
-        run(Command::new(&python)
+
+    // Each block-wise download is one round trip per 1024-byte block, so
+    // the clients run side by side (the server serves them all at once).
+    let libcoap = |args: &[&str], name: &str, scheme: &str| {
+        let mut command = Command::new(&coap_client);
+        command
+            .args(args)
+            .arg("-o")
+            .arg(out(name))
+            .arg(origin.uri(scheme));
+        command
+    };
+    let aiocoap = |scheme: &str, name: &str, start: &str| {
+        let mut command = Command::new(&python);
+        command
             .arg(&script)
             .arg(origin.uri(scheme))
             .arg(out(name))
-            .arg("-1"));
-        assert!(
-            read(&out(name)) == origin.bytes,
-            "aiocoap over {scheme} differs"
-        );
+            .arg(start);
+        command
+    };
+    let cert_arg = cert.to_str().unwrap();
+    let mut downloads = [
+        // libcoap over UDP with 1024-byte blocks, over TCP and over TLS.
+        libcoap(&["-b", "1024", "-B", "60"], "libcoap.udp", "coap"),
+        libcoap(&["-b", "1024", "-B", "60"], "libcoap.tcp", "coap+tcp"),
+        libcoap(
+            &["-b", "1024", "-B", "60", "-C", cert_arg],
+            "libcoap.tls",
+            "coaps+tcp",
+        ),
+        // libcoap asks block 2000 alone when told to start there (4.3
+        // fetches that one block).
+        libcoap(&["-b", "2000,1024", "-B", "60"], "libcoap.2000", "coap"),
+        // aiocoap: whole over UDP and TCP; resumed from block 2000 over UDP.
+        aiocoap("coap", "aiocoap.udp", "-1"),
+        aiocoap("coap+tcp", "aiocoap.tcp", "-1"),
+        aiocoap("coap", "aiocoap.resumed", "2000"),
+    ];
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = downloads
+            .iter_mut()
+            .map(|command| scope.spawn(move || run(command)))
+            .collect();
+        for run in runs {
+            run.join().unwrap();
+        }
+    });
+
+    for name in [
+        "libcoap.udp",
+        "libcoap.tcp",
+        "libcoap.tls",
+        "aiocoap.udp",
+        "aiocoap.tcp",
+    ] {
+        assert!(read(&out(name)) == origin.bytes, "{name} differs");
     }
-    run(Command::new(&python)
-        .arg(&script)
-        .arg(origin.uri("coap"))
-        .arg(out("aiocoap.resumed"))
-        .arg("2000"));
+    // Block 2000 alone is the object's bytes at 2000 KiB.
+    assert!(read(&out("libcoap.2000")) == origin.bytes[2000 << 10..2001 << 10]);
     let mut resumed = origin.bytes[..2000 << 10].to_vec();
     resumed.extend_from_slice(&read(&out("aiocoap.resumed")));
     assert!(
