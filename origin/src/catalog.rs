@@ -39,7 +39,20 @@ pub enum CatalogError {
     /// A write on a read-only catalog.
     #[error("catalog opened read-only")]
     ReadOnly,
+    /// A shared catalog (PostgreSQL) cannot be reached now: answered 503
+    /// with a `Retry-After`; the same call works once it is back.
+    #[error("catalog unavailable: {0}")]
+    Unavailable(String),
+    /// PostgreSQL refused a statement.
+    #[error("catalog database: {0}")]
+    Pg(String),
+    /// The catalog's URL or schema is not usable.
+    #[error("catalog: {0}")]
+    Config(String),
 }
+
+/// A held blob lock (see [`Catalog::lock_blob`]); dropping it releases it.
+pub type BlobLock = Box<dyn std::any::Any + Send>;
 
 fn db<E: Into<redb::Error>>(e: E) -> CatalogError {
     CatalogError::Db(e.into())
@@ -57,7 +70,8 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn matches(&self, r: &ObjectRecord) -> bool {
+    /// Whether `r` passes the filter.
+    pub fn matches(&self, r: &ObjectRecord) -> bool {
         self.name.as_ref().is_none_or(|n| *n == r.name)
             && self.kind.is_none_or(|k| k == r.kind)
             && self.state.is_none_or(|s| s == r.state)
@@ -161,6 +175,14 @@ pub trait Catalog: Send + Sync + 'static {
     ) -> Result<(), CatalogError>;
     /// What the scrubs have checked.
     fn scrub_totals(&self) -> Result<ScrubTotals, CatalogError>;
+    /// Waits until no other instance on this catalog is committing or
+    /// removing the blob `sha256` (hex), and holds them off until the
+    /// guard drops. `None`: one process owns the catalog (redb), whose
+    /// repository lock is enough.
+    fn lock_blob(&self, sha256: &str) -> Result<Option<BlobLock>, CatalogError> {
+        let _ = sha256;
+        Ok(None)
+    }
 }
 
 const OBJECTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("objects");
