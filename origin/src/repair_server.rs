@@ -95,7 +95,9 @@ pub fn prepare_repair(opts: &RepairServeOptions) -> Result<RepairServer, ServeEr
             })?,
         (None, None, data) => {
             // `data` is set: without a shared catalog it was required above.
-            let path = data.unwrap_or(Path::new(".")).join(crate::server::BASE_URL_FILE);
+            let path = data
+                .unwrap_or(Path::new("."))
+                .join(crate::server::BASE_URL_FILE);
             std::fs::read_to_string(&path)
                 .map_err(|e| {
                     ServeError::Config(format!(

@@ -7,16 +7,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::Router;
-use sha2::Digest;
 use dms_repair::{ObjectSource, RedbReports, ReportStore, ServiceConfig};
+use sha2::Digest;
 
 use crate::api::{self, AppState, Metrics, Tokens};
 use crate::config::{Config, Scope};
 use crate::fsutil::atomic_write;
 use crate::pg::{AdminToken, PgCatalog, PgReports};
-use crate::storage::CatalogSpec;
 use crate::repo::{Limits, RepoError, Repository};
 use crate::sessions::{SESSION_DIR, SessionRegistry, SessionStore};
+use crate::storage::CatalogSpec;
 use crate::urls::{Urls, host_of};
 
 /// `DATA/base_url`: the public base URL the running origin gives out.

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::blob::{BlobStore, LocalBlobStore};
-use crate::repo::{Limits, RepoError, Repository};
-use crate::urls::Urls;
 use crate::deltas::{DELTA_DIR, DeltaConfig, DeltaStore, DeltaTree, LocalTree};
+use crate::repo::{Limits, RepoError, Repository};
 use crate::s3::{S3BlobStore, S3Bucket, S3Location, S3Tree};
+use crate::urls::Urls;
 
 /// Where blobs live.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -173,7 +173,13 @@ impl CatalogSpec {
             Self::Postgres(url) => {
                 let catalog = Arc::new(crate::pg::PgCatalog::connect(url)?);
                 let urls = Urls::new("http://localhost").map_err(RepoError::Invalid)?;
-                Ok(Repository::new(catalog, blobs, None, urls, Limits::default()))
+                Ok(Repository::new(
+                    catalog,
+                    blobs,
+                    None,
+                    urls,
+                    Limits::default(),
+                ))
             }
         }
     }
@@ -249,7 +255,10 @@ mod tests {
     #[test]
     fn catalog_values_parse_and_are_remembered() {
         assert_eq!(CatalogSpec::parse(None).unwrap(), CatalogSpec::Embedded);
-        assert_eq!(CatalogSpec::parse(Some("redb")).unwrap(), CatalogSpec::Embedded);
+        assert_eq!(
+            CatalogSpec::parse(Some("redb")).unwrap(),
+            CatalogSpec::Embedded
+        );
         assert!(CatalogSpec::parse(Some("mysql://x@y/z")).is_err());
         let url = "postgres://dms:pw@db:5432/dms";
         let dir = tempfile::tempdir().unwrap();
@@ -257,7 +266,10 @@ mod tests {
             CatalogSpec::given_or_remembered(None, Some(dir.path())).unwrap(),
             CatalogSpec::Embedded
         );
-        CatalogSpec::parse(Some(url)).unwrap().remember(dir.path()).unwrap();
+        CatalogSpec::parse(Some(url))
+            .unwrap()
+            .remember(dir.path())
+            .unwrap();
         let remembered = CatalogSpec::given_or_remembered(None, Some(dir.path())).unwrap();
         assert_eq!(remembered, CatalogSpec::Postgres(url.into()));
         assert_eq!(remembered.to_string(), "postgres://dms:***@db:5432/dms");

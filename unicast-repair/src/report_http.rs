@@ -23,7 +23,6 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-
 /// 503 while the report store is away, else 500.
 fn report_error(e: ReportError) -> ApiError {
     match e {

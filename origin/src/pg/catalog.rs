@@ -128,10 +128,7 @@ impl Catalog for PgCatalog {
         let id = id.to_owned();
         self.run(move |client| async move {
             client
-                .query_opt(
-                    "SELECT record::text FROM dms_objects WHERE id = $1",
-                    &[&id],
-                )
+                .query_opt("SELECT record::text FROM dms_objects WHERE id = $1", &[&id])
                 .await
                 .map_err(pg)?
                 .map(|row| from_json(row.get(0)))
@@ -182,7 +179,9 @@ impl Catalog for PgCatalog {
                     )
                     .await
                     .map_err(pg)?
-                    .map(|row| Ok::<_, CatalogError>((row.get::<_, i64>(0), from_json(row.get(1))?)))
+                    .map(|row| {
+                        Ok::<_, CatalogError>((row.get::<_, i64>(0), from_json(row.get(1))?))
+                    })
                     .transpose()
             })?
             else {
@@ -354,9 +353,7 @@ impl Catalog for PgCatalog {
                     "INSERT INTO dms_counters (key, value) VALUES ($1, $2)
                      ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
                 };
-                tx.execute(sql, &[&key, &signed(value)])
-                    .await
-                    .map_err(pg)?;
+                tx.execute(sql, &[&key, &signed(value)]).await.map_err(pg)?;
             }
             tx.commit().await.map_err(pg)?;
             Ok(())

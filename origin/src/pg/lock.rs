@@ -27,7 +27,9 @@ pub struct PgBlobLock {
 
 impl std::fmt::Debug for PgBlobLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgBlobLock").field("key", &self.key).finish()
+        f.debug_struct("PgBlobLock")
+            .field("key", &self.key)
+            .finish()
     }
 }
 
@@ -47,10 +49,7 @@ impl PgBlobLock {
         let key = key_of(sha256);
         let client = catalog.run(move |client| async move {
             client
-                .execute(
-                    "SELECT pg_advisory_lock($1, $2)",
-                    &[&BLOB_LOCK_SPACE, &key],
-                )
+                .execute("SELECT pg_advisory_lock($1, $2)", &[&BLOB_LOCK_SPACE, &key])
                 .await
                 .map_err(pg)?;
             Ok(client)

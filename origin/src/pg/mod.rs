@@ -103,9 +103,9 @@ impl PgCatalog {
     /// A pool for `url`; nothing is sent yet, and the schema is not
     /// checked (for tests of the migrations).
     pub fn connect_lazy(url: &str) -> Result<Self, CatalogError> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
-            CatalogError::Config(format!("{}: {e}", redacted(url)))
-        })?;
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| CatalogError::Config(format!("{}: {e}", redacted(url))))?;
         config
             .connect_timeout(CONNECT_TIMEOUT)
             .keepalives(true)

@@ -85,7 +85,10 @@ impl PgCatalog {
     pub fn tokens(&self) -> Result<Vec<StoredToken>, CatalogError> {
         let rows: Vec<(Vec<u8>, String, String)> = self.run(|client| async move {
             Ok(client
-                .query("SELECT sha256, name, scope FROM dms_tokens ORDER BY name", &[])
+                .query(
+                    "SELECT sha256, name, scope FROM dms_tokens ORDER BY name",
+                    &[],
+                )
                 .await
                 .map_err(pg)?
                 .iter()
