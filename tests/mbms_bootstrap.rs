@@ -11,14 +11,9 @@ mod binary;
 
 use std::process::Command;
 
-use binary::{Kill, free_port, publish_pattern, spawn, start_origin, start_session, wait_until};
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
+use binary::{
+    Kill, free_port, publish_pattern, spawn, start_origin, start_session, unix_now, wait_until,
+};
 
 fn curl_ok(cacert: &std::path::Path, extra: &[&str], url: &str) -> Option<Vec<u8>> {
     let out = Command::new("curl")

@@ -5,14 +5,15 @@
 //! /metrics, and served again once its content is uploaded again.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 
+mod binary;
 mod origin_process;
+use binary::flip_blob_byte;
 use origin_process::{free_port, spawn_server, wait_ready};
 
 fn bytes(len: usize, seed: u32) -> Vec<u8> {
@@ -43,20 +44,6 @@ async fn publish(
         .unwrap();
     let status = r.status();
     (status, r.json().await.unwrap())
-}
-
-fn flip_a_byte(data: &Path, sha256: &str, at: u64) {
-    let path = data.join("blobs").join(&sha256[..2]).join(sha256);
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .unwrap();
-    let mut b = [0u8; 1];
-    file.read_exact_at(&mut b, at).unwrap();
-    b[0] ^= 0x20;
-    file.write_all_at(&b, at).unwrap();
-    file.sync_all().unwrap();
 }
 
 async fn scrub(data: &Path) -> Output {
@@ -134,7 +121,7 @@ async fn scrub_finds_bit_rot_and_the_object_is_refused_until_uploaded_again() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    flip_a_byte(&data, a["sha256"].as_str().unwrap(), 1_500_000);
+    flip_blob_byte(&data, a["sha256"].as_str().unwrap(), 1_500_000);
 
     // Through the running server (it holds the catalog).
     let out = scrub(&data).await;
@@ -226,7 +213,7 @@ async fn scrub_finds_bit_rot_and_the_object_is_refused_until_uploaded_again() {
     // Offline: the server stopped, the other object rots.
     server.kill().unwrap();
     server.wait().unwrap();
-    flip_a_byte(&data, b["sha256"].as_str().unwrap(), 0);
+    flip_blob_byte(&data, b["sha256"].as_str().unwrap(), 0);
     let out = scrub(&data).await;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(!out.status.success(), "{stdout}");

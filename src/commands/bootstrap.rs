@@ -20,6 +20,8 @@ pub struct Bootstrap {
     pub sdp: SessionDescription,
     /// The APD, when the USD names one.
     pub procedures: Option<AssociatedProcedures>,
+    /// The USD's `serviceId`, when the session came from one.
+    pub service_id: Option<String>,
 }
 
 /// Reads `source`: an `http(s)://` URL (fetched) or a file.
@@ -52,21 +54,21 @@ pub fn load(
         roots,
         ..ClientConfig::default()
     })?;
-    let (sdp_source, apd_source) = match (usd, sdp) {
+    let (sdp_source, apd_source, service_id) = match (usd, sdp) {
         (Some(usd), _) => {
             let bundle = UserServiceBundle::parse(&read(usd, &client, &rt)?)
                 .with_context(|| format!("USD {usd}"))?;
-            let method = bundle
-                .services
-                .first()
+            let service = bundle.services.first();
+            let method = service
                 .and_then(|s| s.delivery_methods.first())
                 .with_context(|| format!("USD {usd}: no deliveryMethod"))?;
             (
                 method.session_description_uri.clone(),
                 method.associated_procedure_description_uri.clone(),
+                service.map(|s| s.service_id.clone()),
             )
         }
-        (None, Some(sdp)) => (sdp.to_string(), None),
+        (None, Some(sdp)) => (sdp.to_string(), None, None),
         (None, None) => bail!("neither --usd nor --sdp"),
     };
     let sdp = SessionDescription::parse(&read(&sdp_source, &client, &rt)?)
@@ -78,7 +80,11 @@ pub fn load(
         ),
         None => None,
     };
-    Ok(Bootstrap { sdp, procedures })
+    Ok(Bootstrap {
+        sdp,
+        procedures,
+        service_id,
+    })
 }
 
 /// Unix seconds now.
@@ -129,6 +135,25 @@ impl Bootstrap {
         })
     }
 
+    /// The report back-off of the APD.
+    pub fn report_backoff(&self) -> Option<Backoff> {
+        let report = self.procedures.as_ref()?.reception_report.as_ref()?;
+        Some(Backoff {
+            offset: Duration::from_secs(report.offset_time),
+            random_period: Duration::from_secs(report.random_time_period),
+        })
+    }
+
+    /// The delivery session as a statistical report names it: the
+    /// sender's address (the SDP's first source, else its `o=` address)
+    /// and the TSI, `ADDRESS:TSI`.
+    pub fn session_id(&self) -> String {
+        match self.sdp.sources.first() {
+            Some(source) => format!("{source}:{}", self.sdp.tsi),
+            None => format!("{}:{}", self.sdp.origin, self.sdp.tsi),
+        }
+    }
+
     /// Where and what to report: `None` when the APD has no reporting or
     /// this device is not in the `samplePercentage` (drawn from `unit`,
     /// uniform in [0, 1)).
@@ -162,6 +187,7 @@ mod tests {
                     service_uris: vec!["https://o/report".into()],
                 }),
             }),
+            service_id: None,
         }
     }
 

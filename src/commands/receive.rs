@@ -269,7 +269,15 @@ fn agent_config(args: &ReceiveArgs, bootstrap: Option<&Bootstrap>) -> anyhow::Re
         let reporting: Option<(String, dms_flute::mbms::ReportType)> = b.reporting(unit);
         config.report_uri = reporting.as_ref().map(|(uri, _)| uri.clone());
         config.report_type = reporting.map(|(_, t)| t);
+        if let Some(backoff) = b.report_backoff() {
+            config.report_backoff = backoff;
+        }
+        config.report_session_id = Some(b.session_id());
+        config.report_service_id.clone_from(&b.service_id);
     }
+    // A described session is the only one: once it ended and its repair
+    // is done, the UE is done (and reports what failed).
+    config.end_with_session = bootstrap.is_some();
     config.base.clone_from(&args.base);
     config.late_join_after = args.late_join.map(|t| secs(t, "--late-join")).transpose()?;
     Ok(config)
@@ -367,6 +375,31 @@ pub fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         }
         AgentEvent::PeerBanned(peer) => {
             multi.suspend(|| eprintln!("peer {peer} banned: its symbols fail the manifest"));
+        }
+        AgentEvent::RepairScheduled { after } if !quiet => {
+            multi.suspend(|| {
+                eprintln!(
+                    "session over: repair after a back-off of {:.3} s",
+                    after.as_secs_f64()
+                );
+            });
+        }
+        AgentEvent::RepairFailed { progress, reason } => {
+            let line = format!("{} FAILED: {reason}", progress.name);
+            if let Some(bar) = bars.get(&(progress.tsi, progress.toi)) {
+                bar.abandon_with_message(line.clone());
+            }
+            if said.insert(line.clone()) {
+                multi.suspend(|| eprintln!("{line}"));
+            }
+        }
+        AgentEvent::Reporting { files, after, uri } if !quiet => {
+            multi.suspend(|| {
+                eprintln!(
+                    "reception report of {files} file(s) to {uri}, {:.3} s after the session's end",
+                    after.as_secs_f64()
+                );
+            });
         }
         _ => {}
     })?;

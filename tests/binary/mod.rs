@@ -153,3 +153,28 @@ pub fn start_session(
     ]
     .concat()))
 }
+
+/// Seconds since the Unix epoch (session start times are given so).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Flips a bit of byte `at` of the stored blob `sha256` under `data` (the
+/// catalog keeps the old SHA-256 and block hashes): bit rot, on purpose.
+pub fn flip_blob_byte(data: &Path, sha256: &str, at: u64) {
+    use std::os::unix::fs::FileExt;
+    let path = data.join("blobs").join(&sha256[..2]).join(sha256);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let mut b = [0u8; 1];
+    file.read_exact_at(&mut b, at).unwrap();
+    b[0] ^= 0x20;
+    file.write_all_at(&b, at).unwrap();
+    file.sync_all().unwrap();
+}

@@ -130,12 +130,13 @@ fn from_xml(
     for file in parsed.files {
         // Files this service does not hold are not ours to count.
         if let Some(object) = object_of(source, &file.file_uri)? {
+            let stats = file.statistics.unwrap_or_default();
             out.push(Report {
                 object,
                 device: device.clone(),
                 success: file.success,
-                bytes: Default::default(),
-                seconds_to_complete: None,
+                bytes: stats.bytes,
+                seconds_to_complete: stats.seconds_to_complete,
                 kind: file.kind,
                 received_at: now(),
             });

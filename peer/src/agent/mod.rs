@@ -62,9 +62,26 @@ pub struct AgentConfig {
     /// Where reception reports are posted; `None` posts none.
     pub report_uri: Option<String>,
     /// An APD's `reportType`: `RAck` and `StaR` report received objects
-    /// only, `RAck` without statistics (bytes by source, time). `None`
-    /// (the default) reports every object with statistics, as `StaR-all`.
+    /// only, `RAck` without statistics (bytes by source, time). With one
+    /// the report is the 3GPP `receptionReport` XML (TS 26.346 §9.4), one
+    /// document for all the objects; `None` (the default) posts our JSON,
+    /// one report per object, for every object, with statistics.
     pub report_type: Option<dms_flute::mbms::ReportType>,
+    /// Wait before reporting after the session ends (the APD's
+    /// `postReceptionReport` `offsetTime` and `randomTimePeriod`); a
+    /// repair that ends later delays the report to its end. None by
+    /// default.
+    pub report_backoff: Backoff,
+    /// `sessionId` of 3GPP statistical reports (`ADDRESS:TSI`).
+    pub report_session_id: Option<String>,
+    /// `serviceId` of 3GPP statistical reports (the USD's).
+    pub report_service_id: Option<String>,
+    /// Stop once a session ended, its repair is done and no object is
+    /// still being received, even if fewer than `count` were delivered
+    /// (what failed is reported as failed). For a UE that joined one
+    /// session from its description: nothing else is coming. Off by
+    /// default (the agent waits for `count` objects, or the timeout).
+    pub end_with_session: bool,
     /// Seed of the repair randomness (back-off, ESI ranges).
     pub seed: u64,
     /// A directory for the agent's state (the last report per object).
@@ -115,6 +132,13 @@ impl AgentConfig {
             roots: rustls::RootCertStore::empty(),
             report_uri: None,
             report_type: None,
+            report_backoff: Backoff {
+                offset: Duration::ZERO,
+                random_period: Duration::ZERO,
+            },
+            report_session_id: None,
+            report_service_id: None,
+            end_with_session: false,
             seed: 1,
             state_dir: None,
             backoff: Backoff {
@@ -164,6 +188,29 @@ pub enum AgentEvent {
     },
     /// A peer sent symbols that fail the manifest and was banned.
     PeerBanned(String),
+    /// The session ended: repair starts after this back-off.
+    RepairScheduled {
+        /// The wait drawn from the repair back-off.
+        after: Duration,
+    },
+    /// Repair gave up on an object: it is not delivered (and is reported
+    /// as failed where the report type says so).
+    RepairFailed {
+        /// The object as last seen.
+        progress: ObjectProgress,
+        /// Why.
+        reason: String,
+    },
+    /// Reception reports are about to be sent, after the report back-off.
+    Reporting {
+        /// Files the reports speak of.
+        files: usize,
+        /// The wait drawn from the report back-off, counted from the
+        /// session's end (or the agent's, if no end was seen).
+        after: Duration,
+        /// Where they go.
+        uri: String,
+    },
     /// A delta for the installed version was applied: the target, verified,
     /// is at `target`.
     DeltaApplied {
@@ -326,6 +373,26 @@ fn is_copy(progress: &ObjectProgress, delivered: &HashSet<String>) -> bool {
         .is_some_and(|l| delivered.contains(l))
 }
 
+/// A session ended (closed or idle): notes when, and schedules repair
+/// after the back-off unless it is already due.
+fn session_end(
+    session_ended: &mut Option<Instant>,
+    repair_at: &mut Option<Instant>,
+    repairer: &mut Repairer,
+    on_event: &mut dyn FnMut(AgentEvent),
+) {
+    let now = Instant::now();
+    session_ended.get_or_insert(now);
+    if repair_at.is_none() {
+        *repair_at = repairer.repair_time();
+        if let Some(at) = *repair_at {
+            on_event(AgentEvent::RepairScheduled {
+                after: at.saturating_duration_since(now),
+            });
+        }
+    }
+}
+
 /// Runs an agent to the end: until `config.count` objects are delivered,
 /// the timeout passes, or the receiver stops. `on_event` sees progress as
 /// it happens (it runs on the calling thread; keep it quick).
@@ -359,9 +426,21 @@ pub fn run(
     let mut delivered_locations: HashSet<String> = HashSet::new();
     let mut complete = 0u64;
     let mut repair_at: Option<Instant> = None;
+    // When a session was first seen to end (reports count from it).
+    let mut session_ended: Option<Instant> = None;
     let mut late = late::LateJoin::new(&config, started);
     let outcome: Result<(), AgentError> = (|| {
         while complete < config.count {
+            if config.end_with_session
+                && session_ended.is_some()
+                && repair_at.is_none()
+                && !objects.values().any(|p| {
+                    matches!(p.state, ObjectState::Receiving) && !is_copy(p, &delivered_locations)
+                })
+            {
+                tracing::info!(complete, wanted = config.count, "the session is over");
+                break;
+            }
             let wait = match deadline {
                 Some(deadline) => deadline.saturating_duration_since(Instant::now()),
                 None => Duration::from_secs(3600),
@@ -382,7 +461,26 @@ pub fn run(
                         continue;
                     }
                     on_event(AgentEvent::Repairing(object.clone()));
-                    let repaired = repairer.repair(&control, &object, &mut on_event)?;
+                    let repaired = match repairer.repair(&control, &object, &mut on_event) {
+                        Ok(repaired) => repaired,
+                        // This object is lost; the others go on, and the
+                        // report says it failed.
+                        Err(AgentError::Repair { location, reason }) => {
+                            tracing::warn!(%location, %reason, "repair gave up");
+                            control.abandon(object.tsi, object.toi);
+                            let mut failed = object.clone();
+                            failed.state = ObjectState::Failed {
+                                reason: reason.clone(),
+                            };
+                            objects.insert((object.tsi, object.toi), failed.clone());
+                            on_event(AgentEvent::RepairFailed {
+                                progress: failed,
+                                reason,
+                            });
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     if let Some(path) = repaired {
                         // Downloaded whole: the receiver gave it up.
                         complete += 1;
@@ -495,11 +593,21 @@ pub fn run(
                 }
                 ReceiveEvent::SessionClosed { tsi } => {
                     tracing::info!("session {tsi} closed by the sender");
-                    repair_at = repair_at.or_else(|| repairer.repair_time());
+                    session_end(
+                        &mut session_ended,
+                        &mut repair_at,
+                        &mut repairer,
+                        &mut on_event,
+                    );
                 }
                 ReceiveEvent::SessionIdle { tsi } => {
                     tracing::info!("session {tsi} idle");
-                    repair_at = repair_at.or_else(|| repairer.repair_time());
+                    session_end(
+                        &mut session_ended,
+                        &mut repair_at,
+                        &mut repairer,
+                        &mut on_event,
+                    );
                 }
             }
         }
@@ -509,6 +617,14 @@ pub fn run(
     outcome?;
     let stats = stats?;
     let elapsed = started.elapsed();
-    let report = repairer.finish(objects, complete, config.count, stats, elapsed)?;
+    let report = repairer.finish(
+        objects,
+        complete,
+        config.count,
+        stats,
+        elapsed,
+        session_ended,
+        &mut on_event,
+    )?;
     Ok(report)
 }

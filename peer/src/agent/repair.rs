@@ -15,7 +15,8 @@ use dms_fec::{FecScheme, PayloadId};
 use dms_repair::client::backoff::Backoff;
 use dms_repair::manifest::{ManifestBody, SignedManifest, public_key_from_pem};
 use dms_repair::query::{RepairItem, RepairQuery};
-use dms_repair::report::{BytesBySource, JsonReport};
+use dms_repair::report::xml::{FileReport, FileStatistics, ReceptionReport};
+use dms_repair::report::{BytesBySource, JsonReport, ReportKind};
 use dms_repair::{ClientConfig, DownloadTarget, MAX_SYMBOLS_PER_REQUEST, RepairClient};
 use ed25519_dalek::VerifyingKey;
 use rand::rngs::StdRng;
@@ -119,6 +120,9 @@ pub(super) struct Repairer {
     repair_uris: Vec<String>,
     report_uri: Option<String>,
     report_type: Option<dms_flute::mbms::ReportType>,
+    report_backoff: Backoff,
+    report_session_id: Option<String>,
+    report_service_id: Option<String>,
     key: Option<VerifyingKey>,
     backoff: Backoff,
     rng: StdRng,
@@ -187,6 +191,9 @@ impl Repairer {
             repair_uris: config.repair_uris.clone(),
             report_uri: config.report_uri.clone(),
             report_type: config.report_type,
+            report_backoff: config.report_backoff,
+            report_session_id: config.report_session_id.clone(),
+            report_service_id: config.report_service_id.clone(),
             key,
             backoff: config.backoff,
             rng: StdRng::seed_from_u64(config.seed ^ 0x5eed_0fba_c0ff),
@@ -698,8 +705,12 @@ impl Repairer {
         Ok(dest)
     }
 
-    /// Posts a reception report per object, keeps it in the state
-    /// directory, lingers for peers, and returns the agent's report.
+    /// Reports, lingers for peers, and returns the agent's report. Each
+    /// object's report is kept in the state directory (JSON); after the
+    /// report back-off (from `session_ended`, else now) our JSON is posted
+    /// per object, or, with an APD's report type, one 3GPP
+    /// `receptionReport` for all the objects that type speaks of.
+    #[allow(clippy::too_many_arguments)] // the run's results, handed over once
     pub(super) fn finish(
         mut self,
         seen: BTreeMap<(u64, u128), ObjectProgress>,
@@ -707,8 +718,11 @@ impl Repairer {
         wanted: u64,
         stats: ReceiveStats,
         elapsed: Duration,
+        session_ended: Option<Instant>,
+        on_event: &mut dyn FnMut(AgentEvent),
     ) -> Result<AgentReport, AgentError> {
         let mut objects = Vec::with_capacity(seen.len());
+        let mut reports: Vec<(String, JsonReport)> = Vec::new();
         for (key, progress) in seen {
             let record = self.objects.remove(&key).unwrap_or_default();
             let verified = match &progress.state {
@@ -744,7 +758,8 @@ impl Repairer {
                         .filter(|_| statistics)
                         .map(|t| t.as_secs_f64()),
                 };
-                self.send_report(location, &report)?;
+                self.keep_report(location, &report)?;
+                reports.push((location.clone(), report));
             }
             objects.push(ObjectOutcome {
                 verified: verified || record.downloaded_whole,
@@ -758,6 +773,25 @@ impl Repairer {
                 unicast_delta: record.unicast_delta,
                 progress,
             });
+        }
+        if let Some(uri) = self.report_uri.clone()
+            && !reports.is_empty()
+        {
+            // TS 26.346 §9.4.4: offsetTime + uniform(0, randomTimePeriod)
+            // after the session, so a fleet's reports spread out.
+            let ended = session_ended.unwrap_or_else(Instant::now);
+            let at = self.report_backoff.first_request_at(ended, &mut self.rng);
+            on_event(AgentEvent::Reporting {
+                files: reports.len(),
+                after: at.saturating_duration_since(ended),
+                uri: uri.clone(),
+            });
+            let wait = at.saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                tracing::info!(?wait, "reception report back-off");
+                std::thread::sleep(wait);
+            }
+            self.post_reports(&uri, reports);
         }
         if self.node.is_some() {
             // Peers may still need what we hold.
@@ -781,30 +815,68 @@ impl Repairer {
         })
     }
 
-    /// Keeps `report` in the state directory and posts it; a report the
-    /// server refuses is logged, not fatal.
-    fn send_report(&self, location: &str, report: &JsonReport) -> Result<(), AgentError> {
+    /// Keeps `report` in the state directory (the last one per object).
+    fn keep_report(&self, location: &str, report: &JsonReport) -> Result<(), AgentError> {
+        let Some(state) = &self.state else {
+            return Ok(());
+        };
         let json = serde_json::to_vec_pretty(report).map_err(|e| AgentError::Io {
             context: "encoding the reception report".into(),
             source: e.into(),
         })?;
-        if let Some(state) = &self.state {
-            let name = crate::receive::file_name_or_toi(Some(location), 0);
-            write_atomic(state, &format!("report-{name}.json"), &json).map_err(|source| {
-                AgentError::Io {
-                    context: format!("writing the report into {}", state.display()),
-                    source,
-                }
-            })?;
+        let name = crate::receive::file_name_or_toi(Some(location), 0);
+        write_atomic(state, &format!("report-{name}.json"), &json).map_err(|source| {
+            AgentError::Io {
+                context: format!("writing the report into {}", state.display()),
+                source,
+            }
+        })
+    }
+
+    /// Posts `reports` to `uri`: our JSON one by one, or (with a report
+    /// type) one 3GPP XML document. A report the server refuses is
+    /// logged, not fatal.
+    fn post_reports(&self, uri: &str, reports: Vec<(String, JsonReport)>) {
+        let bodies: Vec<(&str, Vec<u8>)> = match self.report_type {
+            None => reports
+                .iter()
+                .filter_map(|(_, r)| serde_json::to_vec(r).ok())
+                .map(|json| ("application/json", json))
+                .collect(),
+            Some(report_type) => {
+                let kind = if report_type.has_statistics() {
+                    ReportKind::Star
+                } else {
+                    ReportKind::Rack
+                };
+                let document = ReceptionReport {
+                    client_id: Some(self.device.clone()),
+                    session_id: self.report_session_id.clone(),
+                    service_id: self.report_service_id.clone(),
+                    files: reports
+                        .into_iter()
+                        .map(|(location, r)| FileReport {
+                            file_uri: location,
+                            success: r.success,
+                            kind,
+                            statistics: report_type.has_statistics().then_some(FileStatistics {
+                                bytes: r.bytes,
+                                seconds_to_complete: r.seconds_to_complete,
+                            }),
+                        })
+                        .collect(),
+                };
+                vec![(
+                    dms_repair::report::xml::CONTENT_TYPE,
+                    document.to_xml().into_bytes(),
+                )]
+            }
+        };
+        for (content_type, body) in bodies {
+            if let Err(e) = self.rt.block_on(self.client.post(uri, content_type, body)) {
+                tracing::warn!(%uri, error = %e, "reception report not accepted");
+            }
         }
-        if let Some(uri) = &self.report_uri
-            && let Err(e) = self
-                .rt
-                .block_on(self.client.post(uri, "application/json", json))
-        {
-            tracing::warn!(%uri, error = %e, "reception report not accepted");
-        }
-        Ok(())
     }
 }
 

@@ -136,6 +136,10 @@ pub(super) struct DecodeLoop {
     objects: HashMap<(u64, u128), Tracked>,
     /// The last object that failed.
     last_failed: Option<(u64, u128)>,
+    /// Objects whose state was kept for a later run (the output's disk
+    /// was full): a carousel's next round of them must not replace it,
+    /// or a run that ends mid-round would leave less than it had.
+    kept_for_later: HashSet<(u64, u128)>,
 }
 
 impl DecodeLoop {
@@ -161,6 +165,7 @@ impl DecodeLoop {
             last_checkpoint: Instant::now(),
             objects: HashMap::new(),
             last_failed: None,
+            kept_for_later: HashSet::new(),
         }
     }
 
@@ -591,7 +596,7 @@ impl DecodeLoop {
         // Delivered or failed: what was kept of it is of no more use —
         // unless the output's disk is full: a run with room resumes it.
         if result.as_ref().err().is_some_and(OutputError::is_no_space) {
-            tracked.persist = None;
+            self.keep_for_later(tsi, toi, &mut tracked);
         } else {
             tracked.forget_state();
         }
@@ -614,6 +619,17 @@ impl DecodeLoop {
         self.send(ReceiveEvent::Object(progress(tsi, toi, &tracked, state)));
     }
 
+    /// Closes the object's persisted state, whole and not removed, for a
+    /// later run, and keeps this run from replacing it.
+    fn keep_for_later(&mut self, tsi: u64, toi: u128, tracked: &mut Tracked) {
+        if let Some(mut persist) = tracked.persist.take() {
+            if let Err(e) = persist.settle() {
+                tracing::warn!(tsi, %toi, "keeping the reception state: {e}");
+            }
+            self.kept_for_later.insert((tsi, toi));
+        }
+    }
+
     /// Drops the object's temp file and reports the failure.
     fn fail(&mut self, tsi: u64, toi: u128, reason: String) {
         self.fail_as(tsi, toi, reason, false);
@@ -628,7 +644,7 @@ impl DecodeLoop {
             .unwrap_or_else(|| Tracked::new(toi));
         if keep_state {
             // Closed, not removed: the next run resumes from it.
-            tracked.persist = None;
+            self.keep_for_later(tsi, toi, &mut tracked);
         } else {
             tracked.forget_state();
         }

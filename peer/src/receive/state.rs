@@ -426,6 +426,21 @@ impl Persisted {
         Ok(())
     }
 
+    /// Puts every block written to the partial file on disk and lists
+    /// them all in `have.json`: for a state kept for a later run, which
+    /// must hold all this run decoded (background flushes may lag).
+    pub fn settle(&mut self) -> Result<(), StateError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        // Blocks are written with pwrite: no bytes wait in user space, so
+        // an fsync through any descriptor of the file covers them.
+        std::fs::File::open(self.data_path())
+            .and_then(|f| f.sync_data())
+            .map_err(io_err("sync partial file"))?;
+        self.promote(u64::MAX)
+    }
+
     fn spool_path(&self, sbn: u32) -> PathBuf {
         self.dir.join(format!("{SPOOL_PREFIX}{sbn}"))
     }

@@ -14,22 +14,40 @@
 //!
 //! Parsing is by local names and tolerant: unknown elements and attributes
 //! (later 3GPP releases, vendor extensions) are skipped. A `clientId`
-//! attribute or element anywhere names the device.
+//! attribute or element anywhere names the device. `receptionSuccess` is
+//! the file's status code: `1` (the default) received, `0` not.
+//!
+//! [`ReceptionReport::to_xml`] writes what a UE sends: a
+//! `receptionAcknowledgement` for RAck, a `statisticalReport` (with
+//! `sessionId`, `sessionType`, `serviceId`, `clientId`) for StaR and
+//! StaR-all. Statistics TS 26.346 has no names for — bytes by source and
+//! time to complete — go on each `fileURI` as attributes in our own
+//! namespace [`DMS_NAMESPACE`] (prefix `dms`: `broadcastBytes`,
+//! `peerBytes`, `repairBytes`, `secondsToComplete`), which other parsers
+//! skip.
+
+use std::fmt::Write;
 
 use quick_xml::Reader;
-use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::escape::{escape, resolve_predefined_entity};
 use quick_xml::events::Event;
 
-use super::ReportKind;
+use super::{BytesBySource, ReportKind};
 
 /// The namespace of reception reports.
 pub const NAMESPACE: &str = "urn:3gpp:metadata:2008:MBMS:receptionreport";
+
+/// Our namespace for the statistics of a `fileURI`.
+pub const DMS_NAMESPACE: &str = "urn:dms:receptionreport:2026";
+
+/// The MIME type of a reception report.
+pub const CONTENT_TYPE: &str = "application/mbms-reception-report+xml";
 
 /// Most files one XML report may name.
 pub const MAX_FILES: usize = 1024;
 
 /// One file a report speaks of.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FileReport {
     /// The file's URI (its Content-Location).
     pub file_uri: String,
@@ -37,15 +55,100 @@ pub struct FileReport {
     pub success: bool,
     /// RAck or StaR.
     pub kind: ReportKind,
+    /// Our statistics (`dms:` attributes), when the report carries them.
+    pub statistics: Option<FileStatistics>,
 }
 
-/// A parsed reception report.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What a statistical report says of one file beyond its status.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FileStatistics {
+    /// Bytes by source.
+    pub bytes: BytesBySource,
+    /// Seconds from the start of the reception to the whole file.
+    pub seconds_to_complete: Option<f64>,
+}
+
+/// A reception report, parsed or to be written.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ReceptionReport {
     /// The device, when the report names it.
     pub client_id: Option<String>,
+    /// `statisticalReport@sessionId`: the delivery session (for FLUTE,
+    /// the sender's address and the TSI: `ADDRESS:TSI`).
+    pub session_id: Option<String>,
+    /// `statisticalReport@serviceId`: the user service (the USD's
+    /// `serviceId`).
+    pub service_id: Option<String>,
     /// The files reported.
     pub files: Vec<FileReport>,
+}
+
+impl ReceptionReport {
+    /// The XML document. Files of kind [`ReportKind::Rack`] go in one
+    /// `receptionAcknowledgement`, the others in one `statisticalReport`
+    /// (a report holds one or the other in TS 26.346; a UE sends one
+    /// kind). Elements with no file are left out.
+    pub fn to_xml(&self) -> String {
+        let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let _ = writeln!(
+            s,
+            "<receptionReport xmlns=\"{NAMESPACE}\" xmlns:dms=\"{DMS_NAMESPACE}\">"
+        );
+        let attr = |s: &mut String, name: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                let _ = write!(s, " {name}=\"{}\"", escape(v.as_str()));
+            }
+        };
+        let acks: Vec<&FileReport> = self
+            .files
+            .iter()
+            .filter(|f| f.kind == ReportKind::Rack)
+            .collect();
+        if !acks.is_empty() {
+            s.push_str("  <receptionAcknowledgement");
+            attr(&mut s, "clientId", &self.client_id);
+            s.push_str(">\n");
+            for f in acks {
+                let _ = writeln!(s, "    <fileURI>{}</fileURI>", escape(f.file_uri.as_str()));
+            }
+            s.push_str("  </receptionAcknowledgement>\n");
+        }
+        let stars: Vec<&FileReport> = self
+            .files
+            .iter()
+            .filter(|f| f.kind != ReportKind::Rack)
+            .collect();
+        if !stars.is_empty() {
+            s.push_str("  <statisticalReport");
+            attr(&mut s, "sessionId", &self.session_id);
+            s.push_str(" sessionType=\"download\"");
+            attr(&mut s, "serviceId", &self.service_id);
+            attr(&mut s, "clientId", &self.client_id);
+            s.push_str(">\n");
+            for f in stars {
+                let _ = write!(
+                    s,
+                    "    <fileURI receptionSuccess=\"{}\"",
+                    u8::from(f.success)
+                );
+                if let Some(st) = &f.statistics {
+                    let _ = write!(
+                        s,
+                        " dms:broadcastBytes=\"{}\" dms:peerBytes=\"{}\" dms:repairBytes=\"{}\"",
+                        st.bytes.broadcast, st.bytes.peers, st.bytes.repair
+                    );
+                    if let Some(t) = st.seconds_to_complete.filter(|t| t.is_finite()) {
+                        // f64's Display writes whole numbers without a fraction.
+                        let _ = write!(s, " dms:secondsToComplete=\"{t}\"");
+                    }
+                }
+                let _ = writeln!(s, ">{}</fileURI>", escape(f.file_uri.as_str()));
+            }
+            s.push_str("  </statisticalReport>\n");
+        }
+        s.push_str("</receptionReport>\n");
+        s
+    }
 }
 
 fn err(e: impl std::fmt::Display) -> super::ReportError {
@@ -59,13 +162,16 @@ fn truthy(value: &str) -> bool {
 /// Parses a `receptionReport` document.
 pub fn parse(text: &str) -> Result<ReceptionReport, super::ReportError> {
     let mut reader = Reader::from_str(text);
-    reader.config_mut().trim_text(true);
+    // Not trimmed per text event: an entity splits the text into events,
+    // and trimming each would drop the spaces beside it. The gathered text
+    // is trimmed once, at its element's end.
+    reader.config_mut().trim_text(false);
     let mut report = ReceptionReport::default();
     let mut saw_root = false;
     let mut section: Option<ReportKind> = None;
     // The element whose text is being gathered: a fileURI (with its
     // success flag) or a clientId.
-    let mut file: Option<(String, bool)> = None;
+    let mut file: Option<(String, bool, Option<FileStatistics>)> = None;
     let mut client_text: Option<String> = None;
     loop {
         let event = reader.read_event().map_err(err)?;
@@ -76,12 +182,43 @@ pub fn parse(text: &str) -> Result<ReceptionReport, super::ReportError> {
                 let name = e.local_name();
                 let name = name.as_ref();
                 let mut success = None;
+                let mut stats: Option<FileStatistics> = None;
                 for attr in e.attributes() {
                     let attr = attr.map_err(err)?;
                     let value = attr.unescape_value().map_err(err)?;
+                    let count = || value.trim().parse::<u64>().ok();
                     match attr.key.local_name().as_ref() {
                         b"clientId" => report.client_id = Some(value.into_owned()),
+                        b"sessionId" => report.session_id = Some(value.into_owned()),
+                        b"serviceId" => report.service_id = Some(value.into_owned()),
                         b"receptionSuccess" => success = Some(truthy(&value)),
+                        // Our statistics; a value that is not a number is
+                        // skipped like an unknown attribute.
+                        b"broadcastBytes" => {
+                            if let Some(n) = count() {
+                                stats.get_or_insert_default().bytes.broadcast = n;
+                            }
+                        }
+                        b"peerBytes" => {
+                            if let Some(n) = count() {
+                                stats.get_or_insert_default().bytes.peers = n;
+                            }
+                        }
+                        b"repairBytes" => {
+                            if let Some(n) = count() {
+                                stats.get_or_insert_default().bytes.repair = n;
+                            }
+                        }
+                        b"secondsToComplete" => {
+                            if let Some(t) = value
+                                .trim()
+                                .parse::<f64>()
+                                .ok()
+                                .filter(|t| t.is_finite() && *t >= 0.0)
+                            {
+                                stats.get_or_insert_default().seconds_to_complete = Some(t);
+                            }
+                        }
                         _ => {}
                     }
                 }
@@ -91,7 +228,8 @@ pub fn parse(text: &str) -> Result<ReceptionReport, super::ReportError> {
                     b"statisticalReport" if open => section = Some(ReportKind::Star),
                     b"fileURI" if open && section.is_some() => {
                         // An acknowledgement is a success; StaR defaults to it.
-                        file = Some((String::new(), success.unwrap_or(true)));
+                        let success = section == Some(ReportKind::Rack) || success.unwrap_or(true);
+                        file = Some((String::new(), success, stats));
                     }
                     b"clientId" if open => client_text = Some(String::new()),
                     _ => {}
@@ -119,7 +257,7 @@ pub fn parse(text: &str) -> Result<ReceptionReport, super::ReportError> {
             }
             Event::End(e) => match e.local_name().as_ref() {
                 b"fileURI" => {
-                    if let (Some((uri, success)), Some(kind)) = (file.take(), section) {
+                    if let (Some((uri, success, statistics)), Some(kind)) = (file.take(), section) {
                         let uri = uri.trim().to_owned();
                         if !uri.is_empty() {
                             if report.files.len() >= MAX_FILES {
@@ -129,6 +267,7 @@ pub fn parse(text: &str) -> Result<ReceptionReport, super::ReportError> {
                                 file_uri: uri,
                                 success,
                                 kind,
+                                statistics,
                             });
                         }
                     }
@@ -151,8 +290,12 @@ pub fn parse(text: &str) -> Result<ReceptionReport, super::ReportError> {
     Ok(report)
 }
 
-fn push_text(file: &mut Option<(String, bool)>, client: &mut Option<String>, text: &str) {
-    if let Some((uri, _)) = file {
+fn push_text(
+    file: &mut Option<(String, bool, Option<FileStatistics>)>,
+    client: &mut Option<String>,
+    text: &str,
+) {
+    if let Some((uri, _, _)) = file {
         uri.push_str(text);
     } else if let Some(id) = client {
         id.push_str(text);
@@ -197,6 +340,78 @@ mod tests {
                 ("http://a.example/dl/3/c.bin", true, ReportKind::Star),
             ]
         );
+    }
+
+    fn file(uri: &str, success: bool, kind: ReportKind, stats: bool) -> FileReport {
+        FileReport {
+            file_uri: uri.into(),
+            success,
+            kind,
+            statistics: stats.then_some(FileStatistics {
+                bytes: BytesBySource {
+                    broadcast: 10,
+                    peers: 2,
+                    repair: 3,
+                },
+                seconds_to_complete: Some(1.5),
+            }),
+        }
+    }
+
+    #[test]
+    fn written_reports_parse_back() {
+        let star = ReceptionReport {
+            client_id: Some("ue <1>".into()),
+            session_id: Some("127.0.0.1:7".into()),
+            service_id: Some("urn:dms:session:x".into()),
+            files: vec![
+                file("https://o/dl/1/a.bin?x=1&y=2", true, ReportKind::Star, true),
+                file("https://o/dl/2/b.bin", false, ReportKind::Star, false),
+            ],
+        };
+        let xml = star.to_xml();
+        assert!(
+            xml.contains(r#"<fileURI receptionSuccess="0">https://o/dl/2/b.bin</fileURI>"#),
+            "{xml}"
+        );
+        assert!(xml.contains("sessionType=\"download\""), "{xml}");
+        assert!(!xml.contains("receptionAcknowledgement"), "{xml}");
+        assert_eq!(parse(&xml).unwrap(), star);
+
+        let rack = ReceptionReport {
+            client_id: Some("ue-2".into()),
+            files: vec![file("https://o/dl/1/a.bin", true, ReportKind::Rack, false)],
+            ..ReceptionReport::default()
+        };
+        let xml = rack.to_xml();
+        assert!(
+            xml.contains("<receptionAcknowledgement clientId=\"ue-2\">"),
+            "{xml}"
+        );
+        assert!(!xml.contains("statisticalReport"), "{xml}");
+        assert_eq!(parse(&xml).unwrap(), rack);
+    }
+
+    #[test]
+    fn statistics_that_are_not_numbers_are_skipped() {
+        let doc = r#"<receptionReport xmlns:dms="urn:dms:receptionreport:2026"><statisticalReport>
+            <fileURI dms:repairBytes="-1" dms:peerBytes="7" dms:secondsToComplete="NaN">u</fileURI>
+            <fileURI>v</fileURI></statisticalReport></receptionReport>"#;
+        let r = parse(doc).unwrap();
+        let stats = r.files[0].statistics.unwrap();
+        assert_eq!((stats.bytes.repair, stats.bytes.peers), (0, 7));
+        assert_eq!(stats.seconds_to_complete, None);
+        assert_eq!(r.files[1].statistics, None);
+    }
+
+    #[test]
+    fn spaces_beside_an_entity_are_kept() {
+        let doc = "<receptionReport><receptionAcknowledgement>\n  <fileURI> a&amp; b &quot;c</fileURI>\n\
+            <clientId>ue &lt;1&gt;</clientId></receptionAcknowledgement></receptionReport>";
+        let r = parse(doc).unwrap();
+        assert_eq!(r.files[0].file_uri, "a& b \"c");
+        assert_eq!(r.client_id.as_deref(), Some("ue <1>"));
+        assert_eq!(parse(&r.to_xml()).unwrap().files[0].file_uri, "a& b \"c");
     }
 
     #[test]

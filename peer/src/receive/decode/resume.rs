@@ -177,8 +177,15 @@ impl DecodeLoop {
         ) else {
             return;
         };
+        let kept = self.kept_for_later.contains(&(tsi, toi));
         let tracked = self.tracked(tsi, toi);
         if tracked.persist.is_some() || tracked.no_persist {
+            return;
+        }
+        if kept {
+            // Its state waits for a run with room; this round of it goes
+            // straight to the output (it succeeds if room came back).
+            tracked.no_persist = true;
             return;
         }
         if tracked.writer.is_some() {
