@@ -96,8 +96,15 @@ impl PgCatalog {
     /// Fails when the server cannot be reached.
     pub fn connect(url: &str) -> Result<Self, CatalogError> {
         let catalog = Self::connect_lazy(url)?;
-        catalog.run(|mut client| async move { schema::migrate(&mut client).await })?;
+        catalog.migrate()?;
         Ok(catalog)
+    }
+
+    /// Brings the schema up to date (see [`schema::migrate`]); returns
+    /// how many migrations this call applied (0 when another instance
+    /// already had).
+    pub fn migrate(&self) -> Result<usize, CatalogError> {
+        self.run(|mut client| async move { schema::migrate(&mut client).await })
     }
 
     /// A pool for `url`; nothing is sent yet, and the schema is not
