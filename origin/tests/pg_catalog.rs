@@ -441,3 +441,105 @@ fn a_blob_lock_holds_other_instances_off_until_it_drops() {
         .expect("the lock was not granted after its holder dropped it");
     waiter.join().unwrap();
 }
+
+#[test]
+fn one_instance_holds_a_session_lease_and_another_takes_it_once_expired() {
+    let Some(url) = fresh_database("pg-lease") else {
+        return;
+    };
+    let ttl = Duration::from_secs(1);
+    let (a, b) = (
+        PgCatalog::connect(&url).unwrap(),
+        PgCatalog::connect(&url).unwrap(),
+    );
+
+    // Two instances asking at once: exactly one is granted.
+    let barrier = Arc::new(Barrier::new(2));
+    let takers: Vec<_> = [("a", a.clone()), ("b", b.clone())]
+        .into_iter()
+        .map(|(name, catalog)| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                catalog
+                    .take_session_lease("s-race", name, Duration::from_secs(60))
+                    .unwrap()
+            })
+        })
+        .collect();
+    let granted: Vec<_> = takers
+        .into_iter()
+        .filter_map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(granted.len(), 1, "{granted:?}");
+    assert_eq!(granted[0].generation, 1);
+
+    // A holds "s1"; B is refused while A renews.
+    let lease = a.take_session_lease("s1", "a", ttl).unwrap().unwrap();
+    assert_eq!((lease.holder.as_str(), lease.generation), ("a", 1));
+    assert_eq!(
+        b.take_session_lease("s1", "b", Duration::from_secs(60))
+            .unwrap(),
+        None
+    );
+    assert!(a.renew_session_lease("s1", "a", ttl, 17).unwrap());
+    assert!(!b.renew_session_lease("s1", "b", ttl, 99).unwrap());
+    // Taken again by its holder: the same generation.
+    assert_eq!(
+        a.take_session_lease("s1", "a", ttl)
+            .unwrap()
+            .unwrap()
+            .generation,
+        1
+    );
+
+    // A stops renewing (as if killed): B gets it once it expires, with
+    // the next generation and A's last FDT instance id.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let taken = loop {
+        if let Some(lease) = b
+            .take_session_lease("s1", "b", Duration::from_secs(60))
+            .unwrap()
+        {
+            break lease;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lease never expired"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        taken,
+        dms_origin::catalog::SessionLease {
+            holder: "b".into(),
+            generation: 2,
+            fdt_instance: 17,
+        }
+    );
+    // A, back, has lost it and cannot take it while B holds it.
+    assert!(!a.renew_session_lease("s1", "a", ttl, 18).unwrap());
+    assert_eq!(a.take_session_lease("s1", "a", ttl).unwrap(), None);
+    // Released by B: A may take it at once, one generation on.
+    assert!(
+        b.renew_session_lease("s1", "b", Duration::from_secs(60), 40)
+            .unwrap()
+    );
+    b.release_session_lease("s1", "b").unwrap();
+    let back = a.take_session_lease("s1", "a", ttl).unwrap().unwrap();
+    assert_eq!((back.generation, back.fdt_instance), (3, 40));
+}
+
+#[test]
+fn the_embedded_catalog_always_grants_the_local_instance_its_leases() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dms_origin::RedbCatalog::open(&dir.path().join("catalog.redb")).unwrap();
+    let ttl = Duration::from_secs(1);
+    let lease = catalog
+        .take_session_lease("s1", "local", ttl)
+        .unwrap()
+        .unwrap();
+    assert_eq!((lease.holder.as_str(), lease.generation), ("local", 1));
+    assert!(catalog.renew_session_lease("s1", "local", ttl, 5).unwrap());
+    catalog.release_session_lease("s1", "local").unwrap();
+}

@@ -389,4 +389,27 @@ impl Catalog for PgCatalog {
     fn lock_blob(&self, sha256: &str) -> Result<Option<crate::catalog::BlobLock>, CatalogError> {
         Ok(Some(Box::new(super::PgBlobLock::acquire(self, sha256)?)))
     }
+
+    fn take_session_lease(
+        &self,
+        session: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<crate::catalog::SessionLease>, CatalogError> {
+        self.take_lease(session, holder, ttl)
+    }
+
+    fn renew_session_lease(
+        &self,
+        session: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+        fdt_instance: u32,
+    ) -> Result<bool, CatalogError> {
+        self.renew_lease(session, holder, ttl, fdt_instance)
+    }
+
+    fn release_session_lease(&self, session: &str, holder: &str) -> Result<(), CatalogError> {
+        self.release_lease(session, holder)
+    }
 }

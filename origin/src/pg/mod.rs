@@ -14,6 +14,7 @@
 //! dms_tokens             sha256 of the token → name, scope
 //! dms_settings           base_url (for repair servers without a data directory)
 //! dms_reports            (object, device) → jsonb reception report
+//! dms_session_leases     session → holder, generation, fdt_instance, expires_at
 //! ```
 //!
 //! The [`Catalog`](crate::Catalog) trait is blocking; the driver
@@ -26,6 +27,7 @@
 //! succeed again, without a restart, once it is back.
 
 mod catalog;
+mod leases;
 mod lock;
 mod reports;
 pub mod schema;

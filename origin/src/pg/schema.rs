@@ -15,9 +15,10 @@ use crate::catalog::CatalogError;
 pub const MIGRATION_LOCK: i64 = 0x646d_732d_6d69_6772;
 
 /// The migrations, by version, oldest first.
-pub const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    r"
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        r"
 CREATE TABLE dms_objects (
     id text PRIMARY KEY,
     seq bigint NOT NULL UNIQUE,
@@ -57,7 +58,20 @@ CREATE TABLE dms_reports (
     PRIMARY KEY (object_id, device)
 );
 ",
-)];
+    ),
+    (
+        2,
+        r"
+CREATE TABLE dms_session_leases (
+    session text PRIMARY KEY,
+    holder text NOT NULL,
+    generation bigint NOT NULL,
+    fdt_instance bigint NOT NULL DEFAULT 0,
+    expires_at timestamptz NOT NULL
+);
+",
+    ),
+];
 
 /// Applies the migrations not yet applied; returns how many it applied.
 pub async fn migrate(client: &mut Client) -> Result<usize, CatalogError> {
