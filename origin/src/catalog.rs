@@ -39,7 +39,20 @@ pub enum CatalogError {
     /// A write on a read-only catalog.
     #[error("catalog opened read-only")]
     ReadOnly,
+    /// A shared catalog (PostgreSQL) cannot be reached now: answered 503
+    /// with a `Retry-After`; the same call works once it is back.
+    #[error("catalog unavailable: {0}")]
+    Unavailable(String),
+    /// PostgreSQL refused a statement.
+    #[error("catalog database: {0}")]
+    Pg(String),
+    /// The catalog's URL or schema is not usable.
+    #[error("catalog: {0}")]
+    Config(String),
 }
+
+/// A held blob lock (see [`Catalog::lock_blob`]); dropping it releases it.
+pub type BlobLock = Box<dyn std::any::Any + Send>;
 
 fn db<E: Into<redb::Error>>(e: E) -> CatalogError {
     CatalogError::Db(e.into())
@@ -57,7 +70,8 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn matches(&self, r: &ObjectRecord) -> bool {
+    /// Whether `r` passes the filter.
+    pub fn matches(&self, r: &ObjectRecord) -> bool {
         self.name.as_ref().is_none_or(|n| *n == r.name)
             && self.kind.is_none_or(|k| k == r.kind)
             && self.state.is_none_or(|s| s == r.state)
@@ -115,6 +129,22 @@ pub struct ScrubTotals {
     pub bytes_total: u64,
 }
 
+/// A broadcast session's lease: which instance runs it. On a shared
+/// catalog exactly one instance holds each session's lease at a time; it
+/// renews it while it sends, and another instance takes it over once it
+/// has expired (its holder died), going on with the same TSI and TOIs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionLease {
+    /// The instance holding it.
+    pub holder: String,
+    /// How many times the lease changed hands (1 for the first holder):
+    /// a new holder starts its FDT instance ids past
+    /// [`SessionLease::fdt_instance`], so receivers see them increase.
+    pub generation: u64,
+    /// The last FDT instance id the previous holder recorded.
+    pub fdt_instance: u32,
+}
+
 /// What the repository needs of a catalog.
 pub trait Catalog: Send + Sync + 'static {
     /// Adds `record`, assigning its `seq`; counts a reference to its blob.
@@ -161,6 +191,51 @@ pub trait Catalog: Send + Sync + 'static {
     ) -> Result<(), CatalogError>;
     /// What the scrubs have checked.
     fn scrub_totals(&self) -> Result<ScrubTotals, CatalogError>;
+    /// Waits until no other instance on this catalog is committing or
+    /// removing the blob `sha256` (hex), and holds them off until the
+    /// guard drops. `None`: one process owns the catalog (redb), whose
+    /// repository lock is enough.
+    fn lock_blob(&self, sha256: &str) -> Result<Option<BlobLock>, CatalogError> {
+        let _ = sha256;
+        Ok(None)
+    }
+    /// Takes (or, by its holder, refreshes) the lease of `session` for
+    /// `ttl`: granted when nobody holds it, when its lease expired, or
+    /// when `holder` already holds it; `None` while another instance
+    /// holds it. The default (one process owns the catalog, redb): the
+    /// local instance always holds it.
+    fn take_session_lease(
+        &self,
+        session: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<SessionLease>, CatalogError> {
+        let _ = (session, ttl);
+        Ok(Some(SessionLease {
+            holder: holder.to_owned(),
+            generation: 1,
+            fdt_instance: 0,
+        }))
+    }
+    /// Extends `holder`'s lease of `session` by `ttl` from now and records
+    /// the last FDT instance id it sent; `false` when `holder` no longer
+    /// holds it (it expired and another instance took it: stop sending).
+    fn renew_session_lease(
+        &self,
+        session: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+        fdt_instance: u32,
+    ) -> Result<bool, CatalogError> {
+        let _ = (session, holder, ttl, fdt_instance);
+        Ok(true)
+    }
+    /// Gives up `holder`'s lease of `session` (the session ended, or the
+    /// instance stops): another instance may take it at once.
+    fn release_session_lease(&self, session: &str, holder: &str) -> Result<(), CatalogError> {
+        let _ = (session, holder);
+        Ok(())
+    }
 }
 
 const OBJECTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("objects");

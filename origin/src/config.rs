@@ -7,6 +7,8 @@
 //! symbol_size = 1400                         # FEC symbol size T
 //! fec = "raptorq"                            # stored layout: raptorq or raptor
 //! blobs = "s3://dms-blobs/site-a"            # default: DATA/blobs (see `--blobs`)
+//! catalog = "postgres://dms@db.example/dms"   # default: DATA/catalog.redb (see `--catalog`)
+//! signing_key = "/etc/dms/origin.key"         # default: DATA/origin.key
 //!
 //! [http]                                    # slow and hostile clients (defaults shown)
 //! handshake_timeout_secs = 10
@@ -68,6 +70,13 @@ pub struct Config {
     /// Where blobs (and deltas) live: `s3://BUCKET[/PREFIX]`, or `local`
     /// (the default, `DATA/blobs`).
     pub blobs: Option<String>,
+    /// The catalog: `postgres://USER@HOST[:PORT]/DB` (shared by several
+    /// instances), or `redb` (the default, `DATA/catalog.redb`).
+    pub catalog: Option<String>,
+    /// The manifest signing key (a `dms keygen` PKCS#8 PEM file), the same
+    /// on every instance of a shared catalog; default `DATA/origin.key`,
+    /// made at first start.
+    pub signing_key: Option<std::path::PathBuf>,
     /// Make deltas to each new version from this many previous active
     /// versions (default 2; 0 turns deltas off).
     pub delta_bases: Option<usize>,

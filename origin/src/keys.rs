@@ -68,6 +68,16 @@ pub fn generate(data: &Path, force: bool) -> Result<SigningKey, KeyError> {
     Ok(key)
 }
 
+/// Loads a key file written by [`generate`] (`dms keygen`): the key
+/// every instance on a shared catalog signs with (`--signing-key FILE`).
+pub fn load_file(path: &Path) -> Result<SigningKey, KeyError> {
+    let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(private_key_from_pem(&pem)?)
+}
+
 /// Loads the key from `data`, generating it at first start.
 pub fn load_or_generate(data: &Path) -> Result<SigningKey, KeyError> {
     let private = private_key_path(data);

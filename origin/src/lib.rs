@@ -57,6 +57,7 @@ pub mod http;
 pub mod keys;
 pub mod lwm2m;
 pub mod model;
+pub mod pg;
 pub mod repair_server;
 pub mod repo;
 pub mod s3;

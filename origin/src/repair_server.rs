@@ -6,22 +6,33 @@
 //!
 //! It serves `/dl/…` and `/repair`; reception reports go to the origin
 //! (the `report_uri` it hands out), so this server writes nothing.
+//!
+//! On a shared catalog (`--catalog postgres://…` with `--blobs s3://…`)
+//! it needs no data directory at all: the objects come from the catalog,
+//! the bytes from the bucket, and the origins' base URL from the
+//! catalog's settings (or `--origin-base-url`); TLS then needs
+//! `--tls-cert`/`--tls-key`, or `--insecure-http` behind a proxy.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dms_repair::{ObjectSource, ServiceConfig};
 
-use crate::repo::Repository;
-use crate::server::ServeError;
+use crate::pg::PgCatalog;
+use crate::repo::{Limits, RepoError, Repository};
+use crate::server::{BASE_URL_SETTING, ServeError};
+use crate::storage::CatalogSpec;
 use crate::urls::Urls;
 
 /// How to run a stand-alone repair server.
 #[derive(Clone, Debug)]
 pub struct RepairServeOptions {
-    /// The origin's data directory (opened read-only).
-    pub data: PathBuf,
+    /// The origin's data directory (opened read-only); none on a shared
+    /// catalog with S3 blobs.
+    pub data: Option<PathBuf>,
+    /// The catalog (the origin's `--catalog`).
+    pub catalog: crate::storage::CatalogSpec,
     /// Where the blobs and deltas are (the origin's `--blobs`).
     pub blobs: crate::storage::BlobsSpec,
     /// Where to listen.
@@ -55,10 +66,38 @@ pub struct RepairServer {
 
 /// Opens the data directory read-only and builds the repair router.
 pub fn prepare_repair(opts: &RepairServeOptions) -> Result<RepairServer, ServeError> {
-    let base = match &opts.origin_base_url {
-        Some(base) => base.clone(),
-        None => {
-            let path = opts.data.join(crate::server::BASE_URL_FILE);
+    let shared = match &opts.catalog {
+        CatalogSpec::Postgres(url) => Some(PgCatalog::connect(url).map_err(RepoError::from)?),
+        CatalogSpec::Embedded => None,
+    };
+    let data = match (&opts.data, &shared) {
+        (Some(data), _) => Some(data.as_path()),
+        (None, Some(_)) => None,
+        (None, None) => {
+            return Err(ServeError::Config(
+                "--data is needed with the embedded catalog (or give --catalog postgres://… \
+                 and --blobs s3://…)"
+                    .into(),
+            ));
+        }
+    };
+    let base = match (&opts.origin_base_url, &shared, data) {
+        (Some(base), _, _) => base.clone(),
+        (None, Some(pg), _) => pg
+            .setting(BASE_URL_SETTING)
+            .map_err(RepoError::from)?
+            .ok_or_else(|| {
+                ServeError::Config(
+                    "the catalog has no base URL yet: start `dms serve` on it once, or give \
+                     --origin-base-url"
+                        .into(),
+                )
+            })?,
+        (None, None, data) => {
+            // `data` is set: without a shared catalog it was required above.
+            let path = data
+                .unwrap_or(Path::new("."))
+                .join(crate::server::BASE_URL_FILE);
             std::fs::read_to_string(&path)
                 .map_err(|e| {
                     ServeError::Config(format!(
@@ -75,10 +114,17 @@ pub fn prepare_repair(opts: &RepairServeOptions) -> Result<RepairServer, ServeEr
     let tls_files = if opts.insecure_http {
         None
     } else {
-        Some(match &opts.tls {
-            Some(pair) => pair.clone(),
-            None => {
-                let dir = opts.data.join("tls");
+        Some(match (&opts.tls, data) {
+            (Some(pair), _) => pair.clone(),
+            (None, None) => {
+                return Err(ServeError::Config(
+                    "without a data directory give --tls-cert/--tls-key, or --insecure-http \
+                     behind a TLS proxy"
+                        .into(),
+                ));
+            }
+            (None, Some(data)) => {
+                let dir = data.join("tls");
                 let pair = (dir.join("cert.pem"), dir.join("key.pem"));
                 if !pair.0.exists() || !pair.1.exists() {
                     return Err(ServeError::Config(format!(
@@ -96,9 +142,23 @@ pub fn prepare_repair(opts: &RepairServeOptions) -> Result<RepairServer, ServeEr
         None => None,
     };
     let bucket = opts.blobs.bucket()?;
-    let blobs = opts.blobs.open(&opts.data, bucket.as_ref())?;
-    let repo = Arc::new(Repository::open_read_only_on(&opts.data, blobs, urls)?);
-    let deltas = crate::storage::open_deltas_read_only(&opts.data, bucket.as_ref());
+    // Without a data directory the blobs must be in a bucket (the local
+    // store's directory is the only use of `data` below then).
+    let data = match (data, &bucket) {
+        (Some(data), _) => data,
+        (None, Some(_)) => Path::new("."),
+        (None, None) => {
+            return Err(ServeError::Config(
+                "without a data directory the blobs must be on S3: give --blobs s3://…".into(),
+            ));
+        }
+    };
+    let blobs = opts.blobs.open(data, bucket.as_ref())?;
+    let repo = Arc::new(match shared {
+        Some(pg) => Repository::new(Arc::new(pg), blobs, None, urls, Limits::default()),
+        None => Repository::open_read_only_on(data, blobs, urls)?,
+    });
+    let deltas = crate::storage::open_deltas_read_only(data, bucket.as_ref());
     let source: Arc<dyn ObjectSource> =
         Arc::new(crate::deltas::DeltaSource::new(repo, Arc::new(deltas)));
     let app = dms_repair::router(source.clone(), None, opts.service.clone());

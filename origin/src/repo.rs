@@ -183,6 +183,9 @@ impl RepoError {
     /// [`dms_repair::StoreUnavailable`] anywhere in the source chain):
     /// answered with 503, the request may be retried.
     pub fn is_unavailable(&self) -> bool {
+        if matches!(self, RepoError::Catalog(CatalogError::Unavailable(_))) {
+            return true;
+        }
         let mut current: Option<&(dyn std::error::Error + 'static)> = Some(self);
         while let Some(e) = current {
             if e.is::<dms_repair::StoreUnavailable>()
@@ -251,6 +254,19 @@ impl Repository {
     ) -> Result<Self, RepoError> {
         std::fs::create_dir_all(data)?;
         let catalog = Arc::new(RedbCatalog::open(&data.join("catalog.redb"))?);
+        Self::open_with(catalog, blobs, key, urls, limits)
+    }
+
+    /// Opens a repository over any catalog (the shared PostgreSQL one) and
+    /// blob store, with the same start-up clean-up as
+    /// [`Repository::open_on`].
+    pub fn open_with(
+        catalog: Arc<dyn Catalog>,
+        blobs: Arc<dyn BlobStore>,
+        key: SigningKey,
+        urls: Urls,
+        limits: Limits,
+    ) -> Result<Self, RepoError> {
         let repo = Self::new(catalog, blobs, Some(key), urls, limits);
         if repo.blobs.sweeps_on_open() {
             repo.recover()?;
@@ -341,6 +357,9 @@ impl Repository {
         let _guard = self.commit_lock.lock();
         let mut removed = 0;
         for sha in self.blobs.list()? {
+            // Another instance on a shared catalog may be committing this
+            // very blob: decide only while it cannot.
+            let _blob_lock = self.catalog.lock_blob(&hex::encode(sha))?;
             if !self.catalog.blob_referenced(&hex::encode(sha))? {
                 tracing::info!(sha256 = %hex::encode(sha), "removing unreferenced blob");
                 self.blobs.remove(&sha)?;
@@ -489,6 +508,8 @@ impl Repository {
             return Err(RepoError::InUse(reason));
         }
         let _guard = self.commit_lock.lock();
+        let sha256 = self.get(id)?.sha256;
+        let _blob_lock = self.catalog.lock_blob(&sha256)?;
         let (record, unreferenced) = self
             .catalog
             .remove(id)?
@@ -596,6 +617,10 @@ impl Repository {
 fn source_err(e: RepoError) -> SourceError {
     match e {
         RepoError::Io(e) => SourceError::Io(e),
+        // The repair service answers these 503 with a Retry-After.
+        RepoError::Catalog(CatalogError::Unavailable(m)) => {
+            SourceError::Io(dms_repair::StoreUnavailable::io(format!("catalog: {m}")))
+        }
         other => SourceError::Catalog(other.to_string()),
     }
 }
@@ -742,6 +767,9 @@ impl Upload<'_> {
         };
         let _guard = self.repo.commit_lock.lock();
         let hex_sha = hex::encode(sha);
+        // Held until the row is committed: no other instance removes this
+        // blob between its commit here and the catalog insert.
+        let _blob_lock = self.repo.catalog.lock_blob(&hex_sha)?;
         let same_version = self
             .repo
             .catalog

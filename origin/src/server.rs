@@ -8,12 +8,15 @@ use std::sync::Arc;
 
 use axum::Router;
 use dms_repair::{ObjectSource, RedbReports, ReportStore, ServiceConfig};
+use sha2::Digest;
 
 use crate::api::{self, AppState, Metrics, Tokens};
 use crate::config::{Config, Scope};
 use crate::fsutil::atomic_write;
+use crate::pg::{AdminToken, PgCatalog, PgReports};
 use crate::repo::{Limits, RepoError, Repository};
 use crate::sessions::{SESSION_DIR, SessionRegistry, SessionStore};
+use crate::storage::CatalogSpec;
 use crate::urls::{Urls, host_of};
 
 /// `DATA/base_url`: the public base URL the running origin gives out.
@@ -79,6 +82,59 @@ pub fn admin_token(data: &Path) -> std::io::Result<String> {
     Ok(token)
 }
 
+/// The setting of a shared catalog that holds the origins' public base
+/// URL (what `DATA/base_url` holds for the embedded one).
+pub const BASE_URL_SETTING: &str = "base_url";
+
+/// `DATA/admin.token` if it is there.
+fn read_admin_token(data: &Path) -> std::io::Result<Option<String>> {
+    match std::fs::read_to_string(data.join("admin.token")) {
+        Ok(text) if !text.trim().is_empty() => Ok(Some(text.trim().to_owned())),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The tokens of a shared catalog. The first instance on an empty
+/// catalog stores its admin token there (the one already in
+/// `DATA/admin.token`, else a new one, written there); every other
+/// instance accepts that one and writes none.
+fn shared_tokens(pg: &PgCatalog, data: &Path, tokens: &mut Tokens) -> Result<(), ServeError> {
+    let local = read_admin_token(data)?;
+    match pg
+        .ensure_admin_token(local.clone())
+        .map_err(RepoError::from)?
+    {
+        AdminToken::Created(token) => {
+            if local.is_none() {
+                atomic_write(
+                    &data.join("admin.token"),
+                    format!("{token}\n").as_bytes(),
+                    0o600,
+                )?;
+            }
+            tracing::info!("admin token stored in the shared catalog");
+        }
+        AdminToken::Existing => {}
+    }
+    let stored = pg.tokens().map_err(RepoError::from)?;
+    for t in &stored {
+        tokens.add_digest(t.sha256, t.scope, &t.name);
+    }
+    if let Some(local) = local {
+        let digest: [u8; 32] = sha2::Sha256::digest(local.as_bytes()).into();
+        if !tokens.has_digest(&digest) {
+            tracing::warn!(
+                "{} is not the shared catalog's admin token and is not accepted: use the \
+                 first instance's",
+                data.join("admin.token").display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// A started origin: the router and what it needs, before serving.
 #[derive(Debug)]
 pub struct Origin {
@@ -121,9 +177,26 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
         format!("{base}\n").as_bytes(),
         0o644,
     )?;
-    let key = crate::keys::load_or_generate(&opts.data)?;
+    let key = match &opts.config.signing_key {
+        Some(path) => crate::keys::load_file(path)?,
+        None => crate::keys::load_or_generate(&opts.data)?,
+    };
+    let catalog_spec =
+        CatalogSpec::parse(opts.config.catalog.as_deref()).map_err(ServeError::Config)?;
+    let shared = match &catalog_spec {
+        CatalogSpec::Embedded => None,
+        CatalogSpec::Postgres(url) => {
+            let pg = PgCatalog::connect(url).map_err(RepoError::from)?;
+            pg.set_setting(BASE_URL_SETTING, &base)
+                .map_err(RepoError::from)?;
+            Some(pg)
+        }
+    };
     let mut tokens = Tokens::new();
-    tokens.add(&admin_token(&opts.data)?, Scope::ReadWrite, "admin");
+    match &shared {
+        None => tokens.add(&admin_token(&opts.data)?, Scope::ReadWrite, "admin"),
+        Some(pg) => shared_tokens(pg, &opts.data, &mut tokens)?,
+    }
     for t in &opts.config.tokens {
         tokens.add(&t.token, t.scope, &t.name);
     }
@@ -173,13 +246,19 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
     let bucket = blobs_spec.bucket()?;
     let blobs = blobs_spec.open(&opts.data, bucket.as_ref())?;
     blobs_spec.remember(&opts.data)?;
-    let repo = Arc::new(Repository::open_on(
-        &opts.data,
-        blobs,
-        key,
-        urls.clone(),
-        limits,
-    )?);
+    catalog_spec.remember(&opts.data)?;
+    let repo = Arc::new(match &shared {
+        None => Repository::open_on(&opts.data, blobs, key, urls.clone(), limits)?,
+        Some(pg) => {
+            if bucket.is_none() {
+                tracing::warn!(
+                    "a shared catalog with local blobs: other instances cannot serve this one's \
+                     objects (give every instance the same --blobs s3://…)"
+                );
+            }
+            Repository::open_with(Arc::new(pg.clone()), blobs, key, urls.clone(), limits)?
+        }
+    });
     let mut delta_config = crate::deltas::DeltaConfig::default();
     if let Some(n) = opts.config.delta_bases {
         delta_config.bases = n;
@@ -219,14 +298,19 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
     // behind its trait (a shared PostgreSQL catalog later has no redb
     // handle to lend), and a busy report stream never contends with
     // publishing for the catalog's single writer.
-    let reports: Arc<dyn ReportStore> = Arc::new(RedbReports::new(Arc::new(
-        redb::Database::create(opts.data.join("reports.redb")).map_err(|e| {
-            ServeError::Config(format!(
-                "opening {}: {e}",
-                opts.data.join("reports.redb").display()
-            ))
-        })?,
-    )));
+    // On a shared catalog they live in its database, so that every
+    // instance takes reports and sums up all of them.
+    let reports: Arc<dyn ReportStore> = match &shared {
+        Some(pg) => Arc::new(PgReports::new(pg.clone())),
+        None => Arc::new(RedbReports::new(Arc::new(
+            redb::Database::create(opts.data.join("reports.redb")).map_err(|e| {
+                ServeError::Config(format!(
+                    "opening {}: {e}",
+                    opts.data.join("reports.redb").display()
+                ))
+            })?,
+        ))),
+    };
     let source: Arc<dyn ObjectSource> =
         Arc::new(crate::deltas::DeltaSource::new(repo.clone(), deltas));
     let mut service = ServiceConfig::default();

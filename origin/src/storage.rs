@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use crate::blob::{BlobStore, LocalBlobStore};
 use crate::deltas::{DELTA_DIR, DeltaConfig, DeltaStore, DeltaTree, LocalTree};
+use crate::repo::{Limits, RepoError, Repository};
 use crate::s3::{S3BlobStore, S3Bucket, S3Location, S3Tree};
+use crate::urls::Urls;
 
 /// Where blobs live.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -101,6 +103,101 @@ impl BlobsSpec {
     }
 }
 
+/// Which catalog an instance runs on: the embedded redb file
+/// `DATA/catalog.redb` (the default) or a shared PostgreSQL database
+/// (`--catalog postgres://USER@HOST[:PORT]/DB`, config key `catalog`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CatalogSpec {
+    /// `DATA/catalog.redb`.
+    #[default]
+    Embedded,
+    /// A PostgreSQL URL.
+    Postgres(String),
+}
+
+/// `DATA/catalog_url`: the catalog of the origin that last ran on `DATA`
+/// (`redb`, or its `postgres://…` URL; mode 0600, as the URL may hold a
+/// password); `dms gc`, `dms scrub` and `dms repair-serve` default to it.
+pub const CATALOG_URL_FILE: &str = "catalog_url";
+
+impl std::fmt::Display for CatalogSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Embedded => f.write_str("redb"),
+            Self::Postgres(url) => f.write_str(&crate::pg::redacted(url)),
+        }
+    }
+}
+
+impl CatalogSpec {
+    /// Parses the `--catalog` value: `postgres://…` (or `postgresql://…`),
+    /// or `redb` (or nothing) for `DATA/catalog.redb`.
+    pub fn parse(value: Option<&str>) -> Result<Self, String> {
+        match value {
+            None | Some("") | Some("redb") => Ok(Self::Embedded),
+            Some(v) if crate::pg::is_postgres_url(v) => Ok(Self::Postgres(v.to_owned())),
+            Some(v) => Err(format!(
+                "--catalog {}: expected postgres://USER@HOST[:PORT]/DB or redb",
+                crate::pg::redacted(v)
+            )),
+        }
+    }
+
+    /// `given` when set, else what `DATA/catalog_url` says, else redb.
+    pub fn given_or_remembered(given: Option<&str>, data: Option<&Path>) -> Result<Self, String> {
+        if given.is_some() {
+            return Self::parse(given);
+        }
+        let Some(data) = data else {
+            return Ok(Self::Embedded);
+        };
+        let path = data.join(CATALOG_URL_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(Some(text.trim())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::Embedded),
+            Err(e) => Err(format!("reading {}: {e}", path.display())),
+        }
+    }
+
+    /// Opens the repository for maintenance (`dms gc`, `dms scrub`): the
+    /// redb catalog in `data` (which fails while a server holds it, see
+    /// [`RepoError::is_catalog_busy`]), or the shared catalog, which
+    /// serving instances may go on using meanwhile.
+    pub fn open_maintenance(
+        &self,
+        data: &Path,
+        blobs: Arc<dyn BlobStore>,
+    ) -> Result<Repository, RepoError> {
+        match self {
+            Self::Embedded => Repository::open_maintenance_on(data, blobs),
+            Self::Postgres(url) => {
+                let catalog = Arc::new(crate::pg::PgCatalog::connect(url)?);
+                let urls = Urls::new("http://localhost").map_err(RepoError::Invalid)?;
+                Ok(Repository::new(
+                    catalog,
+                    blobs,
+                    None,
+                    urls,
+                    Limits::default(),
+                ))
+            }
+        }
+    }
+
+    /// Writes `DATA/catalog_url` (atomically, mode 0600).
+    pub fn remember(&self, data: &Path) -> std::io::Result<()> {
+        let text = match self {
+            Self::Embedded => "redb".to_owned(),
+            Self::Postgres(url) => url.clone(),
+        };
+        crate::fsutil::atomic_write(
+            &data.join(CATALOG_URL_FILE),
+            format!("{text}\n").as_bytes(),
+            0o600,
+        )
+    }
+}
+
 /// The delta store beside the blobs: `DATA/deltas`, or the bucket's
 /// `deltas/`.
 pub fn open_deltas(
@@ -153,5 +250,34 @@ mod tests {
             BlobsSpec::given_or_remembered(Some("local"), dir.path()).unwrap(),
             BlobsSpec::Local
         );
+    }
+
+    #[test]
+    fn catalog_values_parse_and_are_remembered() {
+        assert_eq!(CatalogSpec::parse(None).unwrap(), CatalogSpec::Embedded);
+        assert_eq!(
+            CatalogSpec::parse(Some("redb")).unwrap(),
+            CatalogSpec::Embedded
+        );
+        assert!(CatalogSpec::parse(Some("mysql://x@y/z")).is_err());
+        let url = "postgres://dms:pw@db:5432/dms";
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            CatalogSpec::given_or_remembered(None, Some(dir.path())).unwrap(),
+            CatalogSpec::Embedded
+        );
+        CatalogSpec::parse(Some(url))
+            .unwrap()
+            .remember(dir.path())
+            .unwrap();
+        let remembered = CatalogSpec::given_or_remembered(None, Some(dir.path())).unwrap();
+        assert_eq!(remembered, CatalogSpec::Postgres(url.into()));
+        assert_eq!(remembered.to_string(), "postgres://dms:***@db:5432/dms");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(CATALOG_URL_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -13,9 +13,14 @@ use super::serve::shutdown_signal;
 /// Arguments of `dms repair-serve`.
 #[derive(Debug, Args)]
 pub struct RepairServeArgs {
-    /// The origin's data directory (read-only; `dms serve` may be running on it).
+    /// The origin's data directory (read-only; `dms serve` may be running
+    /// on it). Not needed with --catalog postgres://… and --blobs s3://….
     #[arg(long)]
-    data: PathBuf,
+    data: Option<PathBuf>,
+    /// The origins' shared catalog (`postgres://USER@HOST[:PORT]/DB`), or
+    /// `redb` (DATA/catalog.redb); default: what DATA/catalog_url says.
+    #[arg(long, value_name = "URL")]
+    catalog: Option<String>,
     /// Where the origin keeps blobs and deltas: `s3://BUCKET[/PREFIX]`
     /// (the AWS_* variables as for `dms serve`), or `local` (DATA/blobs);
     /// default: what DATA/blobs_url says, which `dms serve` writes.
@@ -58,11 +63,21 @@ pub fn run(args: RepairServeArgs) -> anyhow::Result<()> {
     if let Some(bytes) = args.encoder_cache {
         service.encoder_cache_bytes = usize::try_from(bytes)?;
     }
-    let blobs =
-        dms_origin::storage::BlobsSpec::given_or_remembered(args.blobs.as_deref(), &args.data)
-            .map_err(anyhow::Error::msg)?;
+    let catalog = dms_origin::storage::CatalogSpec::given_or_remembered(
+        args.catalog.as_deref(),
+        args.data.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let blobs = match &args.data {
+        Some(data) => {
+            dms_origin::storage::BlobsSpec::given_or_remembered(args.blobs.as_deref(), data)
+        }
+        None => dms_origin::storage::BlobsSpec::parse(args.blobs.as_deref()),
+    }
+    .map_err(anyhow::Error::msg)?;
     let opts = RepairServeOptions {
         data: args.data,
+        catalog,
         blobs,
         listen: args.listen,
         origin_base_url: args.origin_base_url,

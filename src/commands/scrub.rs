@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use dms_origin::Repository;
 use dms_origin::scrub::{ScrubReport, scrub};
 
 use super::publish::Client;
@@ -36,6 +35,10 @@ pub struct ScrubArgs {
     /// default: what DATA/blobs_url says, which `dms serve` writes).
     #[arg(long, value_name = "URL")]
     blobs: Option<String>,
+    /// The origin's catalog (`postgres://…` or `redb`; default: what
+    /// DATA/catalog_url says, which `dms serve` writes).
+    #[arg(long, value_name = "URL")]
+    catalog: Option<String>,
 }
 
 /// Runs `dms scrub`: offline when no server holds the catalog, else
@@ -47,7 +50,12 @@ pub fn run(args: ScrubArgs) -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)?;
     let bucket = spec.bucket().context("opening the blob store")?;
     let blobs = spec.open(&args.data, bucket.as_ref())?;
-    let report = match Repository::open_maintenance_on(&args.data, blobs) {
+    let catalog = dms_origin::storage::CatalogSpec::given_or_remembered(
+        args.catalog.as_deref(),
+        Some(&args.data),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let report = match catalog.open_maintenance(&args.data, blobs) {
         Ok(repo) => scrub(&repo, rate).context("scrubbing")?,
         Err(e) if e.is_catalog_busy() => ask_server(&args)?,
         Err(e) => {

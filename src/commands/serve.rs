@@ -11,7 +11,9 @@ use dms_origin::server::{ServeOptions, run};
 /// Arguments of `dms serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Data directory (catalog, blobs, keys, admin token, TLS certificate).
+    /// Data directory (catalog, blobs, keys, admin token, TLS certificate;
+    /// with --catalog postgres:// and --blobs s3:// only the key, the
+    /// token file, the certificate and the session state).
     #[arg(long)]
     data: PathBuf,
     /// Address to listen on.
@@ -29,6 +31,17 @@ pub struct ServeArgs {
     /// (DATA/blobs, the default). Overrides the config key `blobs`.
     #[arg(long, value_name = "URL")]
     blobs: Option<String>,
+    /// The catalog: `postgres://USER@HOST[:PORT]/DB`, shared by every
+    /// instance (and `dms repair-serve`) on it — objects, tokens, reports;
+    /// or `redb` (DATA/catalog.redb, the default). Overrides the config
+    /// key `catalog`.
+    #[arg(long, value_name = "URL")]
+    catalog: Option<String>,
+    /// The manifest signing key (the PKCS#8 PEM `dms keygen` writes),
+    /// the same file on every instance of a shared catalog; default
+    /// DATA/origin.key, made at first start. Overrides `signing_key`.
+    #[arg(long, value_name = "FILE")]
+    signing_key: Option<PathBuf>,
     /// TLS certificate chain (PEM); default: a self-signed one in DATA/tls/.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -58,6 +71,12 @@ pub fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(blobs) = args.blobs {
         config.blobs = Some(blobs);
+    }
+    if let Some(catalog) = args.catalog {
+        config.catalog = Some(catalog);
+    }
+    if let Some(key) = args.signing_key {
+        config.signing_key = Some(key);
     }
     let opts = ServeOptions {
         data: args.data.clone(),

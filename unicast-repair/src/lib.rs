@@ -58,7 +58,7 @@ pub use client::{
 };
 pub use error::ApiError;
 pub use limit::LimitConfig;
-pub use report::{RedbReports, ReportStore};
+pub use report::{RedbReports, Report, ReportError, ReportStore};
 pub use report_http::reports_router;
 pub use service::router;
 pub use source::{

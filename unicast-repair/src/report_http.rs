@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::error::{ApiError, blocking};
-use crate::report::{JsonReport, Report, ReportKind, ReportStore, summarize, xml};
+use crate::report::{JsonReport, Report, ReportError, ReportKind, ReportStore, summarize, xml};
 use crate::state::AppState;
 
 fn now() -> u64 {
@@ -21,6 +21,14 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// 503 while the report store is away, else 500.
+fn report_error(e: ReportError) -> ApiError {
+    match e {
+        ReportError::Unavailable(_) => crate::error::unavailable(e),
+        other => ApiError::internal(other),
+    }
 }
 
 /// Longest device id or object reference kept.
@@ -56,7 +64,7 @@ pub(crate) async fn post_report(
             from_xml(&text, peer, source.as_ref())?
         };
         for r in &reports {
-            store.put(r).map_err(ApiError::internal)?;
+            store.put(r).map_err(report_error)?;
         }
         Ok(reports.len())
     })
@@ -151,7 +159,7 @@ async fn summary(
         .filter(|o| !o.is_empty())
         .ok_or_else(|| ApiError::bad_request("the object parameter is required"))?;
     let summary = blocking(move || {
-        let reports = store.reports(&object).map_err(ApiError::internal)?;
+        let reports = store.reports(&object).map_err(report_error)?;
         Ok(summarize(&object, &reports))
     })
     .await?;

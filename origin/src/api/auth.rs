@@ -30,6 +30,17 @@ impl Tokens {
         ));
     }
 
+    /// Accepts the token whose SHA-256 is `digest` (a token the shared
+    /// catalog keeps) with `scope`.
+    pub fn add_digest(&mut self, digest: [u8; 32], scope: Scope, name: &str) {
+        self.tokens.push((digest, scope, name.to_owned()));
+    }
+
+    /// Whether a token with this digest is accepted.
+    pub fn has_digest(&self, digest: &[u8; 32]) -> bool {
+        self.tokens.iter().any(|(d, _, _)| d == digest)
+    }
+
     /// The scope of a presented token.
     pub fn scope_of(&self, presented: &str) -> Option<Scope> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();

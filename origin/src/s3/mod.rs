@@ -130,7 +130,7 @@ impl S3Bucket {
         Ok(Self {
             store: Arc::new(store),
             location: location.clone(),
-            bridge: Arc::new(Bridge::new()?),
+            bridge: Arc::new(Bridge::new("dms-s3")?),
         })
     }
 
@@ -168,10 +168,11 @@ impl std::fmt::Debug for Bridge {
 }
 
 impl Bridge {
-    fn new() -> io::Result<Self> {
+    /// A runtime of two worker threads named `thread_name`.
+    pub(crate) fn new(thread_name: &str) -> io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
-            .thread_name("dms-s3")
+            .thread_name(thread_name)
             .enable_all()
             .build()?;
         Ok(Self {

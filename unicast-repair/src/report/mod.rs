@@ -100,6 +100,13 @@ pub enum ReportError {
     /// A posted XML report is malformed.
     #[error("XML report: {0}")]
     Xml(String),
+    /// A shared store (the PostgreSQL catalog) cannot be reached now:
+    /// answered 503 with a `Retry-After`.
+    #[error("report store unavailable: {0}")]
+    Unavailable(String),
+    /// Another failure of a store that is not redb.
+    #[error("report store: {0}")]
+    Backend(String),
 }
 
 /// Where reports are kept.
