@@ -148,7 +148,7 @@ pub(crate) async fn download(
         };
         let mut plan = plan_response(&object, &headers);
         if plan.parts.is_empty() || !with_body {
-            return Ok(Answer::Here(object, plan, None, delta_base));
+            return Ok(Answer::Here(Box::new((object, plan, None, delta_base))));
         }
         let reader = match opened {
             Some(reader) => reader,
@@ -156,11 +156,16 @@ pub(crate) async fn download(
         };
         let blob: Arc<dyn BlobReader> = Arc::from(reader);
         prefetch(&mut plan.parts, blob.as_ref()).map_err(crate::error::io_error)?;
-        Ok(Answer::Here(object, plan, Some(blob), delta_base))
+        Ok(Answer::Here(Box::new((
+            object,
+            plan,
+            Some(blob),
+            delta_base,
+        ))))
     })
     .await?;
     let (object, plan, blob, delta_base) = match answer {
-        Answer::Here(object, plan, blob, delta_base) => (object, plan, blob, delta_base),
+        Answer::Here(served) => *served,
         Answer::Redirect(url) => {
             return Response::builder()
                 .status(StatusCode::TEMPORARY_REDIRECT)
@@ -189,16 +194,19 @@ pub(crate) async fn download(
     builder.body(body).map_err(ApiError::internal)
 }
 
+/// What is served from here: what, how, its open bytes, the delta's base.
+type Served = (
+    ObjectInfo,
+    Plan,
+    Option<Arc<dyn BlobReader>>,
+    Option<[u8; 32]>,
+);
+
 /// What a download is answered with.
 enum Answer {
     /// The object (or delta) from here: what, how, its open bytes, the
-    /// delta's base.
-    Here(
-        ObjectInfo,
-        Plan,
-        Option<Arc<dyn BlobReader>>,
-        Option<[u8; 32]>,
-    ),
+    /// delta's base (boxed: the common answer, and much larger).
+    Here(Box<Served>),
     /// A redirect to the blob store.
     Redirect(String),
 }

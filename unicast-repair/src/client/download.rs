@@ -223,34 +223,6 @@ impl RepairClient {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-    use super::*;
-
-    #[test]
-    fn redirect_locations_resolve_against_the_request() {
-        let v = |s: &str| header::HeaderValue::from_str(s).unwrap();
-        let from = "https://o.example:8443/dl/ab/fw.bin";
-        assert_eq!(
-            redirect_target(
-                from,
-                Some(&v(
-                    "http://127.0.0.1:9000/b/blobs/ab/abcd?X-Amz-Signature=1"
-                ))
-            )
-            .unwrap(),
-            "http://127.0.0.1:9000/b/blobs/ab/abcd?X-Amz-Signature=1"
-        );
-        assert_eq!(
-            redirect_target(from, Some(&v("/other/fw.bin"))).unwrap(),
-            "https://o.example:8443/other/fw.bin"
-        );
-        assert!(redirect_target(from, None).is_err());
-        assert!(redirect_target(from, Some(&v("file:///etc/passwd"))).is_err());
-    }
-}
-
 /// Hashes the file (streamed) against the target's SHA-256 and block hashes.
 pub(crate) async fn verify(
     file: &mut tokio::fs::File,
@@ -292,4 +264,32 @@ pub(crate) async fn verify(
         return Err(ClientError::HashMismatch);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+    use super::*;
+
+    #[test]
+    fn redirect_locations_resolve_against_the_request() {
+        let v = |s: &str| header::HeaderValue::from_str(s).unwrap();
+        let from = "https://o.example:8443/dl/ab/fw.bin";
+        assert_eq!(
+            redirect_target(
+                from,
+                Some(&v(
+                    "http://127.0.0.1:9000/b/blobs/ab/abcd?X-Amz-Signature=1"
+                ))
+            )
+            .unwrap(),
+            "http://127.0.0.1:9000/b/blobs/ab/abcd?X-Amz-Signature=1"
+        );
+        assert_eq!(
+            redirect_target(from, Some(&v("/other/fw.bin"))).unwrap(),
+            "https://o.example:8443/other/fw.bin"
+        );
+        assert!(redirect_target(from, None).is_err());
+        assert!(redirect_target(from, Some(&v("file:///etc/passwd"))).is_err());
+    }
 }
