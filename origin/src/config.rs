@@ -10,6 +10,9 @@
 //! catalog = "postgres://dms@db.example/dms"   # default: DATA/catalog.redb (see `--catalog`)
 //! signing_key = "/etc/dms/origin.key"         # default: DATA/origin.key
 //!
+//! download_redirect = true                   # downloads: 307 to a presigned S3 URL (needs s3 blobs)
+//! download_redirect_expiry_secs = 300        # how long that URL is valid
+//!
 //! [http]                                    # slow and hostile clients (defaults shown)
 //! handshake_timeout_secs = 10
 //! header_timeout_secs = 20
@@ -87,6 +90,12 @@ pub struct Config {
     /// requests, bytes (default 64 MiB; 0 turns the cache off). A block
     /// holds about 3 × its size.
     pub repair_encoder_cache_bytes: Option<u64>,
+    /// Answer downloads with a redirect to a short-lived presigned URL of
+    /// the blob in the S3 bucket (`--download-redirect`; needs S3 blobs).
+    pub download_redirect: Option<bool>,
+    /// Seconds a presigned download URL is valid (default 300, at most
+    /// 604800).
+    pub download_redirect_expiry_secs: Option<u64>,
     /// Extra tokens.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,

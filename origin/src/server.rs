@@ -158,8 +158,43 @@ pub struct Origin {
     pub tls_files: Option<(PathBuf, PathBuf)>,
 }
 
+/// The validity of presigned download URLs when downloads are
+/// redirected (`download_redirect`): refused without S3 blobs, or with a
+/// validity SigV4 does not allow.
+fn download_redirect(config: &Config) -> Result<Option<std::time::Duration>, ServeError> {
+    if config.download_redirect != Some(true) {
+        if config.download_redirect_expiry_secs.is_some() {
+            return Err(ServeError::Config(
+                "download_redirect_expiry_secs is set without --download-redirect".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let spec =
+        crate::storage::BlobsSpec::parse(config.blobs.as_deref()).map_err(ServeError::Config)?;
+    if spec == crate::storage::BlobsSpec::Local {
+        return Err(ServeError::Config(
+            "--download-redirect needs blobs on S3 (--blobs s3://BUCKET[/PREFIX]): it redirects \
+             downloads to presigned URLs of the bucket, and local blobs have none"
+                .into(),
+        ));
+    }
+    let expiry = config.download_redirect_expiry_secs.map_or(
+        crate::s3::DEFAULT_REDIRECT_EXPIRY,
+        std::time::Duration::from_secs,
+    );
+    if expiry.is_zero() || expiry > crate::s3::MAX_REDIRECT_EXPIRY {
+        return Err(ServeError::Config(format!(
+            "the download redirect expiry must be 1 to {} seconds",
+            crate::s3::MAX_REDIRECT_EXPIRY.as_secs()
+        )));
+    }
+    Ok(Some(expiry))
+}
+
 /// Prepares the data directory, key, token, TLS and repository.
 pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
+    let redirect_expiry = download_redirect(&opts.config)?;
     std::fs::create_dir_all(&opts.data)?;
     let scheme = if opts.insecure_http { "http" } else { "https" };
     let base = opts
@@ -319,6 +354,23 @@ pub fn prepare(opts: &ServeOptions) -> Result<Origin, ServeError> {
             ServeError::Config("repair_encoder_cache_bytes does not fit this machine".into())
         })?;
     }
+    // Downloads redirected to the bucket (the flag is refused above
+    // without one).
+    let source: Arc<dyn ObjectSource> = match (redirect_expiry, &bucket) {
+        (Some(expiry), Some(bucket)) => {
+            tracing::info!(
+                ?expiry,
+                "downloads redirected to presigned URLs of the bucket"
+            );
+            Arc::new(crate::s3::RedirectSource::new(
+                source,
+                repo.clone(),
+                bucket.clone(),
+                expiry,
+            ))
+        }
+        _ => source,
+    };
     let app = api::router(
         state.clone(),
         tokens.clone(),

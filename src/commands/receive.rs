@@ -67,10 +67,19 @@ pub struct ReceiveArgs {
     #[arg(long, short)]
     quiet: bool,
     /// A repair service (`{base}/repair`); repeat for several, tried in a
-    /// random order. Incomplete objects are repaired from them once the
-    /// session ends.
+    /// random order (drawn from `--seed`). Incomplete objects are repaired
+    /// from them once the session ends. One that refuses the connection,
+    /// times out (`--http-timeout`) or answers 5xx or 429 is failed over
+    /// to the next and left out of the following requests for a
+    /// cool-down (2 s, doubling to 60 s); the report names each failover.
     #[arg(long = "repair", value_name = "URL")]
     repair: Vec<String>,
+    /// Seconds a repair server (or the origin, for manifests, downloads
+    /// and reports) may take to answer, and to send each piece of a body,
+    /// before the request fails (and repair fails over to the next
+    /// server).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    http_timeout: f64,
     /// The origin's public key (PEM, as in `DATA/origin.pub`): objects are
     /// delivered only once their signed manifest verifies and they match it.
     #[arg(long, value_name = "FILE")]
@@ -87,7 +96,8 @@ pub struct ReceiveArgs {
     /// (Gilbert–Elliott bursts of mean length BURST), for tests and demos.
     #[arg(long, value_name = "PERCENT[,BURST]", value_parser = parse_drop)]
     drop: Option<(f64, Option<f64>)>,
-    /// Seed of the injected loss and of the repair back-off.
+    /// Seed of the injected loss, of the repair back-off and of the order
+    /// repair servers are tried in.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Directory for the agent's state: the reception of each object in
@@ -244,6 +254,7 @@ fn agent_config(args: &ReceiveArgs, bootstrap: Option<&Bootstrap>) -> anyhow::Re
     config.roots = roots(args.cacert.as_deref())?;
     config.report_uri = args.report.clone().or_else(|| config.default_report_uri());
     config.seed = args.seed;
+    config.http_timeout = positive_secs(args.http_timeout, "--http-timeout")?;
     config.state_dir.clone_from(&args.state);
     config.backoff = Backoff {
         offset: secs(args.backoff_offset, "--backoff-offset")?,

@@ -48,6 +48,16 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Answer downloads (`GET /dl/…`) with a 307 redirect to a
+    /// short-lived presigned URL of the blob in the S3 bucket, so the
+    /// bytes flow from the store, not through the origin (needs
+    /// `--blobs s3://…`). Overrides the config key `download_redirect`.
+    #[arg(long)]
+    download_redirect: bool,
+    /// Seconds a presigned download URL is valid (default 300). Overrides
+    /// the config key `download_redirect_expiry_secs`.
+    #[arg(long, value_name = "SECS")]
+    download_redirect_expiry: Option<u64>,
     /// Serve plain HTTP (only behind a TLS-terminating proxy).
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     insecure_http: bool,
@@ -77,6 +87,12 @@ pub fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(key) = args.signing_key {
         config.signing_key = Some(key);
+    }
+    if args.download_redirect {
+        config.download_redirect = Some(true);
+    }
+    if let Some(secs) = args.download_redirect_expiry {
+        config.download_redirect_expiry_secs = Some(secs);
     }
     let opts = ServeOptions {
         data: args.data.clone(),

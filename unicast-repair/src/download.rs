@@ -7,6 +7,13 @@
 //! ranges and validators, its own ETag and length, content type
 //! [`DELTA_CONTENT_TYPE`], header [`DELTA_BASE_HEADER`] naming the base);
 //! otherwise the full object.
+//!
+//! When the source gives a presigned URL of the blob store
+//! ([`ObjectSource::download_redirect`](crate::ObjectSource::download_redirect),
+//! `dms serve --download-redirect`), a GET without `from` is answered
+//! `307 Temporary Redirect` to it (never cached: the URL expires), so the
+//! bytes flow from the store; the client sends its `Range` there again.
+//! HEAD, conditional hits (304) and deltas are still answered here.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -99,13 +106,25 @@ pub(crate) async fn download(
     let from = parse_from(query.from.as_deref())?;
     // One trip to the blocking pool: look up, plan, open and read the first
     // chunk (small ranges then need no second trip).
-    let (object, plan, blob, delta_base) = blocking(move || {
+    let answer = blocking(move || {
         let object = source
             .object(&id)
             .map_err(crate::error::source_error)?
             .ok_or_else(|| ApiError::not_found(format!("no object {id}")))?;
         if file_name(&object.name) != name {
             return Err(ApiError::not_found(format!("no file {name} in object")));
+        }
+        let not_modified = headers
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|v| if_none_match_hits(v, &object));
+        if from.is_none()
+            && with_body
+            && !not_modified
+            && let Some(url) = source
+                .download_redirect(&object)
+                .map_err(crate::error::source_error)?
+        {
+            return Ok(Answer::Redirect(url));
         }
         let delta = match &from {
             Some(base) => source
@@ -129,7 +148,7 @@ pub(crate) async fn download(
         };
         let mut plan = plan_response(&object, &headers);
         if plan.parts.is_empty() || !with_body {
-            return Ok((object, plan, None, delta_base));
+            return Ok(Answer::Here(Box::new((object, plan, None, delta_base))));
         }
         let reader = match opened {
             Some(reader) => reader,
@@ -137,9 +156,25 @@ pub(crate) async fn download(
         };
         let blob: Arc<dyn BlobReader> = Arc::from(reader);
         prefetch(&mut plan.parts, blob.as_ref()).map_err(crate::error::io_error)?;
-        Ok((object, plan, Some(blob), delta_base))
+        Ok(Answer::Here(Box::new((
+            object,
+            plan,
+            Some(blob),
+            delta_base,
+        ))))
     })
     .await?;
+    let (object, plan, blob, delta_base) = match answer {
+        Answer::Here(served) => *served,
+        Answer::Redirect(url) => {
+            return Response::builder()
+                .status(StatusCode::TEMPORARY_REDIRECT)
+                .header(header::LOCATION, url)
+                .header(header::CACHE_CONTROL, "no-store")
+                .body(Body::empty())
+                .map_err(ApiError::internal);
+        }
+    };
     let mut builder = Response::builder()
         .status(plan.status)
         .header(header::ACCEPT_RANGES, "bytes")
@@ -157,6 +192,23 @@ pub(crate) async fn download(
         None => Body::empty(),
     };
     builder.body(body).map_err(ApiError::internal)
+}
+
+/// What is served from here: what, how, its open bytes, the delta's base.
+type Served = (
+    ObjectInfo,
+    Plan,
+    Option<Arc<dyn BlobReader>>,
+    Option<[u8; 32]>,
+);
+
+/// What a download is answered with.
+enum Answer {
+    /// The object (or delta) from here: what, how, its open bytes, the
+    /// delta's base (boxed: the common answer, and much larger).
+    Here(Box<Served>),
+    /// A redirect to the blob store.
+    Redirect(String),
 }
 
 /// Reads the first chunk of the first blob part now, turning it into a

@@ -54,7 +54,8 @@ pub mod source;
 mod state;
 
 pub use client::{
-    ClientConfig, ClientError, DeltaOffer, DownloadStats, DownloadTarget, RepairClient,
+    ClientConfig, ClientError, DeltaOffer, DownloadStats, DownloadTarget, FailedTry, RepairAttempt,
+    RepairClient,
 };
 pub use error::ApiError;
 pub use limit::LimitConfig;

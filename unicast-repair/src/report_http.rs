@@ -112,7 +112,42 @@ fn from_json(text: &str, source: &dyn crate::ObjectSource) -> Result<Vec<Report>
         seconds_to_complete: r.seconds_to_complete,
         kind: ReportKind::Json,
         received_at: now(),
+        repair_failovers: bounded_failovers(r.repair_failovers),
     }])
+}
+
+/// Longest URL, reason and detail of a failover kept.
+const MAX_URL: usize = 2048;
+const MAX_REASON: usize = 32;
+const MAX_DETAIL: usize = 512;
+
+/// What a device says of its failovers, bounded: at most
+/// [`MAX_FAILOVERS`](crate::report::MAX_FAILOVERS), each string cut
+/// short (at a character boundary), entries without a URL dropped.
+fn bounded_failovers(
+    failovers: Vec<crate::report::RepairFailover>,
+) -> Vec<crate::report::RepairFailover> {
+    fn cut(mut s: String, max: usize) -> String {
+        if s.len() > max {
+            let mut end = max;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s.truncate(end);
+        }
+        s
+    }
+    failovers
+        .into_iter()
+        .filter(|f| !f.failed.is_empty())
+        .take(crate::report::MAX_FAILOVERS)
+        .map(|f| crate::report::RepairFailover {
+            failed: cut(f.failed, MAX_URL),
+            reason: cut(f.reason, MAX_REASON),
+            detail: cut(f.detail, MAX_DETAIL),
+            served_by: f.served_by.map(|s| cut(s, MAX_URL)),
+        })
+        .collect()
 }
 
 fn from_xml(
@@ -139,6 +174,7 @@ fn from_xml(
                 seconds_to_complete: stats.seconds_to_complete,
                 kind: file.kind,
                 received_at: now(),
+                repair_failovers: bounded_failovers(file.failovers),
             });
         }
     }

@@ -168,6 +168,15 @@ pub trait ObjectSource: Send + Sync + 'static {
         let _ = (object, base_sha256);
         Ok(None)
     }
+
+    /// Where a client may GET `object`'s bytes straight from the blob
+    /// store (a short-lived presigned URL) instead of through this
+    /// service: the download is then answered with a redirect there.
+    /// `None` (the default) serves the bytes here.
+    fn download_redirect(&self, object: &ObjectInfo) -> Result<Option<String>, SourceError> {
+        let _ = object;
+        Ok(None)
+    }
 }
 
 /// A stored delta and its bytes, opened.

@@ -55,15 +55,18 @@ impl S3BlobStore {
     }
 
     fn key_of(&self, sha256: &[u8; 32]) -> StorePath {
-        let hex = hex::encode(sha256);
-        self.bucket
-            .location
-            .key(&format!("blobs/{}/{hex}", &hex[..2]))
+        blob_key(&self.bucket, sha256)
     }
 
     fn store(&self) -> Arc<dyn ObjectStore> {
         self.bucket.store.clone()
     }
+}
+
+/// The key of the blob whose SHA-256 is `sha256`: `PREFIX/blobs/ab/abcd…`.
+pub(crate) fn blob_key(bucket: &S3Bucket, sha256: &[u8; 32]) -> StorePath {
+    let hex = hex::encode(sha256);
+    bucket.location.key(&format!("blobs/{}/{hex}", &hex[..2]))
 }
 
 /// True when the object at `key` exists.
@@ -280,10 +283,7 @@ impl S3BlobWriter {
     }
 
     fn key_of(&self, sha256: &[u8; 32]) -> StorePath {
-        let hex = hex::encode(sha256);
-        self.bucket
-            .location
-            .key(&format!("blobs/{}/{hex}", &hex[..2]))
+        blob_key(&self.bucket, sha256)
     }
 
     /// Completes the upload and copies it to its hash (unless a blob of

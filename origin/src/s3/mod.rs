@@ -20,6 +20,7 @@
 //! errors, which the HTTP layers answer with 503 and a `Retry-After`.
 
 mod blobs;
+mod presign;
 mod tree;
 
 use std::future::Future;
@@ -27,11 +28,12 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as StorePath;
 use object_store::{ClientOptions, ObjectStore, RetryConfig};
 
 pub use blobs::S3BlobStore;
+pub use presign::{DEFAULT_REDIRECT_EXPIRY, MAX_REDIRECT_EXPIRY, RedirectSource};
 pub use tree::S3Tree;
 
 /// Where in which bucket: the parsed `s3://BUCKET[/PREFIX]`.
@@ -92,6 +94,8 @@ impl std::fmt::Display for S3Location {
 #[derive(Clone, Debug)]
 pub struct S3Bucket {
     pub(crate) store: Arc<dyn ObjectStore>,
+    /// The same client, for presigning URLs.
+    pub(crate) signer: Arc<AmazonS3>,
     pub(crate) location: S3Location,
     pub(crate) bridge: Arc<Bridge>,
 }
@@ -123,12 +127,15 @@ impl S3Bucket {
                 builder = builder.with_config(config_key, value);
             }
         }
-        let store = builder
-            .with_bucket_name(&location.bucket)
-            .build()
-            .map_err(|e| io::Error::other(format!("{location}: {e}")))?;
+        let signer = Arc::new(
+            builder
+                .with_bucket_name(&location.bucket)
+                .build()
+                .map_err(|e| io::Error::other(format!("{location}: {e}")))?,
+        );
         Ok(Self {
-            store: Arc::new(store),
+            store: signer.clone(),
+            signer,
             location: location.clone(),
             bridge: Arc::new(Bridge::new("dms-s3")?),
         })

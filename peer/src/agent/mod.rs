@@ -82,8 +82,16 @@ pub struct AgentConfig {
     /// session from its description: nothing else is coming. Off by
     /// default (the agent waits for `count` objects, or the timeout).
     pub end_with_session: bool,
-    /// Seed of the repair randomness (back-off, ESI ranges).
+    /// Seed of the repair randomness (back-off, ESI ranges, and the order
+    /// repair servers are tried in: [`RepairServers::new`] with this seed).
+    ///
+    /// [`RepairServers::new`]: dms_repair::client::failover::RepairServers::new
     pub seed: u64,
+    /// How long a repair server (and every other HTTP server the agent
+    /// asks: manifests, downloads, reports) may take to answer, and to
+    /// send each piece of a body; past it the next repair server is
+    /// tried. 30 s by default.
+    pub http_timeout: Duration,
     /// A directory for the agent's state (the last report per object).
     pub state_dir: Option<PathBuf>,
     /// Wait before the first repair request after a session ends.
@@ -140,6 +148,7 @@ impl AgentConfig {
             report_service_id: None,
             end_with_session: false,
             seed: 1,
+            http_timeout: Duration::from_secs(30),
             state_dir: None,
             backoff: Backoff {
                 offset: Duration::ZERO,

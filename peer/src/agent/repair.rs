@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use dms_fec::{FecScheme, PayloadId};
 use dms_repair::client::backoff::Backoff;
+use dms_repair::client::failover::RepairServers;
 use dms_repair::manifest::{ManifestBody, SignedManifest, public_key_from_pem};
 use dms_repair::query::{RepairItem, RepairQuery};
 use dms_repair::report::xml::{FileReport, FileStatistics, ReceptionReport};
-use dms_repair::report::{BytesBySource, JsonReport, ReportKind};
+use dms_repair::report::{BytesBySource, JsonReport, MAX_FAILOVERS, RepairFailover, ReportKind};
 use dms_repair::{ClientConfig, DownloadTarget, MAX_SYMBOLS_PER_REQUEST, RepairClient};
 use ed25519_dalek::VerifyingKey;
 use rand::rngs::StdRng;
@@ -101,6 +102,9 @@ struct ObjectRecord {
     downloaded_whole: bool,
     /// Delivered by a delta fetched over unicast (`uri?from=`).
     unicast_delta: bool,
+    /// Repair servers that failed this object's requests, and which
+    /// served instead.
+    failovers: Vec<RepairFailover>,
 }
 
 /// How asking the peers went.
@@ -118,6 +122,9 @@ pub(super) struct Repairer {
     rt: tokio::runtime::Runtime,
     client: RepairClient,
     repair_uris: Vec<String>,
+    /// The order of tries and the circuits of `repair_uris`.
+    servers: RepairServers,
+    seed: u64,
     report_uri: Option<String>,
     report_type: Option<dms_flute::mbms::ReportType>,
     report_backoff: Backoff,
@@ -151,6 +158,7 @@ impl Repairer {
         };
         let client = RepairClient::new(ClientConfig {
             roots: config.roots.clone(),
+            timeout: config.http_timeout,
             ..ClientConfig::default()
         })?;
         if let Some(state) = &config.state_dir {
@@ -189,6 +197,8 @@ impl Repairer {
             stop_lingering: config.stop_lingering.clone(),
             client,
             repair_uris: config.repair_uris.clone(),
+            servers: RepairServers::new(config.repair_uris.len(), config.seed),
+            seed: config.seed,
             report_uri: config.report_uri.clone(),
             report_type: config.report_type,
             report_backoff: config.report_backoff,
@@ -505,6 +515,39 @@ impl Repairer {
         }
     }
 
+    /// Records, for object `key`'s report, the repair servers that failed
+    /// in `attempt` and the one that answered instead.
+    fn note_failovers(&mut self, key: (u64, u128), attempt: &dms_repair::RepairAttempt) {
+        if attempt.failed.is_empty() {
+            return;
+        }
+        let served_by = attempt
+            .result
+            .as_ref()
+            .ok()
+            .and_then(|(i, _)| self.repair_uris.get(*i).cloned());
+        let record = self.objects.entry(key).or_default();
+        for failed in &attempt.failed {
+            let Some(url) = self.repair_uris.get(failed.server) else {
+                continue;
+            };
+            tracing::info!(
+                failed = %url,
+                reason = %failed.failure,
+                served_by = served_by.as_deref().unwrap_or("none"),
+                "repair failover"
+            );
+            if record.failovers.len() < MAX_FAILOVERS {
+                record.failovers.push(RepairFailover {
+                    failed: url.clone(),
+                    reason: failed.failure.to_string(),
+                    detail: failed.error.clone(),
+                    served_by: served_by.clone(),
+                });
+            }
+        }
+    }
+
     /// Records what object `key` missed, the first time its gaps are seen.
     fn note_missed(&mut self, key: (u64, u128), gaps: &ObjectGaps) {
         let record = self.objects.entry(key).or_default();
@@ -599,26 +642,32 @@ impl Repairer {
                 file_uri: location.clone(),
                 items,
             };
-            let symbols =
-                match self
-                    .rt
-                    .block_on(self.client.symbols(&self.repair_uris, &query, &gaps.oti))
-                {
-                    Ok(symbols) => symbols,
-                    // A storm of repair requests: wait and ask again
-                    // rather than fetch the whole object.
-                    Err(e) if e.is_overload() && overloaded < OVERLOAD_RETRIES => {
-                        overloaded += 1;
-                        let pause = OVERLOAD_PAUSE.mul_f64(self.rng.random_range(0.5..1.5));
-                        tracing::info!(%location, error = %e, ?pause, "repair service busy");
-                        std::thread::sleep(pause);
-                        continue;
+            let attempt = self.rt.block_on(self.client.symbols_failover(
+                &self.repair_uris,
+                &mut self.servers,
+                &query,
+                &gaps.oti,
+            ));
+            self.note_failovers(key, &attempt);
+            let symbols = match attempt.result {
+                Ok((_, symbols)) => symbols,
+                // A storm of repair requests: wait and ask again
+                // rather than fetch the whole object.
+                Err(e) if e.is_overload() && overloaded < OVERLOAD_RETRIES => {
+                    overloaded += 1;
+                    let mut pause = OVERLOAD_PAUSE.mul_f64(self.rng.random_range(0.5..1.5));
+                    if let dms_repair::ClientError::Resting { retry_in, .. } = &e {
+                        pause = pause.max(*retry_in);
                     }
-                    Err(e) => {
-                        tracing::warn!(%location, error = %e, "symbol repair failed");
-                        break;
-                    }
-                };
+                    tracing::info!(%location, error = %e, ?pause, "repair service busy");
+                    std::thread::sleep(pause);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(%location, error = %e, "symbol repair failed");
+                    break;
+                }
+            };
             let bytes: u64 = symbols.iter().map(|(_, s)| s.len() as u64).sum();
             self.objects.entry(key).or_default().repair_bytes += bytes;
             tracing::info!(%location, round, symbols = symbols.len(), "repair symbols received");
@@ -757,6 +806,7 @@ impl Repairer {
                         .time_to_complete
                         .filter(|_| statistics)
                         .map(|t| t.as_secs_f64()),
+                    repair_failovers: record.failovers.clone(),
                 };
                 self.keep_report(location, &report)?;
                 reports.push((location.clone(), report));
@@ -863,6 +913,7 @@ impl Repairer {
                                 bytes: r.bytes,
                                 seconds_to_complete: r.seconds_to_complete,
                             }),
+                            failovers: r.repair_failovers,
                         })
                         .collect(),
                 };
@@ -928,6 +979,7 @@ impl Repairer {
         if self.repair_uris.is_empty() {
             tracing::info!(%uri, "repair service derived from the manifest's URI");
             self.repair_uris.push(uri);
+            self.servers = RepairServers::new(self.repair_uris.len(), self.seed);
         }
     }
 }

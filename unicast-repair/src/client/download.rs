@@ -1,6 +1,12 @@
 //! The resumable download: `Range` + `If-Range` onto a partial file beside
 //! the destination, verified against the object's SHA-256 (and its block
 //! hashes when given) before it is renamed into place.
+//!
+//! Redirects (301, 302, 303, 307, 308: an origin with
+//! `--download-redirect` sends 307 to a presigned URL of its object store)
+//! are followed, at most [`MAX_REDIRECTS`] in a row, with the same `Range`;
+//! `If-Range` goes to the origin only (the store's ETag is not ours, and
+//! the bytes are checked against the SHA-256 at the end anyway).
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +20,28 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::{ClientError, RepairClient, status_error};
 use crate::download::etag;
+
+/// Redirects followed for one request.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Where a redirect answer to a request for `from` points: its
+/// `Location`, resolved against `from`.
+fn redirect_target(
+    from: &str,
+    location: Option<&header::HeaderValue>,
+) -> Result<String, ClientError> {
+    let location = location
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ClientError::Redirect("no Location".into()))?;
+    let base = url::Url::parse(from).map_err(|e| ClientError::Url(format!("{from}: {e}")))?;
+    let target = base
+        .join(location)
+        .map_err(|e| ClientError::Redirect(format!("Location {location}: {e}")))?;
+    match target.scheme() {
+        "http" | "https" => Ok(target.to_string()),
+        other => Err(ClientError::Redirect(format!("to a {other}: URL"))),
+    }
+}
 
 /// What to download and what it must be.
 #[derive(Clone, Debug)]
@@ -122,16 +150,34 @@ impl RepairClient {
         have: u64,
         stats: &mut DownloadStats,
     ) -> Result<(), ClientError> {
-        let mut request = hyper::Request::builder().method("GET").uri(&target.uri);
-        if have > 0 {
-            request = request
-                .header(header::RANGE, format!("bytes={have}-"))
-                .header(header::IF_RANGE, etag(&target.sha256));
-        }
-        let request = request
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| ClientError::Url(e.to_string()))?;
-        let response = self.send(request).await?;
+        let mut uri = target.uri.clone();
+        let mut hops = 0;
+        let response = loop {
+            let mut request = hyper::Request::builder().method("GET").uri(&uri);
+            if have > 0 {
+                request = request.header(header::RANGE, format!("bytes={have}-"));
+                if hops == 0 {
+                    request = request.header(header::IF_RANGE, etag(&target.sha256));
+                }
+            }
+            let request = request
+                .body(Full::new(Bytes::new()))
+                .map_err(|e| ClientError::Url(e.to_string()))?;
+            let response = self.send(request).await?;
+            if !response.status().is_redirection() || response.status() == StatusCode::NOT_MODIFIED
+            {
+                break response;
+            }
+            hops += 1;
+            if hops > MAX_REDIRECTS {
+                return Err(ClientError::Redirect(format!(
+                    "more than {MAX_REDIRECTS} in a row from {}",
+                    target.uri
+                )));
+            }
+            uri = redirect_target(&uri, response.headers().get(header::LOCATION))?;
+            tracing::debug!(%uri, "download redirected");
+        };
         let status = response.status();
         let start = match status {
             StatusCode::OK => 0,
@@ -218,4 +264,32 @@ pub(crate) async fn verify(
         return Err(ClientError::HashMismatch);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+    use super::*;
+
+    #[test]
+    fn redirect_locations_resolve_against_the_request() {
+        let v = |s: &str| header::HeaderValue::from_str(s).unwrap();
+        let from = "https://o.example:8443/dl/ab/fw.bin";
+        assert_eq!(
+            redirect_target(
+                from,
+                Some(&v(
+                    "http://127.0.0.1:9000/b/blobs/ab/abcd?X-Amz-Signature=1"
+                ))
+            )
+            .unwrap(),
+            "http://127.0.0.1:9000/b/blobs/ab/abcd?X-Amz-Signature=1"
+        );
+        assert_eq!(
+            redirect_target(from, Some(&v("/other/fw.bin"))).unwrap(),
+            "https://o.example:8443/other/fw.bin"
+        );
+        assert!(redirect_target(from, None).is_err());
+        assert!(redirect_target(from, Some(&v("file:///etc/passwd"))).is_err());
+    }
 }

@@ -9,13 +9,14 @@ pub mod backoff;
 pub mod cause;
 mod delta;
 pub(crate) mod download;
+pub mod failover;
 
 pub use delta::{DeltaOffer, delta_uri};
 pub use download::{DownloadStats, DownloadTarget};
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dms_fec::{Oti, PayloadId};
@@ -26,6 +27,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use self::failover::{Failure, Plan, RepairServers};
 use crate::container::{ContainerError, ContainerReader};
 use crate::query::{RepairQuery, format_query};
 use crate::repair::{PlanError, plan_answer};
@@ -115,37 +117,78 @@ pub enum ClientError {
     /// The server marked a delta but did not say its size or SHA-256.
     #[error("a delta answer without Content-Length or a SHA-256 ETag")]
     BadDeltaOffer,
+    /// Every repair server failed recently and is left out until its
+    /// cool-down ends.
+    #[error("every repair server failed recently; one may be asked again in {retry_in:?}")]
+    Resting {
+        /// Until the first may be asked again.
+        retry_in: Duration,
+        /// Every server's last failure was a busy status (429, 503).
+        overload: bool,
+    },
+    /// Too many redirects, or one without a usable `Location`.
+    #[error("redirect: {0}")]
+    Redirect(String),
 }
 
 impl ClientError {
     /// True when every server turned the request away as overloaded (429
     /// or 503): the same request may succeed after a pause.
     pub fn is_overload(&self) -> bool {
-        matches!(
-            self,
+        match self {
+            ClientError::Resting { overload, .. } => *overload,
+            other => other.failure().is_some_and(Failure::is_overload),
+        }
+    }
+
+    /// What this error says of the server that gave it, when another
+    /// server (or a later attempt) may do better: a connection that
+    /// failed, a time-out, a 5xx, 429 or 404, a malformed answer. `None`
+    /// for errors no other server would fix (a bad request, local I/O).
+    pub fn failure(&self) -> Option<Failure> {
+        match self {
             ClientError::Status { status, .. }
-                if *status == StatusCode::TOO_MANY_REQUESTS
-                    || *status == StatusCode::SERVICE_UNAVAILABLE
-        )
+                if status.is_server_error()
+                    || *status == StatusCode::TOO_MANY_REQUESTS
+                    || *status == StatusCode::NOT_FOUND =>
+            {
+                Some(Failure::Status(status.as_u16()))
+            }
+            ClientError::Request(_) | ClientError::Body(_) => Some(Failure::Connect),
+            ClientError::Timeout => Some(Failure::Timeout),
+            ClientError::Container(_)
+            | ClientError::UnexpectedSymbol(_)
+            | ClientError::MissingSymbols(_) => Some(Failure::BadAnswer),
+            _ => None,
+        }
     }
 
     /// True when another server (or a later attempt) may do better.
     fn is_transient(&self) -> bool {
-        match self {
-            ClientError::Status { status, .. } => {
-                status.is_server_error()
-                    || *status == StatusCode::TOO_MANY_REQUESTS
-                    || *status == StatusCode::NOT_FOUND
-            }
-            ClientError::Request(_)
-            | ClientError::Body(_)
-            | ClientError::Timeout
-            | ClientError::Container(_)
-            | ClientError::UnexpectedSymbol(_)
-            | ClientError::MissingSymbols(_) => true,
-            _ => false,
-        }
+        self.failure().is_some()
     }
+}
+
+/// One failed try of a repair server during a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedTry {
+    /// The server's index in the list.
+    pub server: usize,
+    /// Why it failed.
+    pub failure: Failure,
+    /// The error, for a person.
+    pub error: String,
+}
+
+/// How a symbol request over several servers went.
+#[derive(Debug)]
+pub struct RepairAttempt {
+    /// The symbols and the index of the server that sent them, or the
+    /// error of the last server tried.
+    pub result: Result<(usize, Vec<Symbol>), ClientError>,
+    /// The servers that failed before (or instead of) an answer, in the
+    /// order they were tried.
+    pub failed: Vec<FailedTry>,
 }
 
 /// A repair symbol received: its id and T bytes.
@@ -213,37 +256,105 @@ impl RepairClient {
     /// Asks the repair servers `repair_uris` (tried in a random order, the
     /// next on a transient failure) for the symbols `query` names of an
     /// object broadcast with `oti`. Every symbol answered is checked to be
-    /// one that was asked, and all must be there.
+    /// one that was asked, and all must be there. Each call starts with
+    /// every server's circuit closed; a UE that makes many requests keeps
+    /// a [`RepairServers`] and calls [`RepairClient::symbols_failover`].
     pub async fn symbols(
         &self,
         repair_uris: &[String],
         query: &RepairQuery,
         oti: &Oti,
     ) -> Result<Vec<Symbol>, ClientError> {
+        let mut servers = RepairServers::new(repair_uris.len(), rand::random());
+        self.symbols_failover(repair_uris, &mut servers, query, oti)
+            .await
+            .result
+            .map(|(_, symbols)| symbols)
+    }
+
+    /// As [`RepairClient::symbols`], with the order of tries and each
+    /// server's circuit kept in `servers` (one per run, `servers.len() ==
+    /// repair_uris.len()`): servers that failed recently are left out,
+    /// each failure (why, by which server) is returned for the report.
+    pub async fn symbols_failover(
+        &self,
+        repair_uris: &[String],
+        servers: &mut RepairServers,
+        query: &RepairQuery,
+        oti: &Oti,
+    ) -> RepairAttempt {
+        let mut failed = Vec::new();
         let layout = oti.layout();
-        let runs = plan_answer(&query.items, &layout, u32::MAX)?;
+        let runs = match plan_answer(&query.items, &layout, u32::MAX) {
+            Ok(runs) => runs,
+            Err(e) => {
+                return RepairAttempt {
+                    result: Err(e.into()),
+                    failed,
+                };
+            }
+        };
         let mut expected = HashSet::new();
         for run in &runs {
             for i in 0..u32::from(run.count) {
                 expected.insert(PayloadId::new(run.sbn, run.first_esi + i));
             }
         }
-        let order = backoff::server_order(repair_uris.len(), &mut rand::rng());
+        let order = match servers.plan(Instant::now()) {
+            Plan::Try(order) => order,
+            Plan::Nothing => {
+                return RepairAttempt {
+                    result: Err(ClientError::NoServers),
+                    failed,
+                };
+            }
+            Plan::Wait { until, overload } => {
+                return RepairAttempt {
+                    result: Err(ClientError::Resting {
+                        retry_in: until.saturating_duration_since(Instant::now()),
+                        overload,
+                    }),
+                    failed,
+                };
+            }
+        };
         let mut last = ClientError::NoServers;
         for i in order {
-            match self
-                .symbols_from(&repair_uris[i], query, oti, &expected)
-                .await
-            {
-                Ok(symbols) => return Ok(symbols),
-                Err(e) if e.is_transient() => {
-                    tracing::debug!(server = %repair_uris[i], error = %e, "repair server failed; trying the next");
-                    last = e;
+            let Some(uri) = repair_uris.get(i) else {
+                continue;
+            };
+            match self.symbols_from(uri, query, oti, &expected).await {
+                Ok(symbols) => {
+                    servers.succeeded(i);
+                    return RepairAttempt {
+                        result: Ok((i, symbols)),
+                        failed,
+                    };
                 }
-                Err(e) => return Err(e),
+                Err(e) => match e.failure() {
+                    Some(failure) => {
+                        tracing::info!(server = %uri, %failure, error = %e, "repair server failed; trying the next");
+                        servers.failed(i, failure, Instant::now());
+                        failed.push(FailedTry {
+                            server: i,
+                            failure,
+                            error: e.to_string(),
+                        });
+                        last = e;
+                    }
+                    None => {
+                        return RepairAttempt {
+                            result: Err(e),
+                            failed,
+                        };
+                    }
+                },
             }
         }
-        Err(last)
+        RepairAttempt {
+            result: Err(last),
+            failed,
+        }
     }
 
     async fn symbols_from(

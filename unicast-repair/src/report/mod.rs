@@ -11,6 +11,8 @@ pub mod xml;
 
 pub use store::RedbReports;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Bytes a device received, by where they came from.
@@ -34,6 +36,28 @@ impl BytesBySource {
         self.repair = self.repair.saturating_add(other.repair);
     }
 }
+
+/// A repair server that failed a device's request, and the one that
+/// answered it instead: the UE's failover, as its report says it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairFailover {
+    /// The repair service URL that failed.
+    pub failed: String,
+    /// Why: `connect`, `timeout`, `http_NNN` (an error status) or
+    /// `bad_answer` (the client's `failover::Failure` tokens).
+    pub reason: String,
+    /// The error as the device saw it (JSON reports only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    /// The repair service URL that then answered the same request; none
+    /// when no server did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_by: Option<String>,
+}
+
+/// Most failovers one report of one object carries (a UE's circuits keep
+/// a dead server from failing each block; past this the rest are left out).
+pub const MAX_FAILOVERS: usize = 16;
 
 /// The kind of report a device sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +88,9 @@ pub struct Report {
     pub kind: ReportKind,
     /// When it was received (Unix seconds).
     pub received_at: u64,
+    /// The repair servers that failed the device, and which served.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repair_failovers: Vec<RepairFailover>,
 }
 
 /// Our JSON report form, as a device POSTs it to `report_uri`.
@@ -85,6 +112,10 @@ pub struct JsonReport {
     /// Seconds to complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds_to_complete: Option<f64>,
+    /// The repair servers that failed (at most [`MAX_FAILOVERS`]), why,
+    /// and which one served instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repair_failovers: Vec<RepairFailover>,
 }
 
 /// Errors of report handling and storage.
@@ -134,6 +165,13 @@ pub struct ReportSummary {
     pub bytes: BytesBySource,
     /// Mean seconds to complete over the reports that give it.
     pub mean_seconds_to_complete: Option<f64>,
+    /// Devices whose report names a repair failover.
+    pub failed_over: u64,
+    /// Per repair server URL that failed a device: how often, by reason
+    /// (`connect`, `timeout`, `http_503`…).
+    pub failed_repair_servers: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Per repair server URL that answered after another failed: how often.
+    pub failover_served_by: BTreeMap<String, u64>,
 }
 
 /// Sums up the reports on `object`.
@@ -141,7 +179,21 @@ pub fn summarize(object: &str, reports: &[Report]) -> ReportSummary {
     let mut bytes = BytesBySource::default();
     let mut succeeded = 0;
     let (mut seconds, mut timed) = (0.0, 0u64);
+    let mut failed_over = 0;
+    let mut failed_repair_servers: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut failover_served_by: BTreeMap<String, u64> = BTreeMap::new();
     for r in reports {
+        failed_over += u64::from(!r.repair_failovers.is_empty());
+        for f in &r.repair_failovers {
+            *failed_repair_servers
+                .entry(f.failed.clone())
+                .or_default()
+                .entry(f.reason.clone())
+                .or_default() += 1;
+            if let Some(served) = &f.served_by {
+                *failover_served_by.entry(served.clone()).or_default() += 1;
+            }
+        }
         bytes.add(&r.bytes);
         succeeded += u64::from(r.success);
         if let Some(s) = r.seconds_to_complete.filter(|s| s.is_finite() && *s >= 0.0) {
@@ -161,6 +213,9 @@ pub fn summarize(object: &str, reports: &[Report]) -> ReportSummary {
         },
         bytes,
         mean_seconds_to_complete: (timed > 0).then(|| seconds / timed as f64),
+        failed_over,
+        failed_repair_servers,
+        failover_served_by,
     }
 }
 
@@ -181,6 +236,7 @@ mod tests {
             seconds_to_complete: secs,
             kind: ReportKind::Json,
             received_at: 0,
+            repair_failovers: Vec::new(),
         }
     }
 
@@ -207,6 +263,35 @@ mod tests {
             }
         );
         assert_eq!(s.mean_seconds_to_complete, Some(3.0));
+        assert_eq!(s.failed_over, 0);
         assert_eq!(summarize("x", &[]).success_ratio, 0.0);
+    }
+
+    #[test]
+    fn failovers_add_up_by_server_and_reason() {
+        let failover = |failed: &str, reason: &str, served: Option<&str>| RepairFailover {
+            failed: failed.into(),
+            reason: reason.into(),
+            detail: String::new(),
+            served_by: served.map(str::to_owned),
+        };
+        let mut a = report("a", true, 0, None);
+        a.repair_failovers = vec![
+            failover("http://r1/repair", "timeout", Some("http://r3/repair")),
+            failover("http://r2/repair", "http_503", Some("http://r3/repair")),
+        ];
+        let mut b = report("b", true, 0, None);
+        b.repair_failovers = vec![failover("http://r1/repair", "connect", None)];
+        let s = summarize("o", &[a, b, report("c", true, 0, None)]);
+        assert_eq!(s.failed_over, 2);
+        assert_eq!(
+            s.failed_repair_servers["http://r1/repair"],
+            BTreeMap::from([("connect".to_owned(), 1), ("timeout".to_owned(), 1)])
+        );
+        assert_eq!(s.failed_repair_servers["http://r2/repair"]["http_503"], 1);
+        assert_eq!(
+            s.failover_served_by,
+            BTreeMap::from([("http://r3/repair".to_owned(), 2)])
+        );
     }
 }

@@ -80,6 +80,7 @@ mod tests {
             seconds_to_complete: None,
             kind: ReportKind::Json,
             received_at: 1,
+            repair_failovers: Vec::new(),
         }
     }
 

@@ -24,7 +24,11 @@
 //! time to complete — go on each `fileURI` as attributes in our own
 //! namespace [`DMS_NAMESPACE`] (prefix `dms`: `broadcastBytes`,
 //! `peerBytes`, `repairBytes`, `secondsToComplete`), which other parsers
-//! skip.
+//! skip. So do the UE's repair failovers: three lists of the same length,
+//! one entry per failover — `dms:repairFailed` (the URLs that failed),
+//! `dms:repairFailReason` (`connect`, `timeout`, `http_503`,
+//! `bad_answer`) and `dms:repairServedBy` (the URL that answered instead,
+//! `-` for none), each separated by spaces (URLs hold none).
 
 use std::fmt::Write;
 
@@ -32,7 +36,7 @@ use quick_xml::Reader;
 use quick_xml::escape::{escape, resolve_predefined_entity};
 use quick_xml::events::Event;
 
-use super::{BytesBySource, ReportKind};
+use super::{BytesBySource, MAX_FAILOVERS, RepairFailover, ReportKind};
 
 /// The namespace of reception reports.
 pub const NAMESPACE: &str = "urn:3gpp:metadata:2008:MBMS:receptionreport";
@@ -57,6 +61,9 @@ pub struct FileReport {
     pub kind: ReportKind,
     /// Our statistics (`dms:` attributes), when the report carries them.
     pub statistics: Option<FileStatistics>,
+    /// The repair failovers (`dms:repairFailed`…; written on statistical
+    /// reports only; the detail is not carried).
+    pub failovers: Vec<RepairFailover>,
 }
 
 /// What a statistical report says of one file beyond its status.
@@ -142,6 +149,7 @@ impl ReceptionReport {
                         let _ = write!(s, " dms:secondsToComplete=\"{t}\"");
                     }
                 }
+                write_failovers(&mut s, &f.failovers);
                 let _ = writeln!(s, ">{}</fileURI>", escape(f.file_uri.as_str()));
             }
             s.push_str("  </statisticalReport>\n");
@@ -149,6 +157,60 @@ impl ReceptionReport {
         s.push_str("</receptionReport>\n");
         s
     }
+}
+
+/// A list token: no spaces, not empty.
+fn token_ok(t: &str) -> bool {
+    !t.is_empty() && !t.contains(char::is_whitespace)
+}
+
+/// The three failover lists as `dms:` attributes (failovers whose
+/// strings would not be one list token are left out).
+fn write_failovers(s: &mut String, failovers: &[RepairFailover]) {
+    let kept: Vec<&RepairFailover> = failovers
+        .iter()
+        .filter(|f| {
+            token_ok(&f.failed)
+                && token_ok(&f.reason)
+                && f.served_by
+                    .as_deref()
+                    .is_none_or(|u| token_ok(u) && u != "-")
+        })
+        .take(MAX_FAILOVERS)
+        .collect();
+    if kept.is_empty() {
+        return;
+    }
+    let list = |pick: &dyn Fn(&RepairFailover) -> &str| {
+        kept.iter()
+            .map(|f| escape(pick(f)).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let _ = write!(
+        s,
+        " dms:repairFailed=\"{}\" dms:repairFailReason=\"{}\" dms:repairServedBy=\"{}\"",
+        list(&|f| f.failed.as_str()),
+        list(&|f| f.reason.as_str()),
+        list(&|f| f.served_by.as_deref().unwrap_or("-")),
+    );
+}
+
+/// The failovers of the three lists (as many as `dms:repairFailed`
+/// names; a missing reason is `unknown`, a missing or `-` server none).
+fn read_failovers(failed: &str, reasons: &str, served: &str) -> Vec<RepairFailover> {
+    let mut reasons = reasons.split_whitespace();
+    let mut served = served.split_whitespace();
+    failed
+        .split_whitespace()
+        .take(MAX_FAILOVERS)
+        .map(|url| RepairFailover {
+            failed: url.to_owned(),
+            reason: reasons.next().unwrap_or("unknown").to_owned(),
+            detail: String::new(),
+            served_by: served.next().filter(|s| *s != "-").map(str::to_owned),
+        })
+        .collect()
 }
 
 fn err(e: impl std::fmt::Display) -> super::ReportError {
@@ -171,7 +233,7 @@ pub fn parse(text: &str) -> Result<ReceptionReport, super::ReportError> {
     let mut section: Option<ReportKind> = None;
     // The element whose text is being gathered: a fileURI (with its
     // success flag) or a clientId.
-    let mut file: Option<(String, bool, Option<FileStatistics>)> = None;
+    let mut file: Option<OpenFile> = None;
     let mut client_text: Option<String> = None;
     loop {
         let event = reader.read_event().map_err(err)?;
@@ -183,6 +245,7 @@ pub fn parse(text: &str) -> Result<ReceptionReport, super::ReportError> {
                 let name = name.as_ref();
                 let mut success = None;
                 let mut stats: Option<FileStatistics> = None;
+                let (mut failed, mut reasons, mut served) = (None, None, None);
                 for attr in e.attributes() {
                     let attr = attr.map_err(err)?;
                     let value = attr.unescape_value().map_err(err)?;
@@ -192,6 +255,9 @@ pub fn parse(text: &str) -> Result<ReceptionReport, super::ReportError> {
                         b"sessionId" => report.session_id = Some(value.into_owned()),
                         b"serviceId" => report.service_id = Some(value.into_owned()),
                         b"receptionSuccess" => success = Some(truthy(&value)),
+                        b"repairFailed" => failed = Some(value.into_owned()),
+                        b"repairFailReason" => reasons = Some(value.into_owned()),
+                        b"repairServedBy" => served = Some(value.into_owned()),
                         // Our statistics; a value that is not a number is
                         // skipped like an unknown attribute.
                         b"broadcastBytes" => {
@@ -229,7 +295,19 @@ pub fn parse(text: &str) -> Result<ReceptionReport, super::ReportError> {
                     b"fileURI" if open && section.is_some() => {
                         // An acknowledgement is a success; StaR defaults to it.
                         let success = section == Some(ReportKind::Rack) || success.unwrap_or(true);
-                        file = Some((String::new(), success, stats));
+                        let failovers = failed.as_deref().map_or_else(Vec::new, |f| {
+                            read_failovers(
+                                f,
+                                reasons.as_deref().unwrap_or(""),
+                                served.as_deref().unwrap_or(""),
+                            )
+                        });
+                        file = Some(OpenFile {
+                            uri: String::new(),
+                            success,
+                            statistics: stats,
+                            failovers,
+                        });
                     }
                     b"clientId" if open => client_text = Some(String::new()),
                     _ => {}
@@ -257,17 +335,18 @@ pub fn parse(text: &str) -> Result<ReceptionReport, super::ReportError> {
             }
             Event::End(e) => match e.local_name().as_ref() {
                 b"fileURI" => {
-                    if let (Some((uri, success, statistics)), Some(kind)) = (file.take(), section) {
-                        let uri = uri.trim().to_owned();
+                    if let (Some(open), Some(kind)) = (file.take(), section) {
+                        let uri = open.uri.trim().to_owned();
                         if !uri.is_empty() {
                             if report.files.len() >= MAX_FILES {
                                 return Err(err(format!("more than {MAX_FILES} files")));
                             }
                             report.files.push(FileReport {
                                 file_uri: uri,
-                                success,
+                                success: open.success,
                                 kind,
-                                statistics,
+                                statistics: open.statistics,
+                                failovers: open.failovers,
                             });
                         }
                     }
@@ -290,12 +369,16 @@ pub fn parse(text: &str) -> Result<ReceptionReport, super::ReportError> {
     Ok(report)
 }
 
-fn push_text(
-    file: &mut Option<(String, bool, Option<FileStatistics>)>,
-    client: &mut Option<String>,
-    text: &str,
-) {
-    if let Some((uri, _, _)) = file {
+/// A `fileURI` element being read: its text so far and its attributes.
+struct OpenFile {
+    uri: String,
+    success: bool,
+    statistics: Option<FileStatistics>,
+    failovers: Vec<RepairFailover>,
+}
+
+fn push_text(file: &mut Option<OpenFile>, client: &mut Option<String>, text: &str) {
+    if let Some(OpenFile { uri, .. }) = file {
         uri.push_str(text);
     } else if let Some(id) = client {
         id.push_str(text);
@@ -355,6 +438,7 @@ mod tests {
                 },
                 seconds_to_complete: Some(1.5),
             }),
+            failovers: Vec::new(),
         }
     }
 
@@ -390,6 +474,66 @@ mod tests {
         );
         assert!(!xml.contains("statisticalReport"), "{xml}");
         assert_eq!(parse(&xml).unwrap(), rack);
+    }
+
+    #[test]
+    fn failovers_are_written_as_dms_lists_and_parse_back() {
+        let failover = |failed: &str, reason: &str, served: Option<&str>| RepairFailover {
+            failed: failed.into(),
+            reason: reason.into(),
+            detail: String::new(),
+            served_by: served.map(str::to_owned),
+        };
+        let mut f = file("https://o/dl/1/a.bin", true, ReportKind::Star, true);
+        f.failovers = vec![
+            failover(
+                "http://r1:1/repair?a=1&b=2",
+                "timeout",
+                Some("http://r3/repair"),
+            ),
+            failover("http://r2/repair", "http_503", None),
+        ];
+        let report = ReceptionReport {
+            client_id: Some("ue-1".into()),
+            files: vec![f],
+            ..ReceptionReport::default()
+        };
+        let xml = report.to_xml();
+        assert!(
+            xml.contains(
+                r#"dms:repairFailed="http://r1:1/repair?a=1&amp;b=2 http://r2/repair" dms:repairFailReason="timeout http_503" dms:repairServedBy="http://r3/repair -""#
+            ),
+            "{xml}"
+        );
+        assert_eq!(parse(&xml).unwrap(), report);
+        // The 3GPP part is what it was: the same elements, our attributes
+        // in our namespace only.
+        assert!(
+            xml.contains(r#"<fileURI receptionSuccess="1" dms:broadcastBytes"#),
+            "{xml}"
+        );
+        // A detail is JSON-only; a URL with a space cannot be a list token.
+        let mut g = file("u", true, ReportKind::Star, false);
+        g.failovers = vec![RepairFailover {
+            detail: "refused".into(),
+            ..failover("http://bad url/", "connect", None)
+        }];
+        let xml = ReceptionReport {
+            files: vec![g],
+            ..ReceptionReport::default()
+        }
+        .to_xml();
+        assert!(!xml.contains("repairFailed"), "{xml}");
+        // Lists of different lengths: the failed URLs count.
+        let doc = r#"<receptionReport><statisticalReport><fileURI repairFailed="a b" repairFailReason="connect">u</fileURI></statisticalReport></receptionReport>"#;
+        let parsed = parse(doc).unwrap();
+        assert_eq!(
+            parsed.files[0].failovers,
+            vec![
+                failover("a", "connect", None),
+                failover("b", "unknown", None)
+            ]
+        );
     }
 
     #[test]
