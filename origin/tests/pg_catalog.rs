@@ -396,6 +396,7 @@ fn reception_reports_are_stored_in_postgres() {
         seconds_to_complete: Some(12.5),
         kind: ReportKind::Json,
         received_at: 1_700_000_000,
+        repair_failovers: Vec::new(),
     };
     one.put(&report("ue-2", false, 0)).unwrap();
     other.put(&report("ue-1", true, 4096)).unwrap();
