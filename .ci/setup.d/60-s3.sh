@@ -14,7 +14,7 @@ if [ -n "$s3_python" ] && ! command -v moto_server >/dev/null; then
     hash -r
 fi
 s3_server=$(command -v moto_server || true)
-if [ -n "$s3_server" ]; then
+if [ -n "$s3_server" ] && [ "${DMS_CI_INSTALL_ONLY:-0}" != 1 ]; then
     s3_dir=$(mktemp -d "${TMPDIR:-/tmp}/dms-s3.XXXXXX")
     # A free port: bind 0 and read what the kernel gave.
     s3_port=$("$s3_python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -22,7 +22,7 @@ if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then
     $SUDO systemctl stop postgresql >/dev/null 2>&1 || $SUDO service postgresql stop >/dev/null 2>&1 || true
     pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 fi
-if [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ]; then
+if [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] && [ "${DMS_CI_INSTALL_ONLY:-0}" != 1 ]; then
     pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/dms-pg.XXXXXX")
     pg_user=$(id -un)
     pg_as=""
